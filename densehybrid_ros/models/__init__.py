@@ -1,0 +1,25 @@
+"""DenseHybrid architectures: one module per architecture over a shared base, and a registry."""
+
+from typing import Callable, Dict
+
+from .base import DenseHybridModel
+from .ladder_resnet18 import LadderResNet18
+from .ldn121 import LDN121
+
+ARCHS: Dict[str, Callable[[int], DenseHybridModel]] = {
+    LDN121.arch: LDN121,
+    LadderResNet18.arch: LadderResNet18,
+}
+
+
+def build_model(arch: str, num_classes: int) -> DenseHybridModel:
+    """Build an untrained model of a registered architecture."""
+    try:
+        factory = ARCHS[arch]
+    except KeyError:
+        raise ValueError(
+            f'unknown arch {arch!r}; choose one of: {", ".join(sorted(ARCHS))}') from None
+    return factory(num_classes)
+
+
+__all__ = ['ARCHS', 'DenseHybridModel', 'build_model']

@@ -1,0 +1,40 @@
+"""Install the densehybrid_ros package (ament_python, also pip-installable without ROS)."""
+
+from glob import glob
+import os
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'densehybrid_ros'
+
+
+def share(folder: str, pattern: str = '*'):
+    """List ``folder/pattern`` files for installation into ``share/<package>/folder``."""
+    return (os.path.join('share', PACKAGE, folder),
+            [f for f in glob(os.path.join(folder, pattern)) if os.path.isfile(f)])
+
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
+        ('share/' + PACKAGE, ['package.xml']),
+        share('launch', '*.py'),
+        share('config'),
+        share('models'),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=False,
+    maintainer='densehybrid_ros maintainers',
+    maintainer_email='maintainers@densehybrid-ros.invalid',
+    description='DenseHybrid dense open-set segmentation for ROS 2',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'densehybrid-import = densehybrid_ros.tools.import_official:main',
+        ],
+    },
+)
