@@ -3,12 +3,13 @@
 from typing import Callable, Dict
 
 from .base import DenseHybridModel
-from .ladder_resnet18 import LadderResNet18
+from .ladder_resnet18 import LadderResNet18, LadderResNet18Half
 from .ldn121 import LDN121
 
 ARCHS: Dict[str, Callable[[int], DenseHybridModel]] = {
     LDN121.arch: LDN121,
     LadderResNet18.arch: LadderResNet18,
+    LadderResNet18Half.arch: LadderResNet18Half,
 }
 
 

@@ -1,0 +1,192 @@
+"""Self-describing checkpoints, and import of the authors' raw DenseHybrid state_dicts.
+
+A checkpoint is one ``torch.save`` file of a dict of tensors and plain types only, so it loads
+with ``torch.load(..., weights_only=True)`` and can never run code:
+
+    format       'densehybrid_ros/1'
+    arch         a name registered in densehybrid_ros.models
+    num_classes  K
+    class_names  K strings
+    palette      K x 3 uint8 tensor
+    state_dict   the model's tensors
+    calibration  {threshold, score_p01, score_p99, measured_on, ...} or None
+    train        how it was made: command line, data, epochs, seed, metrics
+"""
+
+import os
+from pathlib import Path
+import pickle
+import tempfile
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+import zipfile
+
+import numpy as np
+import torch
+
+from .classes import (CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, default_class_names,
+                      default_palette)
+from .models import ARCHS, build_model, DenseHybridModel
+
+FORMAT = 'densehybrid_ros/1'
+PathLike = Union[str, os.PathLike]
+
+__all__ = ['CITYSCAPES_CLASSES', 'CITYSCAPES_PALETTE', 'CheckpointError', 'FORMAT',
+           'import_official', 'load_checkpoint', 'load_state_dict_strict', 'read_checkpoint',
+           'save_checkpoint']
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message says why and what to do."""
+
+
+def save_checkpoint(path: PathLike, model: DenseHybridModel, meta: Mapping[str, Any]) -> Path:
+    """Write ``model`` and ``meta`` as a self-describing checkpoint (atomically)."""
+    num_classes = int(model.num_classes)
+    names = list(meta.get('class_names') or default_class_names(num_classes))
+    if len(names) != num_classes:
+        raise ValueError(f'{len(names)} class names for {num_classes} classes')
+    palette = np.asarray(meta['palette'] if meta.get('palette') is not None
+                         else default_palette(num_classes, names), dtype=np.uint8)
+    if palette.shape != (num_classes, 3):
+        raise ValueError(f'palette must be {num_classes} x 3, got {palette.shape}')
+    payload = {
+        'format': FORMAT,
+        'arch': model.arch,
+        'num_classes': num_classes,
+        'class_names': names,
+        'palette': torch.from_numpy(palette.copy()),
+        'state_dict': {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        'calibration': _plain(meta.get('calibration')),
+        'train': _plain(meta.get('train') or {}),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write next to the target, then rename: an interrupted save never leaves a torn file.
+    fd, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.tmp', dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_checkpoint(path: PathLike) -> Dict[str, Any]:
+    """Load a checkpoint file's dict safely (tensors and plain types only), without a model."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'checkpoint not found: {path}')
+    try:
+        obj = torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f'refusing to load {path}: it contains Python objects other than tensors and plain '
+            f'types, which could run code when unpickled; nothing was executed. Re-export it '
+            f'as a state_dict from a trusted source. ({_first_line(exc)})') from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(
+            f'cannot read {path}: the file is truncated or not a PyTorch checkpoint '
+            f'({path.stat().st_size} bytes; {_first_line(exc)})') from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f'{path} holds a {type(obj).__name__}, not a checkpoint dict')
+    return obj
+
+
+def load_checkpoint(path: PathLike, device: Union[str, torch.device] = 'cpu'
+                    ) -> Tuple[DenseHybridModel, Dict[str, Any]]:
+    """Load a project checkpoint: returns ``(model in eval mode on device, meta)``."""
+    ckpt = read_checkpoint(path)
+    if ckpt.get('format') != FORMAT:
+        if _looks_like_state_dict(ckpt):
+            raise CheckpointError(
+                f'{path} is a raw state_dict, not a densehybrid_ros checkpoint; convert it with '
+                f'`densehybrid-import {path} --arch ldn121 --output model.pt`')
+        raise CheckpointError(f'{path} has format {ckpt.get("format")!r}, expected {FORMAT!r}')
+    missing = [k for k in ('arch', 'num_classes', 'state_dict') if k not in ckpt]
+    if missing:
+        raise CheckpointError(f'{path} lacks the fields {missing}')
+    if ckpt['arch'] not in ARCHS:
+        raise CheckpointError(f'{path} needs arch {ckpt["arch"]!r}, which this version does not '
+                              f'know (known: {", ".join(sorted(ARCHS))})')
+    model = build_model(ckpt['arch'], int(ckpt['num_classes']))
+    load_state_dict_strict(model, ckpt['state_dict'], source=str(path))
+    model.eval().to(device)
+    meta = {k: v for k, v in ckpt.items() if k != 'state_dict'}
+    meta['palette'] = np.asarray(ckpt['palette'], dtype=np.uint8)
+    meta['path'] = str(path)
+    return model, meta
+
+
+def load_state_dict_strict(model: DenseHybridModel, state_dict: Mapping[str, torch.Tensor],
+                           source: str = 'state_dict') -> None:
+    """``load_state_dict(strict=True)`` with an error that names the first mismatching keys."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f'{k}: {tuple(state_dict[k].shape)} vs {tuple(v.shape)}' for k, v in own.items()
+              if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        for label, keys in (('missing', missing), ('unexpected', unexpected),
+                            ('shape mismatch (file vs model)', shapes)):
+            if keys:
+                more = f' (+{len(keys) - 3} more)' if len(keys) > 3 else ''
+                parts.append(f'{len(keys)} {label}: {", ".join(keys[:3])}{more}')
+        raise CheckpointError(f'{source} does not fit arch {model.arch!r} with '
+                              f'{model.num_classes} classes: ' + '; '.join(parts))
+    model.load_state_dict(state_dict, strict=True)
+
+
+def import_official(state_dict_or_path: Union[PathLike, Mapping[str, torch.Tensor]], arch: str,
+                    num_classes: int, class_names: Optional[Sequence[str]] = None,
+                    calibration: Optional[Mapping[str, Any]] = None
+                    ) -> Tuple[DenseHybridModel, Dict[str, Any]]:
+    """Build ``arch`` from an authors' raw state_dict (strict); returns ``(model, meta)``."""
+    if isinstance(state_dict_or_path, Mapping):
+        state_dict, source = dict(state_dict_or_path), 'state_dict'
+    else:
+        state_dict, source = read_checkpoint(state_dict_or_path), str(state_dict_or_path)
+        for wrapper in ('state_dict', 'model'):       # {'state_dict': ...} style containers
+            if isinstance(state_dict.get(wrapper), Mapping):
+                state_dict = dict(state_dict[wrapper])
+    if state_dict.get('format') == FORMAT:
+        raise CheckpointError(f'{source} is already a densehybrid_ros checkpoint')
+    if state_dict and all(k.startswith('module.') for k in state_dict):   # DataParallel
+        state_dict = {k[len('module.'):]: v for k, v in state_dict.items()}
+    model = build_model(arch, num_classes)
+    load_state_dict_strict(model, state_dict, source=source)
+    names = list(class_names) if class_names else default_class_names(num_classes)
+    meta = {
+        'format': FORMAT, 'arch': arch, 'num_classes': num_classes, 'class_names': names,
+        'palette': default_palette(num_classes, names),
+        'calibration': dict(calibration) if calibration else None,
+        'train': {'imported_from': os.path.basename(source) if source != 'state_dict'
+                  else source},
+    }
+    return model.eval(), meta
+
+
+def _looks_like_state_dict(obj: Mapping[str, Any]) -> bool:
+    return bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _plain(value: Any) -> Any:
+    """Turn numpy scalars/arrays and tuples into plain types torch's safe loader accepts."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

@@ -1,0 +1,213 @@
+"""Segmenter: images in, semantic / anomaly score / open-set maps out, at each image's own size.
+
+Pipeline:
+    list of H_i x W_i x 3 uint8 RGB
+    -> group by inference size -> one N x 3 x h x w float batch per group (on the device)
+    -> model -> logits N x K x h x w, ood_logits N x 2 x h x w
+    -> score (hybrid by default) and argmax at h x w
+    -> back to H_i x W_i (labels nearest, scores bilinear) -> threshold -> numpy
+"""
+
+from dataclasses import dataclass
+import logging
+import math
+import os
+from typing import Any, Collection, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import load_checkpoint
+from .models import DenseHybridModel
+from .paths import default_checkpoint
+from .scoring import compute_score, open_set_from_labels, UNKNOWN_ID
+
+LOG = logging.getLogger(__name__)
+OUTPUTS = ('semantic', 'score', 'open_set', 'anomaly_mask')
+PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+Size = Tuple[int, int]
+
+
+@dataclass
+class Result:
+    """Per-image outputs at the input image's size; fields not asked for are ``None``."""
+
+    semantic: Optional[np.ndarray] = None       # H x W uint8 class ids
+    score: Optional[np.ndarray] = None          # H x W float32, higher = more anomalous
+    open_set: Optional[np.ndarray] = None       # H x W uint8, unknown = 255
+    anomaly_mask: Optional[np.ndarray] = None   # H x W bool, score > threshold
+
+
+def resolve_device(device: str = 'auto') -> torch.device:
+    """'auto' -> CUDA when available, else CPU; an explicit CUDA device must exist."""
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f'invalid device {device!r}: {exc}') from None
+    if dev.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise ValueError(f'device {device!r} requested but CUDA is not available '
+                             f'(use device "cpu" or "auto")')
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f'device {device!r} does not exist '
+                             f'({torch.cuda.device_count()} CUDA devices)')
+    elif dev.type != 'cpu':
+        raise ValueError(f'unsupported device {device!r}: use auto, cpu, cuda or cuda:N')
+    return dev
+
+
+def inference_shape(image_shape: Sequence[int],
+                    inference_size: Union[None, int, Size]) -> Size:
+    """(h, w) the model sees for an H x W image: native, a width keeping aspect, or fixed."""
+    h, w = int(image_shape[0]), int(image_shape[1])
+    if inference_size is None or inference_size == 0:
+        return h, w
+    if isinstance(inference_size, int):
+        return max(1, round(h * inference_size / w)), inference_size
+    return int(inference_size[0]), int(inference_size[1])
+
+
+class Segmenter:
+    """Runs a DenseHybrid checkpoint on batches of RGB images."""
+
+    def __init__(self, checkpoint_path: Union[None, str, os.PathLike] = None,
+                 device: str = 'auto', precision: str = 'fp32',
+                 inference_size: Union[None, int, Size] = None, score: str = 'hybrid',
+                 channels_last: bool = True) -> None:
+        path = checkpoint_path if checkpoint_path else default_checkpoint()
+        dev = resolve_device(device)
+        model, meta = load_checkpoint(path, device='cpu')
+        self._setup(model, meta, dev, precision, inference_size, score, channels_last)
+
+    @classmethod
+    def from_model(cls, model: DenseHybridModel, meta: Optional[Dict[str, Any]] = None,
+                   device: str = 'auto', precision: str = 'fp32',
+                   inference_size: Union[None, int, Size] = None, score: str = 'hybrid',
+                   channels_last: bool = True) -> 'Segmenter':
+        """Wrap an in-memory model (training-time evaluation, tests)."""
+        self = cls.__new__(cls)
+        self._setup(model, dict(meta or {}), resolve_device(device), precision, inference_size,
+                    score, channels_last)
+        return self
+
+    def _setup(self, model: DenseHybridModel, meta: Dict[str, Any], device: torch.device,
+               precision: str, inference_size: Union[None, int, Size], score: str,
+               channels_last: bool) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f'precision must be one of {sorted(PRECISIONS)}, got {precision!r}')
+        if precision == 'fp16' and device.type != 'cuda':
+            raise ValueError('fp16 needs a CUDA device; use bf16 on the CPU')
+        if isinstance(inference_size, int) and inference_size < 0:
+            raise ValueError(f'inference width must be >= 0, got {inference_size}')
+        compute_score(score, torch.zeros(1, 2, 1, 1), torch.zeros(1, 2, 1, 1))  # validates name
+        self.device, self.precision, self.score_kind = device, precision, score
+        self.inference_size = inference_size
+        self.meta = meta
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.eval().to(device, memory_format=self.memory_format)
+        calibration = meta.get('calibration') or {}
+        self._threshold = float(calibration.get('threshold', math.nan))
+        low, high = calibration.get('score_p01'), calibration.get('score_p99')
+        self.score_range = (float(low), float(high)) if low is not None and high is not None \
+            and high > low else None
+        if math.isnan(self._threshold):
+            LOG.warning('checkpoint has no calibrated threshold: no pixel is flagged anomalous '
+                        'until one is set (densehybrid-eval --threshold-from-tpr 0.95)')
+        LOG.info('Segmenter: %s on %s (%s)', model.arch, device, precision)
+
+    @property
+    def threshold(self) -> float:
+        """Score above which a pixel is anomalous (NaN: uncalibrated, nothing flagged)."""
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        value = float(value)
+        if math.isinf(value):
+            raise ValueError(f'threshold must be finite or NaN, got {value}')
+        self._threshold = value
+
+    @property
+    def arch(self) -> str:
+        """The model's architecture name."""
+        return self.model.arch
+
+    def warmup(self, size: Size = (256, 512), batch: int = 1) -> None:
+        """Run once on a blank batch so the first real frame does not pay for allocation."""
+        blank = np.zeros((size[0], size[1], 3), dtype=np.uint8)
+        self([blank] * batch)
+
+    def __call__(self, images: Sequence[np.ndarray],
+                 outputs: Collection[str] = OUTPUTS) -> List[Result]:
+        """Segment RGB uint8 images (any sizes); compute only the requested ``outputs``."""
+        wanted = set(outputs)
+        unknown = wanted.difference(OUTPUTS)
+        if unknown:
+            raise ValueError(f'unknown outputs {sorted(unknown)}; choose from {OUTPUTS}')
+        groups: Dict[Size, List[int]] = {}
+        for i, image in enumerate(images):
+            _check_image(i, image)
+            groups.setdefault(inference_shape(image.shape, self.inference_size), []).append(i)
+        results: List[Result] = [Result() for _ in images]
+        for size, indices in groups.items():
+            for i, result in zip(indices, self._run([images[i] for i in indices], size, wanted)):
+                results[i] = result
+        return results
+
+    @torch.inference_mode()
+    def _run(self, images: List[np.ndarray], size: Size, wanted: set) -> List[Result]:
+        batch = torch.from_numpy(np.stack(images))                       # N x H x W x 3 uint8
+        batch = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+        x = batch.float().div_(255.0)                                    # N x 3 x H x W
+        if tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x, size=size, mode='bilinear', align_corners=False,
+                              antialias=size[0] < x.shape[-2])
+        x = x.contiguous(memory_format=self.memory_format)
+        dtype = PRECISIONS[self.precision]
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
+            logits, ood_logits = self.model(x)                           # N x K|2 x h x w
+        need_score = bool(wanted & {'score', 'open_set', 'anomaly_mask'})
+        need_labels = bool(wanted & {'semantic', 'open_set'})
+        score = compute_score(self.score_kind, logits.float(), ood_logits.float()) \
+            if need_score else None                                      # N x h x w
+        labels = logits.argmax(1).to(torch.uint8) if need_labels else None
+        results = []
+        for n, image in enumerate(images):
+            out_size = image.shape[:2]
+            s = _resize(score[n], out_size, 'bilinear') if score is not None else None
+            lab = _resize(labels[n], out_size, 'nearest') if labels is not None else None
+            result = Result()
+            if 'semantic' in wanted:
+                result.semantic = lab.cpu().numpy()
+            if 'score' in wanted:
+                result.score = s.cpu().numpy()
+            if 'open_set' in wanted:
+                result.open_set = open_set_from_labels(lab, s, self._threshold,
+                                                       UNKNOWN_ID).cpu().numpy()
+            if 'anomaly_mask' in wanted:
+                result.anomaly_mask = (s > self._threshold).cpu().numpy()
+            results.append(result)
+        return results
+
+
+def _resize(x: torch.Tensor, size: Sequence[int], mode: str) -> torch.Tensor:
+    """Resize one h x w map to ``size``; labels with nearest, scores bilinear."""
+    if tuple(x.shape) == tuple(size):
+        return x
+    if mode == 'nearest':
+        return F.interpolate(x[None, None].float(), size=tuple(size),
+                             mode='nearest')[0, 0].to(x.dtype)
+    return F.interpolate(x[None, None], size=tuple(size), mode='bilinear',
+                         align_corners=False)[0, 0]
+
+
+def _check_image(index: int, image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 \
+            or image.shape[2] != 3 or image.shape[0] == 0 or image.shape[1] == 0:
+        desc = (f'{image.dtype} {image.shape}' if isinstance(image, np.ndarray)
+                else type(image).__name__)
+        raise ValueError(f'image {index} must be a non-empty H x W x 3 uint8 RGB array, '
+                         f'got {desc}')

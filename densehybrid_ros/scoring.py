@@ -1,0 +1,112 @@
+"""DenseHybrid anomaly scores, open-set prediction and threshold calibration.
+
+For logits ``s`` of the closed-set head and ``o`` of the dataset-posterior head:
+
+* generative score     ``-log p_hat(x) = -logsumexp(s)``  (unnormalised likelihood, negated)
+* discriminative score ``log P(d_out | x) = log_softmax(o)[outlier]``
+* hybrid score         the sum of both (the DenseHybrid score)
+
+Higher means more anomalous everywhere. Scores work on tensors shaped N x C x H x W (C = K or 2)
+and return N x H x W.
+"""
+
+from typing import Callable, Dict, Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+UNKNOWN_ID = 255
+
+
+def generative_score(logits: torch.Tensor) -> torch.Tensor:
+    """Return the negated log of the unnormalised likelihood, ``-logsumexp(logits, 1)``."""
+    return -torch.logsumexp(logits, 1)
+
+
+def discriminative_score(ood_logits: torch.Tensor) -> torch.Tensor:
+    """Log dataset posterior of the outlier class, ``log_softmax(ood_logits, 1)[:, 1]``."""
+    # For two classes log_softmax(o)[1] == logsigmoid(o1 - o0): one op, no N x 2 temporary.
+    return F.logsigmoid(ood_logits[:, 1] - ood_logits[:, 0])
+
+
+def hybrid_score(logits: torch.Tensor, ood_logits: torch.Tensor) -> torch.Tensor:
+    """Return the hybrid score ``-logsumexp(logits, 1) + log_softmax(ood_logits, 1)[:, 1]``."""
+    return generative_score(logits) + discriminative_score(ood_logits)
+
+
+SCORES: Dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    'hybrid': hybrid_score,
+    'generative': lambda logits, ood_logits: generative_score(logits),
+    'discriminative': lambda logits, ood_logits: discriminative_score(ood_logits),
+}
+
+
+def compute_score(kind: str, logits: torch.Tensor, ood_logits: torch.Tensor) -> torch.Tensor:
+    """Score by name: 'hybrid', 'generative' or 'discriminative'."""
+    try:
+        return SCORES[kind](logits, ood_logits)
+    except KeyError:
+        raise ValueError(f'unknown score {kind!r}; choose one of {sorted(SCORES)}') from None
+
+
+Array = Union[torch.Tensor, np.ndarray]
+
+
+def open_set_from_labels(labels: Array, score: Array, threshold: float,
+                         unknown_id: int = UNKNOWN_ID) -> Array:
+    """Replace the closed-set label by ``unknown_id`` where ``score > threshold``."""
+    if isinstance(labels, torch.Tensor):
+        return torch.where(score > threshold, torch.full_like(labels, unknown_id), labels)
+    return np.where(score > threshold, np.asarray(unknown_id, labels.dtype), labels)
+
+
+def open_set_prediction(logits: torch.Tensor, score: torch.Tensor, threshold: float,
+                        unknown_id: int = UNKNOWN_ID) -> torch.Tensor:
+    """Closed-set argmax (N x H x W), with pixels scoring above ``threshold`` set to unknown."""
+    labels = logits.argmax(1)
+    if logits.shape[1] <= 255:
+        labels = labels.to(torch.uint8)
+    return open_set_from_labels(labels, score, threshold, unknown_id)
+
+
+def calibrate(scores: Array, is_anomaly: Array, target_tpr: float = 0.95,
+              valid: Optional[Array] = None, measured_on: str = '') -> Dict[str, object]:
+    """Threshold that flags ``target_tpr`` of the anomaly pixels, plus the heatmap range.
+
+    Returns ``threshold`` (a pixel is anomalous when ``score > threshold``), the achieved ``tpr``
+    and ``fpr``, ``score_p01``/``score_p99`` over all valid pixels (the fixed heatmap range),
+    pixel counts and ``measured_on``.
+    """
+    if not 0.0 < target_tpr <= 1.0:
+        raise ValueError(f'target_tpr must be in (0, 1], got {target_tpr}')
+    s = _as_numpy(scores).astype(np.float64).ravel()
+    a = _as_numpy(is_anomaly).ravel()
+    keep = np.isfinite(s)
+    if valid is not None:
+        keep &= _as_numpy(valid).ravel().astype(bool)
+    keep &= (a == 0) | (a == 1)
+    s, a = s[keep], a[keep].astype(bool)
+    pos, neg = np.sort(s[a]), s[~a]
+    if pos.size == 0 or neg.size == 0:
+        raise ValueError('calibration needs both anomaly and inlier pixels '
+                         f'(got {pos.size} anomaly, {neg.size} inlier)')
+    # The k lowest anomaly scores may fall at or below the threshold: k = floor((1 - tpr) * n).
+    k = int(np.floor((1.0 - target_tpr) * pos.size + 1e-9))
+    threshold = float(np.nextafter(np.float32(pos[k]), np.float32(-np.inf)))
+    p01, p99 = np.percentile(s, [1.0, 99.0])
+    return {
+        'threshold': threshold,
+        'target_tpr': float(target_tpr),
+        'tpr': float(np.mean(pos > threshold)),
+        'fpr': float(np.mean(neg > threshold)),
+        'score_p01': float(p01),
+        'score_p99': float(p99),
+        'anomaly_pixels': int(pos.size),
+        'inlier_pixels': int(neg.size),
+        'measured_on': measured_on,
+    }
+
+
+def _as_numpy(x: Array) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
