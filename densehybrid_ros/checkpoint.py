@@ -81,10 +81,14 @@ def read_checkpoint(path: PathLike) -> Dict[str, Any]:
     try:
         obj = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as exc:
+        detail = _unpickler_reason(exc)
+        if 'GLOBAL' not in detail:
+            raise CheckpointError(f'cannot read {path}: not a PyTorch checkpoint, or it is '
+                                  f'corrupted ({detail})') from None
         raise CheckpointError(
             f'refusing to load {path}: it contains Python objects other than tensors and plain '
             f'types, which could run code when unpickled; nothing was executed. Re-export it '
-            f'as a state_dict from a trusted source. ({_first_line(exc)})') from None
+            f'as a state_dict from a trusted source. ({detail})') from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
         raise CheckpointError(
             f'cannot read {path}: the file is truncated or not a PyTorch checkpoint '
@@ -185,6 +189,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def _unpickler_reason(exc: BaseException) -> str:
+    """Pick the line of torch's weights-only error that says what was refused."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if 'GLOBAL' in line or line.startswith('Unsupported'):
+            return line[:200]
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 def _first_line(exc: BaseException) -> str:

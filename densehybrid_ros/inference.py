@@ -159,13 +159,7 @@ class Segmenter:
 
     @torch.inference_mode()
     def _run(self, images: List[np.ndarray], size: Size, wanted: set) -> List[Result]:
-        batch = torch.from_numpy(np.stack(images))                       # N x H x W x 3 uint8
-        batch = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
-        x = batch.float().div_(255.0)                                    # N x 3 x H x W
-        if tuple(x.shape[-2:]) != size:
-            x = F.interpolate(x, size=size, mode='bilinear', align_corners=False,
-                              antialias=size[0] < x.shape[-2])
-        x = x.contiguous(memory_format=self.memory_format)
+        x = self._preprocess(images, size)                               # N x 3 x h x w
         dtype = PRECISIONS[self.precision]
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
             logits, ood_logits = self.model(x)                           # N x K|2 x h x w
@@ -191,6 +185,23 @@ class Segmenter:
                 result.anomaly_mask = (s > self._threshold).cpu().numpy()
             results.append(result)
         return results
+
+    def _preprocess(self, images: List[np.ndarray], size: Size) -> torch.Tensor:
+        """Stack uint8 HWC images of any sizes into one float batch at ``size`` on the device."""
+        if all(image.shape == images[0].shape for image in images):
+            chunks = [np.stack(images)]
+        else:
+            chunks = [image[None] for image in images]
+        batches = []
+        for chunk in chunks:
+            x = torch.from_numpy(chunk).to(self.device, non_blocking=True)  # n x H x W x 3
+            x = x.permute(0, 3, 1, 2).float().div_(255.0)                   # n x 3 x H x W
+            if tuple(x.shape[-2:]) != size:
+                x = F.interpolate(x, size=size, mode='bilinear', align_corners=False,
+                                  antialias=size[0] < x.shape[-2])
+            batches.append(x)
+        x = batches[0] if len(batches) == 1 else torch.cat(batches)
+        return x.contiguous(memory_format=self.memory_format)
 
 
 def _resize(x: torch.Tensor, size: Sequence[int], mode: str) -> torch.Tensor:

@@ -1,0 +1,120 @@
+"""Segmenter: sizes, dtypes, batching, output selection, devices and precision."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from densehybrid_ros.checkpoint import load_checkpoint
+from densehybrid_ros.inference import inference_shape, OUTPUTS, resolve_device, Segmenter
+from densehybrid_ros.scoring import hybrid_score
+
+
+def _images(*shapes, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in shapes]
+
+
+@pytest.fixture(scope='module')
+def segmenter(tiny_checkpoint):
+    return Segmenter(tiny_checkpoint, device='cpu')
+
+
+@pytest.mark.parametrize('inference_size', [None, 96, (48, 80)])
+def test_outputs_match_each_image_size_and_dtype(tiny_checkpoint, inference_size):
+    seg = Segmenter(tiny_checkpoint, device='cpu', inference_size=inference_size)
+    shapes = [(37, 61), (64, 64), (101, 203), (37, 61)]
+    for (h, w), r in zip(shapes, seg(_images(*shapes))):
+        assert r.semantic.shape == (h, w) and r.semantic.dtype == np.uint8
+        assert r.score.shape == (h, w) and r.score.dtype == np.float32
+        assert r.open_set.shape == (h, w) and r.open_set.dtype == np.uint8
+        assert r.anomaly_mask.shape == (h, w) and r.anomaly_mask.dtype == np.bool_
+        assert r.semantic.max() < 19
+        assert np.array_equal(r.anomaly_mask, r.score > seg.threshold)
+        assert np.array_equal(r.open_set, np.where(r.anomaly_mask, 255, r.semantic))
+
+
+def test_native_size_matches_a_direct_model_call(tiny_checkpoint, segmenter):
+    image = _images((45, 70))[0]
+    model, _ = load_checkpoint(tiny_checkpoint)
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    with torch.inference_mode():
+        logits, ood_logits = model(x)
+    r = segmenter([image])[0]
+    assert np.array_equal(r.semantic, logits.argmax(1)[0].numpy())
+    assert np.allclose(r.score, hybrid_score(logits, ood_logits)[0].numpy(), atol=1e-4)
+
+
+def test_batch_of_mixed_sizes_equals_one_by_one(segmenter):
+    images = _images((40, 60), (52, 52), (40, 60), seed=3)
+    together = segmenter(images)
+    for image, r in zip(images, together):
+        alone = segmenter([image])[0]
+        assert np.array_equal(alone.semantic, r.semantic)
+        assert np.allclose(alone.score, r.score, atol=1e-4)
+
+
+@pytest.mark.parametrize('wanted', [('score',), ('semantic',), ('anomaly_mask', 'semantic')])
+def test_only_requested_outputs_are_computed(segmenter, wanted):
+    r = segmenter(_images((30, 50)), outputs=wanted)[0]
+    for name in OUTPUTS:
+        assert (getattr(r, name) is not None) == (name in wanted)
+
+
+def test_threshold_from_checkpoint_and_runtime_change(segmenter):
+    assert segmenter.threshold == -2.0 and segmenter.score_range == (-6.0, 1.0)
+    image = _images((30, 50))
+    score = segmenter(image, outputs=('score',))[0].score
+    old = segmenter.threshold
+    try:
+        segmenter.threshold = float(np.median(score))
+        mask = segmenter(image, outputs=('anomaly_mask',))[0].anomaly_mask
+        assert 0.3 < mask.mean() < 0.7
+        segmenter.threshold = math.nan             # uncalibrated: nothing flagged
+        assert not segmenter(image, outputs=('anomaly_mask',))[0].anomaly_mask.any()
+        with pytest.raises(ValueError, match='finite'):
+            segmenter.threshold = math.inf
+    finally:
+        segmenter.threshold = old
+
+
+@pytest.mark.parametrize('bad', [np.zeros((10, 10), np.uint8), np.zeros((10, 10, 3), np.float32),
+                                 np.zeros((0, 10, 3), np.uint8), np.zeros((5, 5, 4), np.uint8)])
+def test_bad_images_are_rejected_with_the_reason(segmenter, bad):
+    with pytest.raises(ValueError, match='image 1 must be a non-empty H x W x 3 uint8'):
+        segmenter(_images((8, 8)) + [bad])
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    ({'device': 'cuda:7'}, 'CUDA is not available|does not exist'),
+    ({'device': 'tpu'}, 'device'),
+    ({'precision': 'fp8'}, 'precision must be one of'),
+    ({'precision': 'fp16', 'device': 'cpu'}, 'fp16 needs a CUDA device'),
+    ({'inference_size': -5}, 'inference width'),
+    ({'score': 'energy'}, 'unknown score'),
+])
+def test_bad_settings_fail_at_construction(tiny_checkpoint, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Segmenter(tiny_checkpoint, **kwargs)
+
+
+def test_auto_device_picks_what_exists():
+    expected = 'cuda' if torch.cuda.is_available() else 'cpu'
+    assert resolve_device('auto').type == expected
+
+
+def test_bf16_on_cpu_agrees_with_fp32(tiny_checkpoint, segmenter):
+    seg16 = Segmenter(tiny_checkpoint, device='cpu', precision='bf16')
+    image = _images((64, 96), seed=9)
+    a, b = segmenter(image)[0], seg16(image)[0]
+    assert np.mean(a.semantic == b.semantic) > 0.95
+    assert np.corrcoef(a.score.ravel(), b.score.ravel())[0, 1] > 0.99
+
+
+@pytest.mark.parametrize('shape, size, expected', [
+    ((720, 1280), None, (720, 1280)), ((720, 1280), 640, (360, 640)),
+    ((100, 150), 75, (50, 75)), ((720, 1280), (256, 512), (256, 512)), ((7, 9), 0, (7, 9)),
+])
+def test_inference_shape(shape, size, expected):
+    assert inference_shape(shape, size) == expected

@@ -1,0 +1,91 @@
+"""Scores, open-set prediction and calibration."""
+
+import numpy as np
+import pytest
+import torch
+
+from densehybrid_ros import scoring
+
+
+@pytest.fixture()
+def logits():
+    torch.manual_seed(1)
+    return torch.randn(2, 5, 7, 9) * 3, torch.randn(2, 2, 7, 9) * 2
+
+
+def test_scores_follow_their_definitions(logits):
+    s, o = logits
+    gen = -torch.logsumexp(s, 1)
+    disc = torch.log_softmax(o, 1)[:, 1]
+    assert torch.allclose(scoring.generative_score(s), gen)
+    assert torch.allclose(scoring.discriminative_score(o), disc, atol=1e-6)
+    assert torch.allclose(scoring.hybrid_score(s, o), gen + disc, atol=1e-6)
+    assert scoring.hybrid_score(s, o).shape == (2, 7, 9)
+
+
+@pytest.mark.parametrize('kind, expected', [
+    ('hybrid', lambda s, o: scoring.hybrid_score(s, o)),
+    ('generative', lambda s, o: scoring.generative_score(s)),
+    ('discriminative', lambda s, o: scoring.discriminative_score(o)),
+])
+def test_compute_score_by_name(logits, kind, expected):
+    assert torch.equal(scoring.compute_score(kind, *logits), expected(*logits))
+
+
+def test_unknown_score_name():
+    with pytest.raises(ValueError, match='unknown score'):
+        scoring.compute_score('energy', torch.zeros(1, 2, 1, 1), torch.zeros(1, 2, 1, 1))
+
+
+def test_higher_score_for_low_likelihood_and_outlier_posterior():
+    confident = torch.tensor([10.0, 0.0]).view(1, 2, 1, 1)
+    flat = torch.tensor([0.0, 0.0]).view(1, 2, 1, 1)
+    inlier, outlier = torch.tensor([3.0, -3.0]).view(1, 2, 1, 1), torch.tensor(
+        [-3.0, 3.0]).view(1, 2, 1, 1)
+    assert scoring.hybrid_score(flat, outlier) > scoring.hybrid_score(confident, inlier)
+
+
+@pytest.mark.parametrize('threshold, unknown_id', [(-1.0, 255), (0.5, 200)])
+def test_open_set_prediction(logits, threshold, unknown_id):
+    s, o = logits
+    score = scoring.hybrid_score(s, o)
+    pred = scoring.open_set_prediction(s, score, threshold, unknown_id)
+    assert pred.dtype == torch.uint8
+    assert torch.equal(pred == unknown_id, score > threshold)
+    keep = score <= threshold
+    assert torch.equal(pred[keep], s.argmax(1).to(torch.uint8)[keep])
+    as_numpy = scoring.open_set_from_labels(s.argmax(1).to(torch.uint8).numpy(), score.numpy(),
+                                            threshold, unknown_id)
+    assert np.array_equal(as_numpy, pred.numpy())
+
+
+@pytest.mark.parametrize('target', [0.95, 0.8, 1.0])
+@pytest.mark.parametrize('n_pos', [1, 19, 20, 1000])
+def test_calibrate_reaches_the_target_tpr_tightly(target, n_pos):
+    rng = np.random.default_rng(n_pos)
+    pos = rng.normal(2.0, 1.0, n_pos).astype(np.float32)
+    neg = rng.normal(0.0, 1.0, 5000).astype(np.float32)
+    scores = np.concatenate([pos, neg])
+    labels = np.concatenate([np.ones(n_pos, np.uint8), np.zeros(5000, np.uint8)])
+    cal = scoring.calibrate(scores, labels, target)
+    tpr = np.mean(pos > cal['threshold'])
+    assert tpr >= target
+    # one anomaly pixel fewer flagged would fall below the target
+    assert tpr - 1.0 / n_pos < target + 1e-9
+    assert cal['tpr'] == pytest.approx(tpr)
+    assert cal['fpr'] == pytest.approx(np.mean(neg > cal['threshold']))
+    assert cal['score_p01'] < cal['score_p99']
+
+
+def test_calibrate_ignores_void_and_invalid_pixels():
+    scores = np.array([5.0, 4.0, 0.0, 100.0, np.nan], np.float32)
+    labels = np.array([1, 1, 0, 255, 1], np.uint8)
+    cal = scoring.calibrate(scores, labels, 1.0)
+    assert cal['anomaly_pixels'] == 2 and cal['inlier_pixels'] == 1
+    assert 0.0 < cal['threshold'] < 4.0
+
+
+@pytest.mark.parametrize('labels', [np.zeros(4, np.uint8), np.ones(4, np.uint8)])
+def test_calibrate_needs_both_classes(labels):
+    with pytest.raises(ValueError, match='both anomaly and inlier'):
+        scoring.calibrate(np.arange(4.0), labels)
