@@ -35,6 +35,7 @@ setup(
     entry_points={
         'console_scripts': [
             'densehybrid-import = densehybrid_ros.tools.import_official:main',
+            'densehybrid-segment = densehybrid_ros.tools.segment_images:main',
         ],
     },
 )

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import load_checkpoint
+from .classes import default_class_names, default_palette
 from .models import DenseHybridModel
 from .paths import default_checkpoint
 from .scoring import compute_score, open_set_from_labels, UNKNOWN_ID
@@ -129,6 +130,19 @@ class Segmenter:
         if math.isinf(value):
             raise ValueError(f'threshold must be finite or NaN, got {value}')
         self._threshold = value
+
+    @property
+    def palette(self) -> np.ndarray:
+        """K x 3 uint8 class colours (from the checkpoint, else the defaults)."""
+        palette = self.meta.get('palette')
+        if palette is None:
+            return default_palette(self.model.num_classes)
+        return np.asarray(palette, dtype=np.uint8)
+
+    @property
+    def class_names(self) -> List[str]:
+        """K class names (from the checkpoint, else the defaults)."""
+        return list(self.meta.get('class_names') or default_class_names(self.model.num_classes))
 
     @property
     def arch(self) -> str:

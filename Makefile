@@ -1,0 +1,30 @@
+# densehybrid_ros: set-up and everyday commands. Every target creates .venv and installs the
+# pinned requirements and the package first (only when they changed).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA
+
+.PHONY: setup demo test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements/core.txt requirements/ros.txt requirements/dev.txt setup.py package.xml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check \
+		-r requirements/core.txt -r requirements/ros.txt -r requirements/dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/densehybrid-segment --synthetic 3 --size 512 1024 --seed 5000 --output out/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider test
+
+lint: $(STAMP)
+	$(BIN)/python -m flake8 densehybrid_ros test launch setup.py
+
+clean:
+	rm -rf out build install log *.egg-info
