@@ -1,0 +1,328 @@
+"""Streaming anomaly metrics and open-set confusion, checked against scikit-learn."""
+
+import math
+from typing import Callable, Dict, Tuple
+
+import numpy as np
+import pytest
+from sklearn.metrics import (average_precision_score, confusion_matrix, jaccard_score,
+                             roc_auc_score, roc_curve)
+import torch
+
+from densehybrid_ros.metrics import (AnomalyMetrics, fpr_at_tpr, key_values, load_state,
+                                     OpenSetConfusion, save_state, score_keys, ScoreHistogram)
+from densehybrid_ros.scoring import calibrate
+
+N = 200_000
+TOL = 0.002
+Data = Tuple[np.ndarray, np.ndarray]
+
+
+def _labels(rng: np.random.Generator, rate: float = 0.1) -> np.ndarray:
+    return rng.random(N) < rate
+
+
+DISTRIBUTIONS: Dict[str, Callable[[np.random.Generator], Data]] = {
+    # name: rng -> (scores, is_anomaly)
+    'normal': lambda r: (lambda y: (r.normal(size=N) + 1.5 * y, y))(_labels(r)),
+    'hybrid-like float32': lambda r: (lambda y: (
+        (r.normal(size=N) * 3 - 8 + 5 * y).astype(np.float32), y))(_labels(r)),
+    'rare anomalies': lambda r: (lambda y: (r.normal(size=N) + 3 * y, y))(_labels(r, 0.002)),
+    'narrow range at offset': lambda r: (lambda y: (
+        1000 + 1e-6 * (r.normal(size=N) + y), y))(_labels(r)),
+    'narrow float32 steps': lambda r: (lambda y: (
+        np.float32(1000) + np.float32(1e-3) * (r.normal(size=N) + y).astype(np.float32),
+        y))(_labels(r)),
+    'tiny around zero': lambda r: (lambda y: (1e-12 * (r.normal(size=N) + y), y))(_labels(r)),
+    'heavy tails (cauchy)': lambda r: (lambda y: (
+        r.standard_cauchy(size=N) * 1e6 + 3e6 * y, y))(_labels(r)),
+    'log-normal over 20 decades': lambda r: (lambda y: (
+        np.exp(r.normal(size=N) * 5) * (1 + y), y))(_labels(r)),
+    'mixed scales crossing zero': lambda r: (lambda y: (
+        np.where(r.random(N) < 0.5, 1e-8, 1e8) * (r.normal(size=N) + y), y))(_labels(r)),
+    'heavy ties (5 values)': lambda r: (lambda y: (
+        r.integers(0, 5, N) + y * r.integers(0, 2, N), y))(_labels(r)),
+    'all scores equal': lambda r: (np.full(N, -3.25), _labels(r)),
+    'perfect separation': lambda r: (lambda y: (y + 0.01 * r.random(N), y))(_labels(r)),
+    'inverted scores': lambda r: (lambda y: (-(r.normal(size=N) + 2 * y), y))(_labels(r)),
+    'infinite scores': lambda r: (lambda y: (
+        np.where(r.random(N) < 0.01, np.inf, r.normal(size=N) + y), y))(_labels(r)),
+}
+
+
+def sklearn_reference(score: np.ndarray, is_anomaly: np.ndarray) -> Dict[str, float]:
+    """Exact figures over all pixels with scikit-learn."""
+    fpr, tpr, _ = roc_curve(is_anomaly, score, drop_intermediate=False)
+    return {'ap': average_precision_score(is_anomaly, score),
+            'auroc': roc_auc_score(is_anomaly, score), 'fpr95': fpr_at_tpr(fpr, tpr)}
+
+
+@pytest.mark.parametrize('name', sorted(DISTRIBUTIONS))
+def test_anomaly_metrics_match_sklearn(name: str) -> None:
+    score, is_anomaly = DISTRIBUTIONS[name](np.random.default_rng(7))
+    ref = sklearn_reference(np.nan_to_num(score.astype(np.float64), posinf=1e300), is_anomaly)
+    metrics = AnomalyMetrics()
+    for part in np.array_split(np.arange(N), 7):        # streamed over "frames"
+        metrics.update(score[part], is_anomaly[part])
+    got = metrics.compute()
+    assert got['pixels'] == N and got['anomaly_pixels'] == int(is_anomaly.sum())
+    for key in ('ap', 'auroc', 'fpr95'):
+        assert got[key] == pytest.approx(ref[key], abs=TOL), key
+
+
+@pytest.mark.parametrize('name', ['normal', 'heavy tails (cauchy)', 'narrow range at offset'])
+def test_shards_merge_to_the_same_totals(name: str, tmp_path) -> None:
+    score, is_anomaly = DISTRIBUTIONS[name](np.random.default_rng(3))
+    whole = AnomalyMetrics()
+    shards = [AnomalyMetrics() for _ in range(3)]
+    for i, part in enumerate(np.array_split(np.arange(N), 9)):
+        whole.update(score[part], is_anomaly[part])
+        shards[i % 3].update(score[part], is_anomaly[part])
+    for i, shard in enumerate(shards):                  # through files, as the tools do it
+        save_state(str(tmp_path / f'{i}.npz'), anomaly=shard)
+    merged = load_state(str(tmp_path / '0.npz'))['anomaly']
+    for i in (2, 1):
+        merged.merge(load_state(str(tmp_path / f'{i}.npz'))['anomaly'])
+    assert merged.compute() == whole.compute()
+    assert merged.shift == whole.shift
+
+
+def test_update_accepts_torch_valid_masks_and_void_labels() -> None:
+    rng = np.random.default_rng(0)
+    score = rng.normal(size=(4, 32, 48)).astype(np.float32)
+    gt = rng.choice(np.array([0, 1, 255], dtype=np.uint8), size=score.shape, p=[.7, .2, .1])
+    valid = rng.random(score.shape) < 0.8
+    metrics = AnomalyMetrics()
+    metrics.update(torch.from_numpy(score), torch.from_numpy(gt), torch.from_numpy(valid))
+    keep = valid & (gt != 255)
+    ref = sklearn_reference(score[keep], gt[keep] == 1)
+    got = metrics.compute()
+    assert got['pixels'] == int(keep.sum())
+    assert got['ap'] == pytest.approx(ref['ap'], abs=1e-4)
+    assert got['auroc'] == pytest.approx(ref['auroc'], abs=1e-4)
+
+
+@pytest.mark.parametrize('labels, expect', [
+    # is_anomaly of every pixel -> which figures are defined
+    ([0, 0, 0, 0], {'ap': None, 'auroc': None, 'fpr95': None, 'why': 'no anomaly pixels'}),
+    ([1, 1, 1, 1], {'ap': 1.0, 'auroc': None, 'fpr95': None, 'why': 'no inlier pixels'}),
+    ([255, 255, 255, 255], {'ap': None, 'auroc': None, 'fpr95': None, 'why': 'no valid'}),
+    ([0, 1, 0, 1], {'ap': 0.5, 'auroc': 0.5, 'fpr95': 1.0, 'why': None}),
+])
+def test_one_class_and_empty_runs_are_explicit(labels, expect) -> None:
+    metrics = AnomalyMetrics()
+    metrics.update(np.zeros(4), np.array(labels, dtype=np.uint8))
+    got = metrics.compute()
+    for key in ('ap', 'auroc', 'fpr95'):
+        if expect[key] is None:
+            assert math.isnan(got[key]), key
+        else:
+            assert got[key] == pytest.approx(expect[key]), key
+    if expect['why']:
+        assert expect['why'] in got['undefined']
+    else:
+        assert 'undefined' not in got
+
+
+def test_fresh_metrics_compute_without_data() -> None:
+    got = AnomalyMetrics().compute()
+    assert got['pixels'] == 0 and math.isnan(got['ap'])
+
+
+@pytest.mark.parametrize('call, message', [
+    (lambda m: m.update(np.zeros(3), np.zeros(4)), 'does not match'),
+    (lambda m: m.update(np.zeros(3), np.zeros(3), np.ones(2)), 'valid shape'),
+    (lambda m: m.update(np.array([0.0, np.nan]), np.array([0, 1])), 'NaN'),
+    (lambda m: m.merge(AnomalyMetrics(bins=1024)), 'cannot merge'),
+    (lambda m: m.merge(ScoreHistogram()), 'cannot merge'),
+    (lambda m: m.threshold_at_tpr(0.95), 'both anomaly and inlier'),
+    (lambda m: m.threshold_at_tpr(1.5), 'target_tpr'),
+    (lambda m: m.curves(), 'both anomaly and inlier'),
+    (lambda m: AnomalyMetrics(bins=4), 'bins'),
+])
+def test_bad_calls_raise_clear_errors(call, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        call(AnomalyMetrics())
+
+
+def test_nan_scores_outside_the_valid_mask_are_fine() -> None:
+    metrics = AnomalyMetrics()
+    metrics.update(np.array([np.nan, 1.0, 0.0]), np.array([1, 1, 0]),
+                   valid=np.array([False, True, True]))
+    assert metrics.compute()['ap'] == 1.0
+
+
+def test_score_keys_preserve_order_and_invert() -> None:
+    values = np.array([-np.inf, -1e300, -2.5, -1e-300, -0.0, 0.0, 1e-300, 1e-20, 1.0,
+                       np.nextafter(1.0, 2.0), 1e300, np.inf])
+    keys = score_keys(values)
+    assert np.all(np.diff(keys) >= 0)
+    assert keys[4] == keys[5] == 0                      # -0.0 and 0.0 are one value
+    big = np.abs(values) > 2.0 ** -100
+    assert np.array_equal(key_values(keys)[big], values[big])
+
+
+@pytest.mark.parametrize('name', ['normal', 'hybrid-like float32', 'narrow float32 steps'])
+def test_threshold_at_tpr_agrees_with_scoring_calibrate(name: str) -> None:
+    score, is_anomaly = DISTRIBUTIONS[name](np.random.default_rng(11))
+    score = score.astype(np.float32)
+    metrics = AnomalyMetrics()
+    metrics.update(score, is_anomaly)
+    got = metrics.threshold_at_tpr(0.95)
+    exact = calibrate(score, is_anomaly, 0.95)
+    achieved = float(np.mean(score[is_anomaly] > got['threshold']))
+    assert achieved >= 0.95 and got['tpr'] == pytest.approx(achieved, abs=1e-12)
+    assert got['fpr'] == pytest.approx(exact['fpr'], abs=TOL)
+    span = exact['score_p99'] - exact['score_p01']
+    assert got['score_p01'] == pytest.approx(exact['score_p01'], abs=1e-3 * span)
+    assert got['score_p99'] == pytest.approx(exact['score_p99'], abs=1e-3 * span)
+
+
+def test_curves_and_histograms_are_consistent() -> None:
+    score, is_anomaly = DISTRIBUTIONS['normal'](np.random.default_rng(5))
+    metrics = AnomalyMetrics()
+    metrics.update(score, is_anomaly)
+    curves = metrics.curves(max_points=500)
+    assert len(curves['fpr']) <= 500
+    assert curves['tpr'][-1] == 1.0 and curves['fpr'][-1] == 1.0
+    assert np.all(np.diff(curves['threshold']) <= 0)
+    edges, inliers, anomalies = metrics.histogram(50)
+    assert len(edges) == 51
+    assert inliers.sum() == (~is_anomaly).sum() and anomalies.sum() == is_anomaly.sum()
+    stats = metrics.score_stats()
+    assert stats['anomaly']['mean'] == pytest.approx(score[is_anomaly].mean())
+    assert stats['inlier']['std'] == pytest.approx(score[~is_anomaly].std(), rel=1e-6)
+
+
+def test_score_histogram_statistics_and_merge() -> None:
+    rng = np.random.default_rng(2)
+    score = rng.normal(size=(6, 100, 100)) * 2 - 5
+    whole, merged = ScoreHistogram(), ScoreHistogram()
+    for frame in score:
+        whole.update(frame)
+    for half in (score[:3], score[3:]):
+        part = ScoreHistogram()
+        part.update(half)
+        merged.merge(part)
+    stats = whole.compute()
+    assert merged.compute() == stats
+    p01, p50, p99 = np.percentile(score, [1, 50, 99])
+    assert (stats['p01'], stats['p50'], stats['p99']) == pytest.approx((p01, p50, p99),
+                                                                       abs=5e-3)
+    assert (stats['min'], stats['max']) == pytest.approx((score.min(), score.max()), abs=5e-3)
+    assert stats['pixels'] == score.size and stats['mean'] == pytest.approx(score.mean())
+
+
+def test_memory_is_bounded_by_bins() -> None:
+    metrics = AnomalyMetrics(bins=4096)
+    rng = np.random.default_rng(0)
+    for i in range(50):                    # drifting range that keeps forcing re-binning
+        metrics.update(rng.normal(size=2000) * 10 ** (i % 7) + i, rng.random(2000) < 0.2)
+    assert metrics.counts.shape == (2, 4096)
+    assert metrics.pixels == 100_000
+
+
+# -- open-set confusion ---------------------------------------------------------------------
+
+K = 5
+
+
+def random_open_set(rng: np.random.Generator, shape=(3, 40, 60)):
+    """Return (label, anomaly, semantic, pred) with ignore, void and rejected pixels."""
+    label = rng.integers(0, K, shape).astype(np.uint8)
+    label[rng.random(shape) < 0.1] = 255
+    anomaly = (rng.random(shape) < 0.15).astype(np.uint8)
+    anomaly[rng.random(shape) < 0.05] = 255
+    semantic = np.where(rng.random(shape) < 0.7, label % K,
+                        rng.integers(0, K, shape)).astype(np.uint8)
+    pred = np.where((rng.random(shape) < 0.2) | ((anomaly == 1) & (rng.random(shape) < 0.6)),
+                    255, semantic).astype(np.uint8)
+    return label, anomaly, semantic, pred
+
+
+def test_open_set_confusion_matches_sklearn() -> None:
+    label, anomaly, semantic, pred = random_open_set(np.random.default_rng(4))
+    conf = OpenSetConfusion(K)
+    for i in range(label.shape[0]):
+        conf.update(pred[i], label[i], anomaly[i], semantic=semantic[i])
+    got = conf.compute()
+    truth = np.where(anomaly == 1, K, label).astype(int)
+    keep = (anomaly != 255) & (truth != 255)
+    y_true, y_pred = truth[keep], np.where(pred == 255, K, pred)[keep]
+    iou = jaccard_score(y_true, y_pred, labels=list(range(K + 1)), average=None)
+    assert got['per_class_iou'] == pytest.approx(list(iou[:K]))
+    assert got['open_miou'] == pytest.approx(iou[:K].mean())
+    assert got['anomaly_iou'] == pytest.approx(iou[K])
+    assert np.array_equal(conf.matrix, confusion_matrix(y_true, y_pred, labels=range(K + 1)))
+    inl = keep & (truth < K)
+    closed = jaccard_score(truth[inl], semantic[inl], labels=list(range(K)), average=None)
+    assert got['closed_miou'] == pytest.approx(closed.mean())
+    assert got['pixels'] == int(keep.sum())
+
+
+@pytest.mark.parametrize('pred, label, anomaly, expect', [
+    # DenseHybrid open-IoU on two classes (0, 1) plus unknown (255); anomaly map 0/1/255.
+    ([0, 0, 1, 1], [0, 0, 1, 1], None, {'per_class_iou': [1.0, 1.0], 'anomaly_iou': None}),
+    # an anomaly predicted as class 0 is a false positive of class 0
+    ([0, 0, 1, 1], [0, 255, 1, 1], [0, 1, 0, 0], {'per_class_iou': [0.5, 1.0],
+                                                  'anomaly_iou': 0.0}),
+    # a rejected inlier of class 1 is a false negative of class 1 (and a FP of unknown)
+    ([0, 255, 1, 255], [0, 1, 1, 255], [0, 0, 0, 1], {'per_class_iou': [1.0, 0.5],
+                                                      'anomaly_iou': 0.5}),
+    # void anomaly pixels (255) and ignored labels do not count at all
+    ([255, 0, 1, 1], [0, 0, 255, 1], [255, 0, 0, 0], {'per_class_iou': [1.0, 1.0],
+                                                      'anomaly_iou': None}),
+])
+def test_open_set_iou_follows_the_authors_definition(pred, label, anomaly, expect) -> None:
+    conf = OpenSetConfusion(2)
+    conf.update(np.array(pred, np.uint8), np.array(label, np.uint8),
+                None if anomaly is None else np.array(anomaly, np.uint8))
+    got = conf.compute()
+    assert got['per_class_iou'] == pytest.approx(expect['per_class_iou'])
+    assert got['open_miou'] == pytest.approx(np.mean(expect['per_class_iou']))
+    if expect['anomaly_iou'] is None:
+        assert math.isnan(got['anomaly_iou'])
+    else:
+        assert got['anomaly_iou'] == pytest.approx(expect['anomaly_iou'])
+    assert math.isnan(got['closed_miou'])          # no closed-set prediction given
+
+
+def test_anomaly_label_marks_anomalies_inside_the_label_map() -> None:
+    pred = np.array([0, 255, 1, 0], np.uint8)
+    by_label = OpenSetConfusion(2, anomaly_label=13)
+    by_label.update(pred, np.array([0, 13, 1, 13], np.uint8))
+    by_map = OpenSetConfusion(2)
+    by_map.update(pred, np.array([0, 255, 1, 255], np.uint8), np.array([0, 1, 0, 1], np.uint8))
+    np.testing.assert_equal(by_label.compute(), by_map.compute())
+
+
+@pytest.mark.parametrize('args, message', [
+    ((np.array([0, 7]), np.array([0, 1])), r'pred holds ids \[7\]'),
+    ((np.array([0, 1]), np.array([0, 9])), r'label holds ids \[9\]'),
+    ((np.array([0, 1]), np.array([0, 1, 1])), 'shapes differ'),
+    ((np.array([0, 1]), np.array([0, 1]), np.array([0, 1, 0])), 'shapes differ'),
+])
+def test_open_set_bad_inputs_raise(args, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        OpenSetConfusion(2).update(*args)
+
+
+def test_open_set_bad_construction_and_merge_raise() -> None:
+    with pytest.raises(ValueError, match='collides'):
+        OpenSetConfusion(19, anomaly_label=3)
+    with pytest.raises(ValueError, match='cannot merge'):
+        OpenSetConfusion(2).merge(OpenSetConfusion(3))
+
+
+def test_open_set_shards_merge_and_round_trip(tmp_path) -> None:
+    label, anomaly, semantic, pred = random_open_set(np.random.default_rng(9))
+    whole, parts = OpenSetConfusion(K), [OpenSetConfusion(K), OpenSetConfusion(K)]
+    for i in range(label.shape[0]):
+        whole.update(pred[i], label[i], anomaly[i], semantic[i])
+        parts[i % 2].update(pred[i], label[i], anomaly[i], semantic[i])
+    save_state(str(tmp_path / 'a.npz'), confusion=parts[0], anomaly=AnomalyMetrics())
+    loaded = load_state(str(tmp_path / 'a.npz'))
+    merged = loaded['confusion'].merge(parts[1])
+    assert np.array_equal(merged.matrix, whole.matrix)
+    assert merged.compute() == whole.compute()
+    assert loaded['anomaly'].compute()['pixels'] == 0
