@@ -1,0 +1,567 @@
+"""DenseHybrid training: closed-set segmentation plus the hybrid open-set objective.
+
+For a crop with one pasted negative patch (``outlier`` pixels) the loss is
+
+    ce_weight * CE(logits, label)            over inlier pixels (pasted pixels are ignore)
+  + beta * mean(logsumexp(logits))           over pasted pixels (lower their likelihood)
+  + disc_weight * CE2(ood_logits, outlier)   over all valid pixels (dataset-posterior head)
+
+with ``disc_weight = 10 * beta`` by default. An optional energy margin ``m`` replaces the
+generative term by ``mean(relu(logsumexp - m))`` so it stops pushing once outliers are below m.
+
+The same command runs single-process or under ``torchrun`` (DDP: gloo on CPU, nccl on GPU).
+Training state goes to ``OUTPUT/last.pt`` every ``--save-every`` iterations and on interruption;
+``--resume`` continues from it. At the end, rank 0 calibrates on a held-out split (threshold at
+95 % TPR, heatmap range) and evaluates, and writes ``OUTPUT/model.pt`` (a project checkpoint).
+"""
+
+import argparse
+from contextlib import nullcontext
+import json
+import math
+import multiprocessing
+import os
+from pathlib import Path
+import shlex
+import signal
+import sys
+import time
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .classes import default_class_names, default_palette
+from .data.cityscapes import CityscapesFolder, DatasetError
+from .data.negatives import NegativeFolder, NegativePaster, SyntheticNegatives
+from .data.synthetic import (CALIB_SEED_START, EVAL_SEED_START, SceneCache)
+from .data.transforms import Compose, train_transforms
+from .models import build_model, DenseHybridModel
+
+STATE_FORMAT = 'densehybrid_ros/train-state/1'
+IGNORE = 255
+
+EXAMPLE = '''example (the embedded default model, about 1.5 h on 2 CPU cores):
+  densehybrid-train synthetic --arch ladder_resnet18_half --iters 3000 --batch-size 8 \\
+      --crop 192 384 --output runs/default --json runs/default/metrics.json
+  densehybrid-train synthetic ... --resume          # continue after an interruption
+  torchrun --nproc_per_node 2 -m densehybrid_ros.train synthetic --iters 100 --output runs/ddp
+  densehybrid-train /data/cityscapes --negatives /data/ade20k/images \\
+      --init models/densehybrid_ladder_resnet18_synthetic.pt --finetune heads --output runs/cs
+'''
+
+
+# ----------------------------------------------------------------------------------- loss
+def densehybrid_loss(logits: torch.Tensor, ood_logits: torch.Tensor, label: torch.Tensor,
+                     outlier: torch.Tensor, beta: float = 0.03,
+                     disc_weight: Optional[float] = None, ce_weight: float = 1.0,
+                     energy_margin: Optional[float] = None) -> Dict[str, torch.Tensor]:
+    """Compute the DenseHybrid loss terms and their weighted sum (key ``loss``)."""
+    disc_weight = 10.0 * beta if disc_weight is None else disc_weight
+    out = outlier.bool()
+    closed_target = label.masked_fill(out, IGNORE)
+    if (closed_target != IGNORE).any():
+        ce = F.cross_entropy(logits.float(), closed_target, ignore_index=IGNORE)
+    else:
+        ce = logits.float().sum() * 0.0
+    lse = torch.logsumexp(logits.float(), 1)
+    if energy_margin is not None:
+        lse = F.relu(lse - energy_margin)
+    outf = out.float()
+    gen = (lse * outf).sum() / outf.sum().clamp(min=1.0)
+    ood_target = torch.where(out, torch.ones_like(label),
+                             torch.where(label != IGNORE, torch.zeros_like(label),
+                                         torch.full_like(label, IGNORE)))
+    if (ood_target != IGNORE).any():
+        disc = F.cross_entropy(ood_logits.float(), ood_target, ignore_index=IGNORE)
+    else:
+        disc = ood_logits.float().sum() * 0.0
+    loss = ce_weight * ce + beta * gen + disc_weight * disc
+    return {'loss': loss, 'ce': ce.detach(), 'gen': gen.detach(), 'disc': disc.detach()}
+
+
+# ----------------------------------------------------------------------------------- data
+class TrainSet(Dataset):
+    """Seeded joint transforms (and negative pasting) over a base data set of numpy samples.
+
+    Items are keyed ``(epoch, index)``; each is deterministic given ``seed``.
+    """
+
+    def __init__(self, base: Dataset, transform: Compose, seed: int) -> None:
+        self.base, self.transform, self.seed = base, transform, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key: Tuple[int, int]) -> Dict[str, torch.Tensor]:
+        epoch, index = key
+        rng = np.random.default_rng([self.seed, epoch, index])
+        sample = self.transform(self.base[index], rng)
+        return sample_to_tensors(sample)
+
+
+def sample_to_tensors(sample: Dict[str, np.ndarray]) -> Dict[str, torch.Tensor]:
+    """Image -> 3xHxW float in [0, 1]; label -> int64; outlier/anomaly -> uint8."""
+    h, w = sample['image'].shape[:2]
+    out = {'image': torch.from_numpy(np.ascontiguousarray(
+        sample['image'].transpose(2, 0, 1))).float().div_(255.0),
+        'label': torch.from_numpy(np.ascontiguousarray(sample['label'])).long()}
+    out['outlier'] = torch.from_numpy(np.ascontiguousarray(
+        sample.get('outlier', np.zeros((h, w), np.uint8))))
+    if 'anomaly' in sample:
+        out['anomaly'] = torch.from_numpy(np.ascontiguousarray(sample['anomaly']))
+    return out
+
+
+class EpochSampler(Sampler):
+    """Yield ``(epoch, index)`` keys: a seeded permutation per epoch, sharded by rank.
+
+    Starts at global iteration ``start``, so a resumed run sees the same batches.
+    """
+
+    def __init__(self, n: int, batch: int, rank: int, world: int, seed: int, start: int,
+                 total: int) -> None:
+        self.n, self.batch, self.rank, self.world = n, batch, rank, world
+        self.seed, self.start, self.total = seed, start, total
+        self.per_epoch = max(1, n // (batch * world))
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start) * self.batch
+
+    def __iter__(self) -> Iterator[Tuple[int, int]]:
+        it = self.start
+        while it < self.total:
+            epoch, step = divmod(it, self.per_epoch)
+            g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+            if len(order) < self.per_epoch * self.batch * self.world:   # tiny data sets
+                order = (order * math.ceil(self.per_epoch * self.batch * self.world /
+                                           len(order)))
+            for s in range(step, self.per_epoch):
+                if it >= self.total:
+                    return
+                base = (s * self.world + self.rank) * self.batch
+                for i in order[base:base + self.batch]:
+                    yield epoch, i
+                it += 1
+
+
+class EvalSet(Dataset):
+    """Evaluation samples: a base data set, optionally with one seeded negative pasted in."""
+
+    def __init__(self, base: Dataset, paster: Optional[NegativePaster] = None,
+                 seed: int = 0) -> None:
+        self.base, self.paster, self.seed = base, paster, seed
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
+        sample = self.base[index]
+        if self.paster is not None:
+            sample = self.paster(sample, np.random.default_rng([self.seed, 99991, index]))
+            sample['anomaly'] = np.where(sample['label'] == IGNORE, IGNORE, 0).astype(np.uint8)
+            sample['anomaly'][sample['outlier'] == 1] = 1
+        return sample_to_tensors(sample)
+
+
+def build_data(args: argparse.Namespace, rank: int) -> Tuple[Dataset, Dataset, Dataset, str]:
+    """Training, calibration and validation sets; raises DatasetError for bad folders."""
+    if args.negatives == 'synthetic':
+        negatives: Dataset = SyntheticNegatives(range(args.seed * 1000003,
+                                                      args.seed * 1000003 + 20000), 'train')
+    else:
+        negatives = NegativeFolder(args.negatives, args.negative_masks)
+    paster = NegativePaster(negatives, scale=tuple(args.paste_scale))
+    augment = train_transforms(tuple(args.crop), tuple(args.scale), flip=True)
+    transform = Compose([*augment.transforms, paster])
+    if args.data == 'synthetic':
+        size = tuple(args.scene_size)
+        cache = Path(args.cache) if args.cache else None
+        train_base = SceneCache(range(args.train_scenes), size, None, cache)
+        calib = EvalSet(SceneCache(range(CALIB_SEED_START, CALIB_SEED_START + args.calib_scenes),
+                                   tuple(args.val_size), args.calib_family, cache))
+        val = EvalSet(SceneCache(range(EVAL_SEED_START, EVAL_SEED_START + args.val_scenes),
+                                 tuple(args.val_size), 'eval', cache))
+        if cache is not None and rank == 0 and not args.no_prepare:
+            for ds in (train_base, calib.base, val.base):
+                ds.prepare(workers=args.prepare_workers)
+        desc = (f'synthetic scenes {size[0]}x{size[1]}: train seeds 0..{args.train_scenes - 1}; '
+                f'calibration {args.calib_scenes} scenes ({args.calib_family} family, seeds '
+                f'{CALIB_SEED_START}+); validation {args.val_scenes} scenes (eval family, seeds '
+                f'{EVAL_SEED_START}+) at {args.val_size[0]}x{args.val_size[1]}')
+    else:
+        train_base = CityscapesFolder(args.data, 'train', args.num_classes)
+        val_base = CityscapesFolder(args.data, args.val_split, args.num_classes)
+        calib = EvalSet(val_base, paster, seed=args.seed + 1)
+        val = calib
+        desc = (f'{args.data} (train / {args.val_split} with pasted negatives from '
+                f'{args.negatives})')
+    return TrainSet(train_base, transform, args.seed), calib, val, desc
+
+
+# ------------------------------------------------------------------------- distributed etc.
+def setup_distributed(device_arg: str) -> Tuple[int, int, torch.device]:
+    """Init the process group when launched by torchrun; returns (rank, world, device)."""
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    rank = int(os.environ.get('RANK', '0'))
+    local = int(os.environ.get('LOCAL_RANK', '0'))
+    if device_arg == 'auto':
+        device_arg = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = torch.device(device_arg)
+    if device.type == 'cuda':
+        device = torch.device('cuda', local if device.index is None else device.index)
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+    return rank, world, device
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        dist.barrier()
+
+
+def lr_at(it: int, total: int, base: float, warmup: int, final: float = 0.01) -> float:
+    """Linear warm-up, then cosine decay to ``final * base``."""
+    if it < warmup:
+        return base * (it + 1) / warmup
+    t = min(1.0, (it - warmup) / max(1, total - warmup))
+    return base * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _plain_args(args: argparse.Namespace) -> Dict[str, Any]:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()}
+
+
+def save_state(path: Path, model: DenseHybridModel, optimizer: torch.optim.Optimizer,
+               iteration: int, args: argparse.Namespace, elapsed: float) -> None:
+    """Write the resumable training state atomically."""
+    state = {'format': STATE_FORMAT, 'arch': model.arch, 'num_classes': model.num_classes,
+             'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
+             'iteration': iteration, 'args': _plain_args(args), 'elapsed': elapsed}
+    tmp = path.with_suffix('.tmp')
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_state(path: Path) -> Dict[str, Any]:
+    """Read a training state written by :func:`save_state`."""
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    if not isinstance(state, dict) or state.get('format') != STATE_FORMAT:
+        raise ValueError(f'{path} is not a densehybrid_ros training state')
+    return state
+
+
+# ------------------------------------------------------------------------------ evaluation
+@torch.no_grad()
+def predict(model: DenseHybridModel, dataset: Dataset, device: torch.device,
+            batch: int = 4) -> Iterator[Tuple[Dict[str, torch.Tensor], torch.Tensor,
+                                              torch.Tensor]]:
+    """Yield ``(batch, logits, ood_logits)`` over a data set, in eval mode, on CPU tensors."""
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch, num_workers=0)
+    for item in loader:
+        logits, ood = model(item['image'].to(device))
+        yield item, logits.float().cpu(), ood.float().cpu()
+
+
+def calibrate_model(model: DenseHybridModel, dataset: Dataset, device: torch.device,
+                    measured_on: str, target_tpr: float = 0.95) -> Dict[str, Any]:
+    """Hybrid-score threshold at ``target_tpr`` and heatmap range on ``dataset``."""
+    from .scoring import calibrate, hybrid_score
+    scores, labels = [], []
+    for item, logits, ood in predict(model, dataset, device):
+        scores.append(hybrid_score(logits, ood).numpy().astype(np.float32).ravel())
+        labels.append(item['anomaly'].numpy().ravel())
+    return calibrate(np.concatenate(scores), np.concatenate(labels), target_tpr,
+                     measured_on=measured_on)
+
+
+def evaluate(model: DenseHybridModel, dataset: Dataset, device: torch.device,
+             num_classes: int, threshold: Optional[float] = None) -> Dict[str, Any]:
+    """Closed-set mIoU (classes present), AP/AUROC/FPR95 of the three scores, open-set IoU."""
+    from .metrics import AnomalyMetrics, OpenSetConfusion
+    from .scoring import compute_score, open_set_from_labels
+    kinds = ('hybrid', 'generative', 'discriminative')
+    anomaly = {k: AnomalyMetrics() for k in kinds}
+    confusion = OpenSetConfusion(num_classes)
+    present = np.zeros(num_classes, bool)
+    for item, logits, ood in predict(model, dataset, device):
+        label = item['label'].numpy()
+        gt = item['anomaly'].numpy()
+        pred = logits.argmax(1).numpy().astype(np.uint8)
+        scores = {k: compute_score(k, logits, ood).numpy() for k in kinds}
+        for k in kinds:
+            anomaly[k].update(scores[k], gt)
+        open_pred = pred if threshold is None else open_set_from_labels(
+            pred, scores['hybrid'], threshold)
+        confusion.update(open_pred, label, anomaly=gt, semantic=pred)
+        ids = np.unique(label[gt == 0])
+        present[ids[ids < num_classes]] = True
+    c = confusion.compute()
+    per_class = np.asarray(c['closed_per_class_iou'], dtype=np.float64)
+    miou = float(np.nanmean(per_class[present])) if present.any() else float('nan')
+    result: Dict[str, Any] = {
+        'miou': miou,
+        'per_class_iou': {n: round(float(v), 4) for n, v, p in zip(
+            default_class_names(num_classes), per_class, present) if p},
+        'images': len(dataset),
+    }
+    for k in kinds:
+        m = anomaly[k].compute()
+        result[k] = {'ap': float(m['ap']), 'auroc': float(m['auroc']),
+                     'fpr95': float(m['fpr95'])}
+    result.update({'ap': result['hybrid']['ap'], 'auroc': result['hybrid']['auroc'],
+                   'fpr95': result['hybrid']['fpr95']})
+    if threshold is not None:
+        result['open_miou'] = float(c['open_miou'])
+        result['anomaly_iou'] = float(c['anomaly_iou'])
+    return result
+
+
+# ------------------------------------------------------------------------------------ main
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``densehybrid-train`` command line."""
+    p = argparse.ArgumentParser(
+        prog='densehybrid-train', description=__doc__.split('\n')[0], epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('data', help="'synthetic' or a Cityscapes-format folder "
+                                '(leftImg8bit/<split>/, gtFine/<split>/ *_labelTrainIds.png)')
+    p.add_argument('--output', default='runs/train', help='folder for last.pt and model.pt')
+    p.add_argument('--json', help='write the final metrics as JSON here')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:1 ...')
+    p.add_argument('--arch', default='ladder_resnet18_half')
+    p.add_argument('--num-classes', type=int, default=19)
+    p.add_argument('--init', '--checkpoint', dest='init',
+                   help='start from this project checkpoint (imported official ones too)')
+    p.add_argument('--finetune', choices=('all', 'heads'), default='all',
+                   help='train every weight, or only the two heads')
+    p.add_argument('--resume', action='store_true', help='continue from OUTPUT/last.pt')
+    p.add_argument('--iters', type=int, default=3000, help='total optimisation steps')
+    p.add_argument('--batch-size', type=int, default=8, help='per process')
+    p.add_argument('--crop', type=int, nargs=2, default=(192, 384), metavar=('H', 'W'))
+    p.add_argument('--scale', type=float, nargs=2, default=(0.75, 1.5), metavar=('MIN', 'MAX'))
+    p.add_argument('--lr', type=float, default=1e-3)
+    p.add_argument('--weight-decay', type=float, default=1e-4)
+    p.add_argument('--warmup', type=int, default=100)
+    p.add_argument('--beta', type=float, default=0.03, help='generative term weight')
+    p.add_argument('--disc-weight', type=float, help='dataset-head weight (default 10*beta)')
+    p.add_argument('--ce-weight', type=float, default=1.0)
+    p.add_argument('--energy-margin', type=float, help='optional margin on outlier logsumexp')
+    p.add_argument('--negatives', default='synthetic',
+                   help="negative images folder, or 'synthetic' (the training anomaly family)")
+    p.add_argument('--negative-masks', help='instance masks for --negatives (same stems, .png)')
+    p.add_argument('--paste-scale', type=float, nargs=2, default=(0.05, 0.5),
+                   help="pasted patch size relative to the crop's shorter side")
+    p.add_argument('--scene-size', type=int, nargs=2, default=(256, 512), metavar=('H', 'W'))
+    p.add_argument('--train-scenes', type=int, default=3000)
+    p.add_argument('--val-scenes', type=int, default=200)
+    p.add_argument('--calib-scenes', type=int, default=100)
+    p.add_argument('--calib-family', default='train', choices=('train', 'eval'))
+    p.add_argument('--val-size', type=int, nargs=2, default=(256, 512), metavar=('H', 'W'))
+    p.add_argument('--val-split', default='val', help='held-out split of a folder data set')
+    p.add_argument('--cache', help='folder caching generated synthetic scenes (.npz)')
+    p.add_argument('--no-prepare', action='store_true',
+                   help='do not pre-generate the scene cache before training')
+    p.add_argument('--prepare-workers', type=int, default=os.cpu_count() or 1)
+    p.add_argument('--workers', type=int, default=1, help='data loader processes')
+    p.add_argument('--threads', type=int, help='torch threads per process')
+    p.add_argument('--save-every', type=int, default=100)
+    p.add_argument('--stop-after', type=int,
+                   help='stop (as if interrupted) after this many iterations in this run')
+    p.add_argument('--max-time', type=float, help='stop (resumable) after this many seconds')
+    p.add_argument('--no-amp', action='store_true', help='no mixed precision on GPU')
+    p.add_argument('--no-progress', action='store_true')
+    return p
+
+
+class _Stop(Exception):
+    pass
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``densehybrid-train``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    rank, world, device = setup_distributed(args.device)
+    try:
+        return _run(args, rank, world, device, argv)
+    except DatasetError as exc:
+        print(f'densehybrid-train: error: {exc}', file=sys.stderr)
+        return 2
+    finally:
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _run(args: argparse.Namespace, rank: int, world: int, device: torch.device,
+         argv: Optional[Sequence[str]]) -> int:
+    threads = args.threads or max(1, (os.cpu_count() or 1) // world)
+    torch.set_num_threads(threads)
+    torch.manual_seed(args.seed)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / 'last.pt'
+    command = 'densehybrid-train ' + ' '.join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+
+    train_set, calib_set, val_set, data_desc = build_data(args, rank)
+    _barrier(world)
+
+    class_names = default_class_names(args.num_classes)
+    if args.init:
+        model, meta = load_checkpoint(args.init, 'cpu')
+        if model.num_classes != args.num_classes:
+            raise SystemExit(f'{args.init} has {model.num_classes} classes, not '
+                             f'{args.num_classes} (--num-classes)')
+        class_names = list(meta.get('class_names') or class_names)
+    else:
+        model = build_model(args.arch, args.num_classes)
+    if args.finetune == 'heads':
+        for name, prm in model.named_parameters():
+            prm.requires_grad = name.startswith(('logits.', 'logits_ood.'))
+    start, elapsed = 0, 0.0
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    if args.resume and state_path.is_file():
+        state = load_state(state_path)
+        model.load_state_dict(state['model'])
+        optimizer.load_state_dict(state['optimizer'])
+        start, elapsed = int(state['iteration']), float(state.get('elapsed', 0.0))
+        if rank == 0:
+            print(f'resuming from {state_path} at iteration {start}', flush=True)
+    model.to(device)
+    net: torch.nn.Module = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == 'cuda' else None)
+
+    sampler = EpochSampler(len(train_set), args.batch_size, rank, world, args.seed, start,
+                           args.iters)
+    loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler,
+                        num_workers=args.workers, drop_last=True, pin_memory=False,
+                        persistent_workers=False,
+                        multiprocessing_context='fork' if args.workers else None)
+    amp = device.type == 'cuda' and not args.no_amp
+    scaler = torch.amp.GradScaler('cuda', enabled=amp)
+    stop_flag = {'stop': False}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop_flag['stop'] = True
+
+    old = signal.signal(signal.SIGTERM, on_signal)
+    it, t0 = start, time.time()
+    bar = None
+    if rank == 0 and not args.no_progress and start < args.iters:
+        from tqdm import tqdm
+        bar = tqdm(total=args.iters, initial=start, desc='train', dynamic_ncols=True)
+    interrupted = False
+    losses: List[float] = []
+    try:
+        net.train()
+        for batch in loader:
+            lr = lr_at(it, args.iters, args.lr, args.warmup)
+            for group in optimizer.param_groups:
+                group['lr'] = lr
+            x = batch['image'].to(device, non_blocking=True)
+            label = batch['label'].to(device, non_blocking=True)
+            outlier = batch['outlier'].to(device, non_blocking=True)
+            ctx = torch.autocast('cuda', dtype=torch.float16) if amp else nullcontext()
+            with ctx:
+                logits, ood = net(x)
+            terms = densehybrid_loss(logits, ood, label, outlier, args.beta, args.disc_weight,
+                                     args.ce_weight, args.energy_margin)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(terms['loss']).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            it += 1
+            losses.append(float(terms['loss'].detach()))
+            if not math.isfinite(losses[-1]):
+                raise FloatingPointError(f'loss is not finite at iteration {it}')
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f'{float(terms["loss"].detach()):.3f}',
+                                ce=f'{float(terms["ce"]):.3f}',
+                                gen=f'{float(terms["gen"]):.2f}',
+                                disc=f'{float(terms["disc"]):.3f}', lr=f'{lr:.1e}')
+            if rank == 0 and (it % args.save_every == 0 or it == args.iters):
+                save_state(state_path, model, optimizer, it, args, elapsed + time.time() - t0)
+            done_here = it - start
+            stop = stop_flag['stop'] or (args.stop_after is not None
+                                         and done_here >= args.stop_after)
+            stop = stop or (args.max_time is not None and time.time() - t0 > args.max_time)
+            if stop and it < args.iters:
+                raise _Stop()
+    except (KeyboardInterrupt, _Stop):
+        interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        if bar is not None:
+            bar.close()
+    elapsed += time.time() - t0
+    if interrupted:
+        if rank == 0:
+            save_state(state_path, model, optimizer, it, args, elapsed)
+            print(f'stopped at iteration {it}/{args.iters}; state saved to {state_path}; '
+                  f'continue with --resume', flush=True)
+        return 130 if stop_flag['stop'] or args.stop_after is None and args.max_time is None \
+            else 0
+    _barrier(world)
+    if rank != 0:
+        return 0
+
+    model.eval()
+    print('calibrating ...', flush=True)
+    calibration = calibrate_model(model, calib_set, device,
+                                  measured_on=f'{len(calib_set)} held-out images: {data_desc}')
+    print('evaluating ...', flush=True)
+    metrics = evaluate(model, val_set, device, args.num_classes, calibration['threshold'])
+    meta = {
+        'class_names': class_names,
+        'palette': default_palette(args.num_classes, class_names),
+        'calibration': calibration,
+        'train': {'command': command, 'data': data_desc, 'iterations': it,
+                  'epochs': round(it * args.batch_size * world / max(1, len(train_set)), 2),
+                  'seed': args.seed, 'processes': world, 'device': str(device),
+                  'hours': round(elapsed / 3600, 3), 'init': args.init,
+                  'finetune': args.finetune, 'args': _plain_args(args), 'metrics': metrics},
+    }
+    model.cpu()
+    path = save_checkpoint(out / 'model.pt', model, meta)
+    k = max(1, min(5, len(losses) // 3))
+    report = {'checkpoint': str(path), 'calibration': calibration, 'metrics': metrics,
+              'iterations': it, 'hours': meta['train']['hours'],
+              'loss_first': float(np.mean(losses[:k])) if losses else None,
+              'loss_last': float(np.mean(losses[-k:])) if losses else None}
+    print(json.dumps({k: report[k] for k in ('checkpoint', 'iterations', 'hours')}))
+    print(format_metrics(metrics, calibration))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def format_metrics(metrics: Dict[str, Any], calibration: Dict[str, Any]) -> str:
+    """Human-readable summary of :func:`evaluate` and the calibration."""
+    lines: List[str] = [f'closed-set mIoU (classes present): {metrics["miou"]:.4f}']
+    for k in ('hybrid', 'generative', 'discriminative'):
+        m = metrics[k]
+        lines.append(f'{k:>14}: AP {m["ap"]:.4f}  AUROC {m["auroc"]:.4f}  '
+                     f'FPR95 {m["fpr95"]:.4f}')
+    if 'open_miou' in metrics:
+        lines.append(f'open-set mIoU {metrics["open_miou"]:.4f} at threshold '
+                     f'{calibration["threshold"]:.4f} (TPR {calibration["tpr"]:.3f} on the '
+                     f'calibration set)')
+    return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+    multiprocessing.freeze_support()
+    sys.exit(main())

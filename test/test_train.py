@@ -1,0 +1,215 @@
+"""densehybrid-train: the loss, a tiny run that learns, resume, torchrun DDP, folder errors."""
+
+import json
+import os
+from pathlib import Path
+import shutil
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from densehybrid_ros.checkpoint import load_checkpoint, save_checkpoint
+from densehybrid_ros.models import build_model
+from densehybrid_ros.train import densehybrid_loss, EpochSampler, load_state, lr_at, main
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = ['--arch', 'ladder_resnet18_half', '--batch-size', '2', '--crop', '48', '64',
+        '--scale', '0.8', '1.2', '--scene-size', '64', '96', '--val-size', '64', '96',
+        '--train-scenes', '6', '--val-scenes', '3', '--calib-scenes', '3', '--workers', '0',
+        '--threads', '2', '--no-progress', '--warmup', '2', '--save-every', '2']
+
+
+def _run(tmp_path: Path, *extra: str, name: str = 'run') -> dict:
+    out = tmp_path / name
+    rc = main(['synthetic', '--output', str(out), '--json', str(out / 'm.json'),
+               '--cache', str(tmp_path / 'cache'), *TINY, *extra])
+    assert rc == 0
+    return json.loads((out / 'm.json').read_text()) if (out / 'm.json').exists() else {}
+
+
+# ------------------------------------------------------------------------------------ loss
+def _batch(outlier_pixels: int):
+    torch.manual_seed(0)
+    logits = torch.randn(1, 4, 3, 5, requires_grad=True)
+    ood = torch.randn(1, 2, 3, 5, requires_grad=True)
+    label = torch.randint(0, 4, (1, 3, 5))
+    label[0, 0, 0] = 255
+    outlier = torch.zeros(1, 3, 5, dtype=torch.uint8)
+    outlier.view(-1)[1:1 + outlier_pixels] = 1
+    return logits, ood, label, outlier
+
+
+@pytest.mark.parametrize('outliers', [0, 1, 6])
+@pytest.mark.parametrize('beta, disc_weight, margin', [
+    (0.03, None, None), (0.1, 0.5, None), (0.03, None, 1.0)])
+def test_loss_terms(outliers, beta, disc_weight, margin):
+    logits, ood, label, outlier = _batch(outliers)
+    t = densehybrid_loss(logits, ood, label, outlier, beta, disc_weight, energy_margin=margin)
+    out = outlier.bool()
+    inlier = (label != 255) & ~out
+    ce = torch.nn.functional.cross_entropy(logits.permute(0, 2, 3, 1)[inlier], label[inlier])
+    lse = torch.logsumexp(logits, 1)
+    if margin is not None:
+        lse = torch.relu(lse - margin)
+    gen = lse[out].mean() if outliers else torch.tensor(0.0)
+    valid = (label != 255) | out
+    disc = torch.nn.functional.cross_entropy(ood.permute(0, 2, 3, 1)[valid], out[valid].long())
+    w = 10 * beta if disc_weight is None else disc_weight
+    assert torch.allclose(t['ce'], ce) and torch.allclose(t['gen'], gen)
+    assert torch.allclose(t['disc'], disc)
+    assert torch.allclose(t['loss'], ce + beta * gen + w * disc)
+
+
+def test_pasted_pixels_do_not_reach_the_closed_set_loss():
+    logits, ood, label, outlier = _batch(4)
+    a = densehybrid_loss(logits, ood, label, outlier)['ce']
+    changed = logits.detach().clone()
+    changed[..., outlier[0].bool()] += 100.0
+    assert torch.allclose(a, densehybrid_loss(changed, ood, label, outlier)['ce'])
+
+
+def test_schedule_and_sampler():
+    assert lr_at(0, 100, 1.0, 10) == pytest.approx(0.1)
+    assert lr_at(99, 100, 1.0, 10) < 0.05
+    keys = list(EpochSampler(10, 2, 0, 1, 0, 0, 12))
+    assert len(keys) == 24 and {e for e, _ in keys} == {0, 1, 2}
+    tail = list(EpochSampler(10, 2, 0, 1, 0, 7, 12))
+    assert tail == keys[14:]
+    ranks = [set(EpochSampler(10, 2, r, 2, 0, 0, 2)) for r in (0, 1)]
+    assert not ranks[0] & ranks[1]
+
+
+# ------------------------------------------------------------------------------ training
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('train')
+    report = _run(tmp, '--iters', '30', '--lr', '3e-3', '--seed', '1')
+    return tmp, report
+
+
+def test_tiny_run_lowers_the_loss_and_writes_a_checkpoint(trained):
+    tmp, report = trained
+    assert report['iterations'] == 30
+    assert report['loss_last'] < 0.8 * report['loss_first']
+    model, meta = load_checkpoint(report['checkpoint'])
+    assert meta['arch'] == 'ladder_resnet18_half' and meta['class_names'][0] == 'road'
+    cal = meta['calibration']
+    assert cal['score_p01'] <= cal['threshold'] <= cal['score_p99'] or cal['tpr'] >= 0.95
+    metrics = meta['train']['metrics']
+    for key in ('miou', 'ap', 'auroc', 'fpr95', 'open_miou'):
+        assert key in metrics
+    for kind in ('hybrid', 'generative', 'discriminative'):
+        assert 0.0 <= metrics[kind]['ap'] <= 1.0
+    assert '--iters 30' in meta['train']['command']
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    common = ['--iters', '5', '--no-prepare', '--val-scenes', '1', '--calib-scenes', '1']
+    _run(tmp_path, *common, '--stop-after', '3', name='a')
+    assert load_state(tmp_path / 'a' / 'last.pt')['iteration'] == 3
+    assert not (tmp_path / 'a' / 'model.pt').exists()
+    _run(tmp_path, *common, '--resume', name='a')
+    _run(tmp_path, *common, name='b')
+    wa = torch.load(tmp_path / 'a' / 'last.pt', weights_only=True)
+    wb = torch.load(tmp_path / 'b' / 'last.pt', weights_only=True)
+    assert wa['iteration'] == wb['iteration'] == 5
+    for k, v in wb['model'].items():
+        assert torch.allclose(wa['model'][k].float(), v.float(), atol=1e-5), k
+
+
+def test_finetune_heads_only_from_a_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = build_model('ladder_resnet18_half', 19)
+    init = save_checkpoint(tmp_path / 'init.pt', model, {})
+    _run(tmp_path, '--iters', '2', '--init', str(init), '--finetune', 'heads',
+         '--val-scenes', '1', '--calib-scenes', '2')
+    tuned, _ = load_checkpoint(tmp_path / 'run' / 'model.pt')
+    before = model.state_dict()
+    for k, v in tuned.state_dict().items():
+        if 'running' in k or 'num_batches' in k:
+            continue                                  # BatchNorm statistics always update
+        changed = not torch.equal(before[k], v)
+        assert changed == k.startswith(('logits.', 'logits_ood.')), k
+
+
+def _cityscapes(root: Path, splits=('train', 'val'), n=3) -> Path:
+    from densehybrid_ros.data.synthetic import make_scene
+    for split in splits:
+        for i in range(n):
+            d = root / 'leftImg8bit' / split / 'city'
+            g = root / 'gtFine' / split / 'city'
+            d.mkdir(parents=True, exist_ok=True)
+            g.mkdir(parents=True, exist_ok=True)
+            scene = make_scene(i, (48, 64))
+            cv2.imwrite(str(d / f'city_{i}_0_leftImg8bit.png'), scene['image'][..., ::-1])
+            cv2.imwrite(str(g / f'city_{i}_0_gtFine_labelTrainIds.png'), scene['label'])
+    return root
+
+
+def test_cityscapes_folder_run(tmp_path):
+    root = _cityscapes(tmp_path / 'cs')
+    negs = tmp_path / 'neg'
+    negs.mkdir()
+    cv2.imwrite(str(negs / 'n.jpg'), np.random.default_rng(0).integers(
+        0, 255, (40, 40, 3), dtype=np.uint8))
+    rc = main([str(root), '--negatives', str(negs), '--output', str(tmp_path / 'o'),
+               '--iters', '2', *TINY])
+    assert rc == 0
+    _, meta = load_checkpoint(tmp_path / 'o' / 'model.pt')
+    assert 'val' in meta['calibration']['measured_on']
+
+
+def _no_label(root):
+    next((root / 'gtFine' / 'train').rglob('*.png')).unlink()
+
+
+def _bad_size(root):
+    cv2.imwrite(str(next((root / 'gtFine' / 'train').rglob('*.png'))),
+                np.zeros((5, 5), np.uint8))
+
+
+@pytest.mark.parametrize('case, message', [
+    ('no_label', 'no label'), ('bad_size', 'size mismatch'), ('empty_negatives', 'no images'),
+    ('no_val', 'leftImg8bit/val')])
+def test_bad_folders_fail_before_training(tmp_path, capsys, case, message):
+    root = _cityscapes(tmp_path / 'cs', splits=('train',) if case == 'no_val' else
+                       ('train', 'val'))
+    negs = tmp_path / 'neg'
+    negs.mkdir()
+    if case != 'empty_negatives':
+        cv2.imwrite(str(negs / 'n.png'), np.zeros((8, 8, 3), np.uint8))
+    {'no_label': _no_label, 'bad_size': _bad_size}.get(case, lambda r: None)(root)
+    rc = main([str(root), '--negatives', str(negs), '--output', str(tmp_path / 'o'),
+               '--iters', '2', *TINY])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / 'o' / 'last.pt').exists()
+
+
+def test_help_shows_an_example(capsys):
+    with pytest.raises(SystemExit):
+        main(['--help'])
+    assert 'example' in capsys.readouterr().out
+
+
+def test_torchrun_two_processes_on_cpu(tmp_path):
+    torchrun = Path(sys.executable).parent / 'torchrun'
+    if not torchrun.exists():
+        torchrun = shutil.which('torchrun')
+    if torchrun is None:
+        pytest.skip('torchrun not installed')
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
+    out = tmp_path / 'ddp'
+    proc = subprocess.run(
+        [str(torchrun), '--standalone', '--nproc_per_node', '2', '-m', 'densehybrid_ros.train',
+         'synthetic', '--output', str(out), '--cache', str(tmp_path / 'cache'), '--iters', '3',
+         *TINY, '--threads', '1', '--json', str(out / 'm.json')],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    report = json.loads((out / 'm.json').read_text())
+    _, meta = load_checkpoint(report['checkpoint'])
+    assert meta['train']['processes'] == 2 and report['iterations'] == 3
