@@ -172,6 +172,19 @@ class _BinnedScores:
             out.append(float(values[min(int(np.searchsorted(cum, q * total)), cum.size - 1)]))
         return out
 
+    def _histogram(self, num_bins: int, score_range: Optional[Tuple[float, float]]
+                   ) -> Tuple[np.ndarray, np.ndarray]:
+        values, counts = self._bin_values()
+        if not values.size:
+            raise ValueError('no scores counted')
+        if score_range is None:
+            lo, hi = self._quantiles(counts.sum(0), (0.001, 0.999))
+            score_range = (lo, hi) if hi > lo else (lo - 0.5, lo + 0.5)
+        edges = np.linspace(score_range[0], score_range[1], num_bins + 1)
+        clipped = np.clip(values, edges[0], edges[-1])
+        out = np.stack([np.histogram(clipped, edges, weights=c)[0] for c in counts])
+        return edges, out.astype(np.int64)
+
     @property
     def pixels(self) -> int:
         """Number of scores counted."""
@@ -265,6 +278,12 @@ class ScoreHistogram(_BinnedScores):
         """Return approximate quantiles of the scores, to bin precision."""
         return self._quantiles(self._bin_values()[1][0], qs)
 
+    def histogram(self, num_bins: int = 100, score_range: Optional[Tuple[float, float]] = None
+                  ) -> Tuple[np.ndarray, np.ndarray]:
+        """Coarse histogram for plotting: (edges, counts); see AnomalyMetrics.histogram."""
+        edges, counts = self._histogram(num_bins, score_range)
+        return edges, counts[0]
+
     def compute(self) -> Dict[str, float]:
         """{'pixels', 'mean', 'std', 'min', 'max', 'p01', 'p50', 'p99'}."""
         return self._stats(0)
@@ -346,17 +365,8 @@ class AnomalyMetrics(_BinnedScores):
         The default range is the 0.1 %..99.9 % quantiles of all scores; outside values are
         clipped into the end bins.
         """
-        values, counts = self._bin_values()
-        if not values.size:
-            raise ValueError('no scores counted')
-        if score_range is None:
-            lo, hi = self._quantiles(counts.sum(0), (0.001, 0.999))
-            score_range = (lo, hi) if hi > lo else (lo - 0.5, lo + 0.5)
-        edges = np.linspace(score_range[0], score_range[1], num_bins + 1)
-        clipped = np.clip(values, edges[0], edges[-1])
-        inl, _ = np.histogram(clipped, edges, weights=counts[0])
-        ano, _ = np.histogram(clipped, edges, weights=counts[1])
-        return edges, inl.astype(np.int64), ano.astype(np.int64)
+        edges, counts = self._histogram(num_bins, score_range)
+        return edges, counts[0], counts[1]
 
     def threshold_at_tpr(self, target_tpr: float = 0.95) -> Dict[str, float]:
         """Threshold flagging at least ``target_tpr`` of anomaly pixels (``score > threshold``).

@@ -1,0 +1,393 @@
+"""Read and write rosbag2 files of camera images and label maps with ``rosbags`` (no ROS needed).
+
+* :class:`BagReader` opens a rosbag2 (folder with metadata.yaml, or a single .mcap / .db3 file),
+  finds topics by name with helpful errors, and yields :class:`Frame` objects: messages of
+  several topics joined by their header stamp.
+* :class:`BagWriter` writes sensor_msgs/Image messages (mcap by default, sqlite3 on request).
+* :func:`image_to_array` / :func:`array_to_image` convert between messages and numpy arrays.
+
+Corrupt or truncated bags, undecodable messages, and missing topics raise :class:`BagError`
+with the path and a one-line cause.
+"""
+
+from dataclasses import dataclass, field
+import heapq
+from pathlib import Path
+import shutil
+import sqlite3
+import struct
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+
+IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
+IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
+STORAGES = ('mcap', 'sqlite3')
+# Node output name -> encoding, as published by the densehybrid node under <ns>/densehybrid/.
+RESULT_ENCODINGS = {
+    'semantic': 'mono8', 'semantic_color': 'rgb8', 'anomaly_score': '32FC1',
+    'anomaly_heatmap': 'rgb8', 'open_set': 'mono8', 'anomaly_mask': 'mono8', 'overlay': 'rgb8',
+}
+_ENCODINGS = {  # encoding -> (dtype, channels)
+    'rgb8': (np.uint8, 3), 'bgr8': (np.uint8, 3), 'rgba8': (np.uint8, 4),
+    'bgra8': (np.uint8, 4), 'mono8': (np.uint8, 1), '8UC1': (np.uint8, 1),
+    '8UC3': (np.uint8, 3), 'mono16': (np.uint16, 1), '16UC1': (np.uint16, 1),
+    '32FC1': (np.float32, 1),
+}
+PathLike = Union[str, Path]
+
+
+class BagError(ValueError):
+    """A bag that cannot be used as asked; the message says why."""
+
+
+def _typestore() -> Any:
+    global _TYPESTORE
+    if _TYPESTORE is None:
+        from rosbags.typesys import get_typestore, Stores
+        _TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+    return _TYPESTORE
+
+
+_TYPESTORE = None
+
+
+def stamp_ns(msg: Any) -> int:
+    """Header stamp of a message in nanoseconds."""
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
+def result_topic(input_topic: str, output: str) -> str:
+    """Topic of a node output for an input ``<ns>/<name>``: ``<ns>/densehybrid/<output>``."""
+    ns = input_topic.rstrip('/').rsplit('/', 1)[0]
+    return f'{ns}/densehybrid/{output}'
+
+
+# --------------------------------------------------------------------------- conversions
+def image_to_array(msg: Any, what: str = 'image') -> np.ndarray:
+    """Decode an Image / CompressedImage message: colour -> H x W x 3 RGB, else H x W."""
+    if hasattr(msg, 'format'):                                   # CompressedImage
+        buf = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
+        if decoded is None:
+            raise BagError(f'{what}: compressed data ({msg.format!r}, {buf.size} bytes) '
+                           f'cannot be decoded')
+        if decoded.ndim == 3 and decoded.shape[2] == 4:
+            return cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGB)
+        if decoded.ndim == 3:
+            return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+        return decoded
+    enc = str(msg.encoding)
+    if enc not in _ENCODINGS:
+        raise BagError(f'{what}: unsupported encoding {enc!r} (supported: '
+                       f'{", ".join(sorted(_ENCODINGS))})')
+    dtype, channels = _ENCODINGS[enc]
+    h, w, step = int(msg.height), int(msg.width), int(msg.step)
+    itemsize = np.dtype(dtype).itemsize
+    data = np.asarray(msg.data, dtype=np.uint8)
+    if h == 0 or w == 0 or step < w * channels * itemsize or data.size < h * step:
+        raise BagError(f'{what}: {w}x{h} {enc} with step {step} does not fit its '
+                       f'{data.size} data bytes')
+    rows = data[:h * step].reshape(h, step)[:, :w * channels * itemsize]
+    order = '>' if msg.is_bigendian else '<'
+    arr = rows.copy().view(np.dtype(dtype).newbyteorder(order) if itemsize > 1 else dtype)
+    arr = arr.reshape(h, w, channels) if channels > 1 else arr.reshape(h, w)
+    if itemsize > 1:
+        arr = arr.astype(np.dtype(dtype).newbyteorder('='), copy=False)
+    if enc in ('bgr8', 'bgra8'):
+        return np.ascontiguousarray(arr[..., 2::-1])
+    if enc == 'rgba8':
+        return np.ascontiguousarray(arr[..., :3])
+    return arr
+
+
+def array_to_image(array: np.ndarray, encoding: str, stamp: int, frame_id: str = '') -> Any:
+    """Build a sensor_msgs/Image (rosbags type) from a numpy array."""
+    if encoding not in _ENCODINGS:
+        raise ValueError(f'unsupported encoding {encoding!r}')
+    dtype, channels = _ENCODINGS[encoding]
+    array = np.ascontiguousarray(array, dtype=dtype)
+    if array.ndim != (3 if channels > 1 else 2) or (channels > 1 and array.shape[2] != channels):
+        raise ValueError(f'{encoding} needs {channels} channel(s), got shape {array.shape}')
+    types = _typestore().types
+    header = _header(stamp, frame_id)
+    h, w = array.shape[:2]
+    return types[IMAGE_TYPE](header=header, height=h, width=w, encoding=encoding,
+                             is_bigendian=0, step=w * channels * array.itemsize,
+                             data=array.reshape(-1).view(np.uint8))
+
+
+def array_to_compressed(array: np.ndarray, fmt: str, stamp: int, frame_id: str = '') -> Any:
+    """Build a sensor_msgs/CompressedImage (jpeg or png) from RGB or mono uint8 data."""
+    if fmt not in ('jpeg', 'png'):
+        raise ValueError(f'compressed format must be jpeg or png, got {fmt!r}')
+    bgr = cv2.cvtColor(array, cv2.COLOR_RGB2BGR) if array.ndim == 3 else array
+    ok, buf = cv2.imencode('.jpg' if fmt == 'jpeg' else '.png', bgr)
+    if not ok:
+        raise ValueError(f'cannot encode a {array.shape} array as {fmt}')
+    kind = 'rgb8' if array.ndim == 3 else 'mono8'
+    return _typestore().types[COMPRESSED_TYPE](
+        header=_header(stamp, frame_id), format=f'{kind}; {fmt} compressed bgr8'
+        if array.ndim == 3 else f'{kind}; {fmt} compressed mono8', data=buf.reshape(-1))
+
+
+def _header(stamp: int, frame_id: str) -> Any:
+    types = _typestore().types
+    return types['std_msgs/msg/Header'](
+        stamp=types['builtin_interfaces/msg/Time'](sec=int(stamp // 1_000_000_000),
+                                                   nanosec=int(stamp % 1_000_000_000)),
+        frame_id=frame_id)
+
+
+# ------------------------------------------------------------------------------- reading
+_READ_ERRORS: Tuple[type, ...] = (sqlite3.Error, struct.error, EOFError, OSError, KeyError,
+                                  IndexError, ValueError, AssertionError, AttributeError)
+
+
+@dataclass
+class Frame:
+    """Messages of several topics with one header stamp, decoded to arrays by role."""
+
+    index: int                       # order of the key-topic message in the bag
+    stamp: int                       # header stamp, ns
+    frame_id: str = ''
+    arrays: Dict[str, np.ndarray] = field(default_factory=dict)
+    raw: Dict[str, Tuple[str, bytes]] = field(default_factory=dict)   # role -> (type, cdr)
+
+
+class BagReader:
+    """A rosbag2 opened for reading (use as a context manager)."""
+
+    def __init__(self, path: PathLike) -> None:
+        from rosbags.rosbag2 import Reader, ReaderError
+        self.path = Path(path)
+        if not self.path.exists():
+            raise BagError(f'bag not found: {self.path}')
+        self._errors = _READ_ERRORS + (ReaderError,)
+        try:
+            self._reader = Reader(self.path)
+            self._reader.open()
+        except self._errors as exc:
+            raise BagError(f'cannot open {self.path} as a rosbag2 (corrupt, truncated or not '
+                           f'a bag): {_one_line(exc)}') from None
+        self.topics: Dict[str, Tuple[str, int]] = {
+            name: (info.msgtype or '?', int(info.msgcount))
+            for name, info in self._reader.topics.items()}
+
+    def __enter__(self) -> 'BagReader':
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the underlying reader."""
+        if self._reader.is_open:
+            self._reader.close()
+
+    def describe(self) -> str:
+        """One line per topic: name, type, message count."""
+        return '; '.join(f'{t} [{m}, {n} msgs]' for t, (m, n) in sorted(self.topics.items()))
+
+    def topic(self, name: str, types: Sequence[str] = IMAGE_TYPES, role: str = 'image') -> str:
+        """Resolve a topic by exact name or unique suffix; errors list the bag's topics."""
+        matches = [t for t in self.topics if t == name]
+        if not matches:
+            suffix = '/' + name.strip('/')
+            matches = [t for t in self.topics if t.endswith(suffix)]
+        if len(matches) != 1:
+            what = 'is not in' if not matches else f'matches {len(matches)} topics in'
+            raise BagError(f'{role} topic {name!r} {what} {self.path}; topics: '
+                           f'{self.describe() or "none"}')
+        msgtype = self.topics[matches[0]][0]
+        if msgtype not in types:
+            raise BagError(f'{role} topic {matches[0]!r} has type {msgtype}, expected '
+                           f'{" or ".join(types)}')
+        return matches[0]
+
+    def find(self, suffixes: Sequence[str], exclude: Sequence[str] = ()) -> Optional[str]:
+        """Return the single image topic whose last name part is one of ``suffixes`` (or None)."""
+        found = [t for t, (m, _) in self.topics.items() if m in IMAGE_TYPES
+                 and t.rsplit('/', 1)[-1] in suffixes and not any(x in t for x in exclude)]
+        return found[0] if len(found) == 1 else None
+
+    def image_topics(self, exclude: Sequence[str] = ()) -> List[str]:
+        """All Image / CompressedImage topics, minus those containing an ``exclude`` part."""
+        return sorted(t for t, (m, _) in self.topics.items()
+                      if m in IMAGE_TYPES and not any(x in t for x in exclude))
+
+    def messages(self, topics: Sequence[str]) -> Iterator[Tuple[str, str, int, bytes]]:
+        """Raw messages of ``topics`` in log-time order: (topic, type, log time ns, cdr)."""
+        conns = [c for c in self._reader.connections if c.topic in topics]
+        it = self._reader.messages(connections=conns)
+        count = 0
+        while True:
+            try:
+                conn, log_time, raw = next(it)
+            except StopIteration:
+                return
+            except self._errors as exc:
+                raise BagError(f'{self.path} is corrupt or truncated after {count} messages: '
+                               f'{_one_line(exc)}') from None
+            count += 1
+            yield conn.topic, conn.msgtype, int(log_time), raw
+
+    def decode(self, raw: bytes, msgtype: str, where: str) -> Any:
+        """Deserialize CDR data, with a clear error for broken messages."""
+        try:
+            return _typestore().deserialize_cdr(raw, msgtype)
+        except Exception as exc:   # the CDR decoder raises many types on garbage
+            raise BagError(f'{self.path}: {where} cannot be decoded as {msgtype}: '
+                           f'{_one_line(exc)}') from None
+
+    def frames(self, roles: Dict[str, str], key: str = 'image',
+               select: Optional[Callable[[int], bool]] = None, max_pending: int = 32,
+               keep_raw: Sequence[str] = (), partial: bool = True,
+               stats: Optional[Dict[str, int]] = None) -> Iterator[Frame]:
+        """Join messages of ``roles`` (role -> topic) by header stamp into :class:`Frame` objects.
+
+        Frames are numbered by the order of their ``key``-role message; ``select(index)``
+        skips frames without decoding them. A frame is yielded when every role arrived; with
+        ``partial``, frames whose other roles never come (evicted after ``max_pending`` newer
+        stamps, or at the end) are yielded with what they have. ``stats`` counts
+        ``unmatched`` messages and ``partial`` frames. Roles in ``keep_raw`` also keep their
+        CDR bytes.
+        """
+        by_topic = {topic: role for role, topic in roles.items()}
+        stats = stats if stats is not None else {}
+        stats.setdefault('unmatched', 0)
+        stats.setdefault('partial', 0)
+        pending: Dict[int, Frame] = {}
+        skipped: Dict[int, None] = {}
+        order: List[int] = []                     # heap of pending stamps
+        count = 0
+        for topic, msgtype, _, raw in self.messages(list(by_topic)):
+            role = by_topic[topic]
+            msg = self.decode(raw, msgtype, f'a message on {topic}')
+            stamp = stamp_ns(msg)
+            if role == key:
+                index, count = count, count + 1
+                if select is not None and not select(index):
+                    skipped[stamp] = None
+                    pending.pop(stamp, None)
+                    continue
+                frame = pending.get(stamp)
+                if frame is None or frame.index >= 0:
+                    if frame is not None:      # a second key message with the same stamp
+                        stats['unmatched'] += 1
+                    frame = pending[stamp] = Frame(-1, stamp)
+                    heapq.heappush(order, stamp)
+                frame.index, frame.frame_id = index, str(msg.header.frame_id)
+            elif stamp in skipped:
+                continue
+            else:
+                frame = pending.get(stamp)
+                if frame is None:
+                    frame = pending[stamp] = Frame(-1, stamp, str(msg.header.frame_id))
+                    heapq.heappush(order, stamp)
+            frame.arrays[role] = image_to_array(msg, f'{role} message on {topic} at stamp '
+                                                f'{_fmt_stamp(stamp)}')
+            if role in keep_raw:
+                frame.raw[role] = (msgtype, raw)
+            if frame.index >= 0 and len(frame.arrays) == len(roles):
+                yield pending.pop(stamp)
+            while len(pending) > max_pending:
+                done = self._evict(pending, order, partial, stats)
+                if done is not None:
+                    yield done
+            if len(skipped) > 4 * max_pending:
+                for old in list(skipped)[:len(skipped) - 2 * max_pending]:
+                    del skipped[old]
+        while pending:
+            done = self._evict(pending, order, partial, stats)
+            if done is not None:
+                yield done
+
+    @staticmethod
+    def _evict(pending: Dict[int, Frame], order: List[int], partial: bool,
+               stats: Dict[str, int]) -> Optional[Frame]:
+        while order:
+            stamp = heapq.heappop(order)
+            frame = pending.pop(stamp, None)
+            if frame is None:
+                continue
+            if frame.index < 0 or not partial:
+                stats['unmatched'] += len(frame.arrays)
+                return None
+            stats['partial'] += 1
+            return frame
+        pending.clear()
+        return None
+
+
+# ------------------------------------------------------------------------------- writing
+class BagWriter:
+    """A rosbag2 opened for writing Image / CompressedImage topics (use as a context manager)."""
+
+    def __init__(self, path: PathLike, storage: str = 'mcap', overwrite: bool = False) -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+        if storage not in STORAGES:
+            raise BagError(f'storage must be one of {STORAGES}, got {storage!r}')
+        self.path = Path(path)
+        if self.path.exists():
+            if not overwrite:
+                raise BagError(f'{self.path} exists; remove it or pass --overwrite')
+            if self.path.is_dir() and not (self.path / 'metadata.yaml').exists() \
+                    and any(self.path.iterdir()):
+                raise BagError(f'refusing to overwrite {self.path}: it is a non-empty folder '
+                               f'that is not a rosbag2')
+            shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+        self._writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=plugin)
+        self._writer.open()
+        self._connections: Dict[str, Any] = {}
+        self.count = 0
+
+    def __enter__(self) -> 'BagWriter':
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Finish the bag (writes metadata.yaml and the mcap summary)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _connection(self, topic: str, msgtype: str) -> Any:
+        conn = self._connections.get(topic)
+        if conn is None:
+            conn = self._connections[topic] = self._writer.add_connection(
+                topic, msgtype, typestore=_typestore())
+        elif conn.msgtype != msgtype:
+            raise BagError(f'topic {topic} already holds {conn.msgtype}, not {msgtype}')
+        return conn
+
+    def write(self, topic: str, msg: Any, log_time: Optional[int] = None) -> None:
+        """Serialize and write one message (log time defaults to its header stamp)."""
+        msgtype = msg.__msgtype__
+        raw = _typestore().serialize_cdr(msg, msgtype)
+        self.write_raw(topic, msgtype, raw, stamp_ns(msg) if log_time is None else log_time)
+
+    def write_raw(self, topic: str, msgtype: str, raw: bytes, log_time: int) -> None:
+        """Write already serialized CDR data."""
+        self._writer.write(self._connection(topic, msgtype), int(log_time), raw)
+        self.count += 1
+
+    def write_image(self, topic: str, array: np.ndarray, encoding: str, stamp: int,
+                    frame_id: str = '') -> None:
+        """Write a numpy array as a sensor_msgs/Image with the given header."""
+        self.write(topic, array_to_image(array, encoding, stamp, frame_id))
+
+
+def _fmt_stamp(stamp: int) -> str:
+    return f'{stamp // 1_000_000_000}.{stamp % 1_000_000_000:09d}'
+
+
+def _one_line(exc: BaseException) -> str:
+    text = ' '.join(str(exc).split())
+    return f'{type(exc).__name__}: {text}'[:300]

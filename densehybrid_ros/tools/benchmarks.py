@@ -1,0 +1,122 @@
+"""Benchmark folders as frame sources: Fishyscapes Lost&Found, SegmentMeIfYouCan, StreetHazards.
+
+Layouts (the folder given on the command line, or found one level below it):
+
+* ``smiyc``: SegmentMeIfYouCan anomaly track (``dataset_AnomalyTrack``) and obstacle track
+  (``dataset_ObstacleTrack``): ``images/<name>.{jpg,png,webp}`` and
+  ``labels_masks/<name>_labels_semantic.png`` with 0 inlier, 1 anomaly, 255 void. Only
+  frames with a label are evaluated (the test split's labels are withheld).
+* ``fishyscapes``: Fishyscapes Lost&Found validation as ``images/<name>.png`` and
+  ``labels/<name>[_labels|_mask].png`` with 0 inlier, 1 anomaly, 255 void.
+* ``streethazards``: ``[test/]images/test/<town>/<n>.png`` and
+  ``[test/]annotations/test/<town>/<n>.png`` holding StreetHazards ids + 1 (the loader of the
+  dataset's authors subtracts 1): 0 unlabelled (void), 1..13 classes, 14 = anomaly.
+"""
+
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from ..bags import Frame
+
+IMAGE_EXT = ('.png', '.jpg', '.jpeg', '.webp')
+LAYOUTS = ('smiyc', 'fishyscapes', 'streethazards')
+STREETHAZARDS_ANOMALY = 14
+FRAME_PERIOD_NS = 100_000_000          # stamps given to folder frames (10 Hz)
+
+
+class BenchmarkError(ValueError):
+    """A benchmark folder that cannot be read as asked."""
+
+
+def _images(folder: Path) -> List[Path]:
+    return sorted(p for p in folder.rglob('*') if p.suffix.lower() in IMAGE_EXT)
+
+
+def _layout_root(root: Path) -> Optional[Tuple[str, Path]]:
+    if (root / 'images').is_dir() and (root / 'labels_masks').is_dir():
+        return 'smiyc', root
+    for base in (root, root / 'test'):
+        if (base / 'images' / 'test').is_dir() and (base / 'annotations' / 'test').is_dir():
+            return 'streethazards', base
+    if (root / 'images').is_dir() and (root / 'labels').is_dir():
+        return 'fishyscapes', root
+    return None
+
+
+def detect_layout(root: Path) -> Optional[Tuple[str, Path]]:
+    """(layout, folder) of a benchmark folder or of its single recognised sub-folder."""
+    found = _layout_root(root)
+    if found or not root.is_dir():
+        return found
+    below = [f for f in (_layout_root(d) for d in sorted(root.iterdir()) if d.is_dir()) if f]
+    return below[0] if len(below) == 1 else None
+
+
+def pairs(layout: str, root: Path) -> List[Tuple[Path, Optional[Path]]]:
+    """(image, label or None) file pairs of a benchmark folder, sorted by image path."""
+    out: List[Tuple[Path, Optional[Path]]] = []
+    if layout == 'smiyc':
+        for image in _images(root / 'images'):
+            label = root / 'labels_masks' / f'{image.stem}_labels_semantic.png'
+            out.append((image, label if label.is_file() else None))
+    elif layout == 'fishyscapes':
+        labels = {p.stem: p for p in _images(root / 'labels')}
+        for image in _images(root / 'images'):
+            label = next((labels[image.stem + s] for s in ('', '_labels', '_mask', '_gt')
+                          if image.stem + s in labels), None)
+            out.append((image, label))
+    elif layout == 'streethazards':
+        images, annotations = root / 'images' / 'test', root / 'annotations' / 'test'
+        for image in _images(images):
+            label = annotations / image.relative_to(images).with_suffix('.png')
+            out.append((image, label if label.is_file() else None))
+    else:
+        raise BenchmarkError(f'unknown layout {layout!r}; choose from {LAYOUTS}')
+    return out
+
+
+def _read(path: Path, color: bool) -> np.ndarray:
+    array = cv2.imread(str(path), cv2.IMREAD_COLOR if color else cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise BenchmarkError(f'cannot read {path} (missing, truncated or not an image)')
+    if color:
+        return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+    if array.ndim == 3:           # a label saved as RGB(A) with equal channels
+        array = array[..., 0]
+    return array
+
+
+def load_labels(layout: str, path: Path) -> Dict[str, np.ndarray]:
+    """Label arrays of one frame: ``anomaly`` (0/1/255) and, for StreetHazards, ``label``."""
+    raw = _read(path, color=False)
+    if layout != 'streethazards':
+        return {'anomaly': raw.astype(np.uint8)}
+    raw = raw.astype(np.int32)
+    anomaly = np.where(raw == STREETHAZARDS_ANOMALY, 1, np.where(raw == 0, 255, 0))
+    label = np.where((raw >= 1) & (raw < STREETHAZARDS_ANOMALY), raw - 1, 255)
+    return {'anomaly': anomaly.astype(np.uint8), 'label': label.astype(np.uint8)}
+
+
+def frames(layout: str, root: Path, select: Optional[Callable[[int], bool]] = None,
+           labelled_only: bool = True, stats: Optional[Dict[str, int]] = None
+           ) -> Iterator[Frame]:
+    """Frames of a benchmark folder (frames without labels skipped when ``labelled_only``)."""
+    stats = stats if stats is not None else {}
+    found = pairs(layout, root)
+    if not found:
+        raise BenchmarkError(f'{root} ({layout} layout) holds no images')
+    if labelled_only:
+        stats['unlabelled_skipped'] = sum(1 for _, label in found if label is None)
+        found = [(image, label) for image, label in found if label is not None]
+        if not found:
+            raise BenchmarkError(f'{root} ({layout} layout): no image has a label file')
+    for index, (image_path, label_path) in enumerate(found):
+        if select is not None and not select(index):
+            continue
+        arrays = {'image': _read(image_path, color=True)}
+        if label_path is not None:
+            arrays.update(load_labels(layout, label_path))
+        yield Frame(index, index * FRAME_PERIOD_NS, image_path.stem, arrays)

@@ -1,0 +1,647 @@
+"""densehybrid-eval: evaluate DenseHybrid on a rosbag2 or a benchmark folder.
+
+Input: a rosbag2 (folder with metadata.yaml, or one .mcap / .db3 file; raw or compressed
+images; labels joined to images by header stamp), a bag of the node's recorded outputs
+(--recorded: <ns>/densehybrid/anomaly_score [+ open_set, semantic] and the label topics), or a
+benchmark folder (Fishyscapes Lost&Found, SegmentMeIfYouCan anomaly / obstacle track,
+StreetHazards). Output folder: metrics.json, pr_curve.png, roc_curve.png,
+score_histogram.png, frames/*.png (overlay, heatmap, open-set) and state.npz (for merging
+shards); optionally a bag with the node's result topics for RViz / Foxglove.
+"""
+
+import argparse
+from dataclasses import dataclass, field
+import math
+from pathlib import Path
+import sys
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .benchmarks import BenchmarkError, detect_layout, frames as benchmark_frames, LAYOUTS
+from .report import plot_curves, plot_histogram, write_json
+from .. import visualize
+from ..bags import (BagError, BagReader, BagWriter, Frame, RESULT_ENCODINGS, result_topic,
+                    STORAGES)
+from ..metrics import AnomalyMetrics, load_state, OpenSetConfusion, save_state, ScoreHistogram
+
+EXAMPLE = '''examples:
+  densehybrid-eval out/sample_bag --output out/eval                  # sample bag, embedded model
+  densehybrid-eval drive.mcap --image-topic /front/image_raw --output out/drive \\
+      --output-bag out/drive_results                                 # no labels: bag + stats
+  densehybrid-eval dataset_AnomalyTrack --checkpoint ldn121.pt --device cuda --output out/smiyc
+  densehybrid-eval calib_bag --threshold-from-tpr 0.95 --output out/calib   # writes a copy of
+                                                                     # the checkpoint
+  densehybrid-eval recorded_bag --recorded --output out/live         # the live node's outputs
+  densehybrid-eval big_bag --shard 0/4 --output out/s0   # ... on 4 machines, then:
+  densehybrid-eval merge out/s0 out/s1 out/s2 out/s3 --output out/all
+'''
+LABEL_NAMES = ('semantic_label', 'label', 'labels', 'semantic_labels', 'gt')
+ANOMALY_NAMES = ('anomaly_label', 'anomaly_labels', 'anomaly_gt', 'ood_label')
+NOT_CAMERA = ('/densehybrid/',)
+CITYSCAPES_FALLBACK = 19
+
+
+class EvalError(ValueError):
+    """Input that cannot be evaluated as asked; the message says why."""
+
+
+# ------------------------------------------------------------------------------ accumulate
+@dataclass
+class Evaluation:
+    """Streaming state of one evaluation run (mergeable across shards)."""
+
+    num_classes: int
+    anomaly: AnomalyMetrics = field(default_factory=AnomalyMetrics)
+    scores: ScoreHistogram = field(default_factory=ScoreHistogram)
+    confusion: Optional[OpenSetConfusion] = None
+    frames: int = 0
+    anomaly_frames: int = 0
+    semantic_frames: int = 0
+
+    def __post_init__(self) -> None:
+        if self.confusion is None:
+            self.confusion = OpenSetConfusion(self.num_classes)
+
+    def add(self, score: np.ndarray, anomaly: Optional[np.ndarray] = None,
+            label: Optional[np.ndarray] = None, open_set: Optional[np.ndarray] = None,
+            semantic: Optional[np.ndarray] = None) -> None:
+        """Add one frame's score map and whatever ground truth and predictions it has."""
+        self.frames += 1
+        self.scores.update(score)
+        if anomaly is not None:
+            self.anomaly.update(score, anomaly)
+            self.anomaly_frames += 1
+        if label is not None and open_set is not None:
+            self.confusion.update(open_set, label, anomaly, semantic=semantic)
+            self.semantic_frames += 1
+
+    def merge(self, other: 'Evaluation') -> 'Evaluation':
+        """Add another shard's state."""
+        self.anomaly.merge(other.anomaly)
+        self.scores.merge(other.scores)
+        self.confusion.merge(other.confusion)
+        self.frames += other.frames
+        self.anomaly_frames += other.anomaly_frames
+        self.semantic_frames += other.semantic_frames
+        return self
+
+    def save(self, path: Path) -> None:
+        """Write the metric state (state.npz)."""
+        save_state(str(path), anomaly=self.anomaly, scores=self.scores,
+                   confusion=self.confusion)
+
+    @classmethod
+    def load(cls, path: Path, counts: Dict[str, int]) -> 'Evaluation':
+        """Read a state.npz written by :meth:`save` (frame counts from metrics.json)."""
+        state = load_state(str(path))
+        confusion = state['confusion']
+        return cls(confusion.num_classes, state['anomaly'], state['scores'], confusion,
+                   int(counts.get('frames', 0)), int(counts.get('anomaly_frames', 0)),
+                   int(counts.get('semantic_frames', 0)))
+
+    def summary(self, class_names: Sequence[str]) -> Dict[str, Any]:
+        """Figures for metrics.json."""
+        out: Dict[str, Any] = {'frames': self.frames, 'anomaly_frames': self.anomaly_frames,
+                               'semantic_frames': self.semantic_frames,
+                               'score_stats': self.scores.compute()}
+        if self.anomaly_frames:
+            out['anomaly'] = self.anomaly.compute()
+            out['score_stats_by_class'] = self.anomaly.score_stats()
+        if self.semantic_frames:
+            figures = self.confusion.compute()
+            names = list(class_names)[:self.num_classes]
+            names += [str(i) for i in range(len(names), self.num_classes)]
+            figures['per_class_iou'] = dict(zip(names, figures['per_class_iou']))
+            figures['closed_per_class_iou'] = dict(zip(names, figures['closed_per_class_iou']))
+            out['open_set'] = figures
+        return out
+
+
+# --------------------------------------------------------------------------------- sources
+@dataclass
+class Source:
+    """Frames to evaluate and what they hold."""
+
+    kind: str
+    frames: Iterator[Frame]
+    total: Optional[int]
+    topics: Dict[str, str] = field(default_factory=dict)
+    namespace: str = ''
+    close: Callable[[], None] = lambda: None
+
+
+def parse_shard(text: Optional[str]) -> Tuple[int, int]:
+    """'i/n' -> (i, n) with 0 <= i < n."""
+    if not text:
+        return 0, 1
+    try:
+        i, n = (int(v) for v in text.split('/'))
+    except ValueError:
+        raise EvalError(f'--shard must look like i/n (e.g. 0/4), got {text!r}') from None
+    if not 0 <= i < n:
+        raise EvalError(f'--shard {text}: need 0 <= i < n')
+    return i, n
+
+
+def _is_bag(path: Path) -> bool:
+    if path.is_file():
+        return path.suffix in ('.mcap', '.db3')
+    return path.is_dir() and ((path / 'metadata.yaml').is_file()
+                              or any(path.glob('*.mcap')) or any(path.glob('*.db3')))
+
+
+def open_source(args: argparse.Namespace, stats: Dict[str, int]) -> Source:
+    """Open the positional input as a bag or a benchmark folder."""
+    path = Path(args.input)
+    if not path.exists():
+        raise EvalError(f'input not found: {path}')
+    shard_i, shard_n = parse_shard(args.shard)
+
+    def select(index: int) -> bool:
+        return index % shard_n == shard_i
+
+    if args.dataset == 'bag' or (args.dataset == 'auto' and _is_bag(path)):
+        return _bag_source(args, path, select, stats, shard_n)
+    if args.dataset == 'auto':
+        found = detect_layout(path)
+        if found is None:
+            raise EvalError(
+                f'cannot tell what {path} is: expected a rosbag2 (metadata.yaml, .mcap or '
+                f'.db3) or a benchmark folder ({", ".join(LAYOUTS)}: see --help)')
+        layout, root = found
+    else:
+        layout, root = args.dataset, path
+    from .benchmarks import pairs
+    total = sum(1 for _, label in pairs(layout, root) if label is not None)
+    return Source(layout, benchmark_frames(layout, root, select, stats=stats),
+                  -(-total // shard_n) if total else None, namespace='/camera')
+
+
+def _bag_source(args: argparse.Namespace, path: Path, select: Callable[[int], bool],
+                stats: Dict[str, int], shard_n: int) -> Source:
+    bag = BagReader(path)
+    try:
+        roles: Dict[str, str] = {}
+        recorded = args.recorded
+        cams = [t for t in bag.image_topics(exclude=NOT_CAMERA)
+                if t.rsplit('/', 1)[-1] not in LABEL_NAMES + ANOMALY_NAMES]
+        if not recorded and not args.image_topic and not cams and bag.find(['anomaly_score']):
+            recorded = True            # only result topics: a recording of the live node
+        if recorded:
+            score = bag.topic(args.score_topic or 'densehybrid/anomaly_score', role='score')
+            roles['score'] = score
+            ns = score.rsplit('/densehybrid/', 1)[0]
+            for role in ('open_set', 'semantic'):
+                name = f'{ns}/densehybrid/{role}'
+                if name in bag.topics:
+                    roles[role] = name
+        else:
+            if args.image_topic:
+                roles['image'] = bag.topic(args.image_topic, role='image')
+            else:
+                if len(cams) != 1:
+                    raise BagError(f'{path}: found {len(cams)} camera image topics, pass '
+                                   f'--image-topic; topics: {bag.describe() or "none"}')
+                roles['image'] = cams[0]
+            ns = roles['image'].rsplit('/', 1)[0]
+        if not args.no_labels:
+            label = bag.topic(args.label_topic, role='label') if args.label_topic \
+                else bag.find(LABEL_NAMES, exclude=NOT_CAMERA)
+            anomaly = bag.topic(args.anomaly_topic, role='anomaly label') \
+                if args.anomaly_topic else bag.find(ANOMALY_NAMES, exclude=NOT_CAMERA)
+            if label:
+                roles['label'] = label
+            if anomaly:
+                roles['anomaly'] = anomaly
+        key = 'score' if recorded else 'image'
+        count = bag.topics[roles[key]][1]
+        frames = bag.frames(roles, key=key, select=select, stats=stats,
+                            keep_raw=[r for r in ('image', 'label', 'anomaly') if r in roles])
+        return Source('recorded bag' if recorded else 'bag', frames, -(-count // shard_n),
+                      roles, ns, bag.close)
+    except BaseException:
+        bag.close()
+        raise
+
+
+# ------------------------------------------------------------------------------ evaluation
+def _check_sizes(frame: Frame, shape: Tuple[int, int], base: str) -> None:
+    for role in ('label', 'anomaly', 'open_set', 'semantic', 'score'):
+        arr = frame.arrays.get(role)
+        if arr is not None and arr.shape[:2] != shape:
+            raise EvalError(
+                f'frame {frame.index} ({frame.frame_id or "no frame_id"}, stamp '
+                f'{frame.stamp / 1e9:.3f}): {role} is {arr.shape[1]}x{arr.shape[0]} but the '
+                f'{base} is {shape[1]}x{shape[0]}; labels must have the image size')
+        if arr is not None and role in ('label', 'anomaly', 'open_set', 'semantic') \
+                and arr.dtype != np.uint8:
+            raise EvalError(f'frame {frame.index}: {role} must be mono8, got {arr.dtype}')
+
+
+class Runner:
+    """Runs the model (or reads recorded results) over a source and writes the outputs."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.output = Path(args.output)
+        self.segmenter = None
+        self.class_names: List[str] = []
+        self.palette: Optional[np.ndarray] = None
+        self.threshold = math.nan
+        self.threshold_source = 'none'
+        self.score_range: Optional[Tuple[float, float]] = None
+        self.checkpoint: Optional[str] = None
+
+    def load_model(self, recorded: bool) -> int:
+        """Create the Segmenter (or read class names only, for recorded results)."""
+        args = self.args
+        if recorded:
+            meta: Dict[str, Any] = {}
+            if args.checkpoint:
+                from ..checkpoint import read_checkpoint
+                meta = read_checkpoint(args.checkpoint)
+                self.checkpoint = str(args.checkpoint)
+            k = int(meta.get('num_classes', args.num_classes or CITYSCAPES_FALLBACK))
+            from ..classes import default_class_names, default_palette
+            self.class_names = list(meta.get('class_names') or default_class_names(k))
+            self.palette = np.asarray(meta['palette'], np.uint8) if 'palette' in meta \
+                else default_palette(k)
+            self.threshold_source = 'applied by the node (recorded open_set)'
+            return k
+        from ..inference import Segmenter
+        self.segmenter = seg = Segmenter(args.checkpoint, device=args.device,
+                                         precision=args.precision,
+                                         inference_size=args.inference_width or None)
+        self.checkpoint = str(seg.meta.get('path', args.checkpoint))
+        self.class_names, self.palette = seg.class_names, seg.palette
+        if args.threshold is not None:
+            seg.threshold = args.threshold
+            self.threshold_source = '--threshold'
+        elif not math.isnan(seg.threshold):
+            self.threshold_source = 'checkpoint calibration'
+        self.threshold = seg.threshold
+        self.score_range = seg.score_range
+        return int(seg.model.num_classes)
+
+    def results(self, frames: List[Frame]) -> List[Dict[str, np.ndarray]]:
+        """Per frame: score, semantic, open_set (model or recorded topics)."""
+        if self.segmenter is None:
+            out = []
+            for f in frames:
+                score = f.arrays['score']
+                if score.dtype != np.float32 or score.ndim != 2:
+                    raise EvalError(f'frame {f.index}: recorded anomaly_score must be 32FC1, '
+                                    f'got {score.dtype} {score.shape}')
+                out.append({k: f.arrays[k] for k in ('score', 'semantic', 'open_set')
+                            if k in f.arrays})
+            return out
+        images = []
+        for f in frames:
+            image = f.arrays.get('image')
+            if image is None or image.ndim != 3:
+                raise EvalError(f'frame {f.index}: camera image must be colour, got '
+                                f'{None if image is None else image.shape}')
+            images.append(image)
+        return [{'score': r.score, 'semantic': r.semantic, 'open_set': r.open_set}
+                for r in self.segmenter(images)]
+
+    def pictures(self, frame: Frame, result: Dict[str, np.ndarray]) -> None:
+        """Write overlay, heatmap and open-set PNGs of one frame."""
+        folder = self.output / 'frames'
+        folder.mkdir(parents=True, exist_ok=True)
+        rendered = self.render(frame, result)
+        stem = f'{frame.index:06d}'
+        for name, key in (('overlay', 'overlay'), ('heatmap', 'anomaly_heatmap'),
+                          ('open_set', 'open_set_color'), ('semantic', 'semantic_color'),
+                          ('image', 'image')):
+            if key in rendered:
+                cv2.imwrite(str(folder / f'{stem}_{name}.png'),
+                            cv2.cvtColor(rendered[key], cv2.COLOR_RGB2BGR))
+
+    def render(self, frame: Frame, result: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """Colour pictures like the node publishes them."""
+        lut = visualize.label_lut(self.palette)
+        score = result['score']
+        if self.score_range is None:
+            low, high = (float(v) for v in np.percentile(score, (1, 99)))
+            self.score_range = (low, high if high > low else low + 1.0)
+        out = {'anomaly_heatmap': visualize.heatmap(score, self.score_range)}
+        if 'semantic' in result:
+            out['semantic_color'] = visualize.colorize(result['semantic'], lut)
+        if 'open_set' in result:
+            out['open_set_color'] = visualize.colorize(result['open_set'], lut)
+        image = frame.arrays.get('image')
+        if image is not None and image.ndim == 3:
+            out['image'] = image
+            if 'open_set' in result:
+                out['overlay'] = visualize.overlay(image, out['open_set_color'],
+                                                   self.args.alpha)
+        return out
+
+    def write_bag(self, bag: BagWriter, source: Source, frame: Frame,
+                  result: Dict[str, np.ndarray]) -> None:
+        """Write the node's result topics for one frame, and copy its label messages."""
+        base = f'{source.namespace}/x'
+        rendered = self.render(frame, result)
+        arrays = {
+            'anomaly_score': result['score'], 'anomaly_heatmap': rendered['anomaly_heatmap'],
+            'semantic': result.get('semantic'), 'semantic_color': rendered.get('semantic_color'),
+            'open_set': result.get('open_set'), 'overlay': rendered.get('overlay'),
+            'anomaly_mask': None if 'open_set' not in result or self.segmenter is None
+            else (result['score'] > self.threshold).astype(np.uint8) * np.uint8(255),
+        }
+        for name, array in arrays.items():
+            if array is not None:
+                bag.write_image(result_topic(base, name), array, RESULT_ENCODINGS[name],
+                                frame.stamp, frame.frame_id)
+        for role, (msgtype, raw) in frame.raw.items():
+            if role != 'image' or self.args.copy_images:
+                bag.write_raw(source.topics[role], msgtype, raw, frame.stamp)
+
+
+def _batches(frames: Iterator[Frame], size: int) -> Iterator[List[Frame]]:
+    batch: List[Frame] = []
+    for frame in frames:
+        if batch and frame.arrays.get('image', frame.arrays.get('score')).shape != \
+                batch[0].arrays.get('image', batch[0].arrays.get('score')).shape:
+            yield batch
+            batch = []
+        batch.append(frame)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
+    """Run one evaluation; returns the metrics.json content."""
+    started = time.monotonic()
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    stats: Dict[str, int] = {}
+    source = open_source(args, stats)
+    runner = Runner(args)
+    interrupted = False
+    out_bag: Optional[BagWriter] = None
+    try:
+        k = runner.load_model(source.kind == 'recorded bag')
+        if source.kind == 'recorded bag' and args.threshold_from_tpr and not args.checkpoint:
+            raise EvalError('--threshold-from-tpr on recorded results needs --checkpoint (the '
+                            'model to write the calibrated copy of)')
+        run = Evaluation(k)
+        if args.output_bag:
+            out_bag = BagWriter(args.output_bag, storage=args.bag_storage,
+                                overwrite=args.overwrite)
+        limit = args.frames if args.frames and args.frames > 0 else None
+        total = min(x for x in (source.total, limit) if x is not None) \
+            if (source.total or limit) else None
+        bar = tqdm(total=total, desc='eval', unit='frame', disable=args.quiet)
+        pictures = 0
+        try:
+            for batch in _batches(source.frames, max(1, args.batch)):
+                if limit is not None:
+                    batch = batch[:limit - run.frames]
+                if not batch:
+                    break
+                for frame in batch:
+                    key = frame.arrays.get('image', frame.arrays.get('score'))
+                    _check_sizes(frame, key.shape[:2], 'image' if 'image' in frame.arrays
+                                 else 'anomaly_score')
+                for frame, result in zip(batch, runner.results(batch)):
+                    label = frame.arrays.get('label')
+                    if label is not None and label.ndim != 2:
+                        raise EvalError(f'frame {frame.index}: label must be mono8')
+                    run.add(result['score'], frame.arrays.get('anomaly'), label,
+                            result.get('open_set'), result.get('semantic'))
+                    if pictures < args.pictures:
+                        runner.pictures(frame, result)
+                        pictures += 1
+                    if out_bag is not None:
+                        runner.write_bag(out_bag, source, frame, result)
+                bar.update(len(batch))
+                if limit is not None and run.frames >= limit:
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+            print(f'\ninterrupted: keeping the metrics of {run.frames} finished frames',
+                  file=sys.stderr)
+        finally:
+            bar.close()
+    finally:
+        source.close()
+        if out_bag is not None:
+            out_bag.close()
+    if run.frames == 0 and not interrupted:
+        raise EvalError(f'no frames to evaluate in {args.input} (shard {args.shard or "0/1"}; '
+                        f'unmatched messages: {stats.get("unmatched", 0)})')
+    summary = {
+        'input': str(args.input), 'source': source.kind, 'topics': source.topics,
+        'checkpoint': runner.checkpoint, 'shard': args.shard or '0/1',
+        'interrupted': interrupted, 'num_classes': k,
+        'threshold': {'value': runner.threshold, 'source': runner.threshold_source},
+        **run.summary(runner.class_names),
+        'unmatched_messages': stats.get('unmatched', 0),
+        'frames_without_labels': stats.get('partial', 0),
+        'seconds': round(time.monotonic() - started, 3),
+    }
+    if args.output_bag:
+        summary['output_bag'] = str(args.output_bag)
+    run.save(output / 'state.npz')
+    finish(args, run, summary, runner.class_names)
+    return summary
+
+
+def finish(args: argparse.Namespace, run: Evaluation, summary: Dict[str, Any],
+           class_names: Sequence[str]) -> None:
+    """Calibrate (optionally), write plots, metrics.json and --json."""
+    output = Path(args.output)
+    if args.threshold_from_tpr:
+        summary['calibration'] = calibration = run.anomaly.threshold_at_tpr(
+            args.threshold_from_tpr)
+        calibration['measured_on'] = f'densehybrid-eval {summary["input"]}, ' \
+            f'{run.anomaly_frames} frames'
+        target = Path(args.calibrated_checkpoint) if args.calibrated_checkpoint else \
+            output / (Path(summary['checkpoint']).stem + '_calibrated.pt')
+        summary['calibrated_checkpoint'] = str(write_calibrated(summary['checkpoint'], target,
+                                                                calibration))
+    plot_curves(run.anomaly, output)
+    threshold = summary.get('calibration', {}).get('threshold', summary['threshold']['value'])
+    plot_histogram(output, run.anomaly if run.anomaly_frames else None, run.scores,
+                   threshold if threshold is not None else math.nan)
+    write_json(output / 'metrics.json', summary)
+    if args.json:
+        write_json(Path(args.json), summary)
+
+
+def write_calibrated(checkpoint: str, target: Path, calibration: Dict[str, Any]) -> Path:
+    """Copy ``checkpoint`` to ``target`` with a new calibration block."""
+    from ..checkpoint import load_checkpoint, save_checkpoint
+    model, meta = load_checkpoint(checkpoint)
+    old = meta.get('calibration') or {}
+    meta['calibration'] = {**calibration, 'previous_threshold': old.get('threshold')}
+    meta['train'] = meta.get('train') or {}
+    return save_checkpoint(target, model, meta)
+
+
+# ------------------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line interface of densehybrid-eval."""
+    p = argparse.ArgumentParser(prog='densehybrid-eval', description=__doc__, epilog=EXAMPLE,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('input', help='rosbag2 (folder, .mcap, .db3) or benchmark folder; or '
+                                 '"merge" to merge shard outputs (densehybrid-eval merge -h)')
+    p.add_argument('--output', default='out/eval', help='results folder (default out/eval)')
+    p.add_argument('--json', help='also write metrics.json here')
+    src = p.add_argument_group('input')
+    src.add_argument('--dataset', default='auto', choices=('auto', 'bag') + LAYOUTS,
+                     help='input kind (default: auto-detect)')
+    src.add_argument('--image-topic', help='camera topic (default: the only camera topic)')
+    src.add_argument('--label-topic', help='semantic label topic, mono8 train ids (default: '
+                                           '<ns>/semantic_label if present)')
+    src.add_argument('--anomaly-topic', help='anomaly label topic, mono8 0/1/255 (default: '
+                                             '<ns>/anomaly_label if present)')
+    src.add_argument('--no-labels', action='store_true', help='ignore label topics')
+    src.add_argument('--recorded', action='store_true',
+                     help='input holds the live node outputs: evaluate its anomaly_score '
+                          '(and open_set, semantic) topics instead of running the model')
+    src.add_argument('--score-topic', help='recorded score topic (default '
+                                           '<ns>/densehybrid/anomaly_score)')
+    src.add_argument('--num-classes', type=int, help='classes of recorded results without '
+                                                     '--checkpoint (default 19)')
+    src.add_argument('--frames', type=int, default=0, help='evaluate at most N frames')
+    src.add_argument('--shard', help='evaluate frames i, i+n, ... of this input ("i/n")')
+    src.add_argument('--seed', type=int, default=0, help='unused: evaluation is deterministic')
+    model = p.add_argument_group('model')
+    model.add_argument('--checkpoint', help='model checkpoint (default: the embedded model)')
+    model.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    model.add_argument('--precision', default='fp32', choices=['fp32', 'fp16', 'bf16'])
+    model.add_argument('--inference-width', type=int, default=0,
+                       help='resize to this width for inference (0: native)')
+    model.add_argument('--batch', type=int, default=1, help='frames per forward pass')
+    model.add_argument('--threshold', type=float,
+                       help='anomaly threshold for open-set figures (default: checkpoint)')
+    model.add_argument('--threshold-from-tpr', type=float, metavar='TPR',
+                       help='calibrate the threshold at this TPR (e.g. 0.95) and write it into '
+                            'a copy of the checkpoint')
+    model.add_argument('--calibrated-checkpoint', help='where to write that copy (default '
+                                                       '<output>/<name>_calibrated.pt)')
+    out = p.add_argument_group('output')
+    out.add_argument('--output-bag', help='write the node result topics to this bag')
+    out.add_argument('--bag-storage', default='mcap', choices=STORAGES)
+    out.add_argument('--copy-images', action='store_true',
+                     help='also copy the camera topic into the output bag')
+    out.add_argument('--overwrite', action='store_true', help='replace an existing output bag')
+    out.add_argument('--pictures', type=int, default=3, help='frames to save as PNGs')
+    out.add_argument('--alpha', type=float, default=0.5, help='overlay opacity')
+    out.add_argument('--quiet', action='store_true', help='no progress bar')
+    return p
+
+
+def build_merge_parser() -> argparse.ArgumentParser:
+    """Command-line interface of densehybrid-eval merge."""
+    p = argparse.ArgumentParser(
+        prog='densehybrid-eval merge', description='Merge the outputs of densehybrid-eval '
+        '--shard runs into one result, as if evaluated in one run.',
+        epilog='example:\n  densehybrid-eval merge out/s0 out/s1 --output out/all',
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('shards', nargs='+', help='output folders of the shard runs')
+    p.add_argument('--output', default='out/eval', help='results folder (default out/eval)')
+    p.add_argument('--json', help='also write metrics.json here')
+    p.add_argument('--threshold-from-tpr', type=float, metavar='TPR',
+                   help='calibrate on all shards together and write a checkpoint copy')
+    p.add_argument('--calibrated-checkpoint', help='where to write that copy')
+    return p
+
+
+def merge(args: argparse.Namespace) -> Dict[str, Any]:
+    """Merge shard folders into one result."""
+    import json
+    runs, summaries = [], []
+    for folder in args.shards:
+        folder = Path(folder)
+        meta_path, state_path = folder / 'metrics.json', folder / 'state.npz'
+        if not meta_path.is_file() or not state_path.is_file():
+            raise EvalError(f'{folder} is not a densehybrid-eval output (needs metrics.json '
+                            f'and state.npz)')
+        summary = json.loads(meta_path.read_text())
+        summaries.append(summary)
+        runs.append(Evaluation.load(state_path, summary))
+    first = summaries[0]
+    for s in summaries[1:]:
+        for key in ('input', 'checkpoint', 'num_classes'):
+            if s.get(key) != first.get(key):
+                raise EvalError(f'shards differ in {key}: {first.get(key)!r} vs {s.get(key)!r}')
+    shards = sorted(s.get('shard', '0/1') for s in summaries)
+    if len(set(shards)) != len(shards):
+        raise EvalError(f'the same shard appears twice: {shards}')
+    total = runs[0]
+    for other in runs[1:]:
+        total.merge(other)
+    names = list((first.get('open_set') or {}).get('per_class_iou', {}).keys())
+    summary = {**{k: first.get(k) for k in ('input', 'source', 'topics', 'checkpoint',
+                                            'num_classes', 'threshold')},
+               'shard': 'merged ' + ', '.join(shards),
+               'interrupted': any(s.get('interrupted') for s in summaries),
+               **total.summary(names or [str(i) for i in range(total.num_classes)]),
+               'unmatched_messages': sum(s.get('unmatched_messages', 0) for s in summaries),
+               'frames_without_labels': sum(s.get('frames_without_labels', 0)
+                                            for s in summaries)}
+    output = Path(args.output)
+    output.mkdir(parents=True, exist_ok=True)
+    total.save(output / 'state.npz')
+    finish(args, total, summary, names)
+    return summary
+
+
+def _print_summary(summary: Dict[str, Any], output: str) -> None:
+    def pct(value: Optional[float]) -> str:
+        return 'n/a' if value is None or not math.isfinite(value) else f'{100 * value:.2f}'
+
+    parts = [f'{summary["frames"]} frames']
+    anomaly = summary.get('anomaly')
+    if anomaly:
+        parts.append(f'AP {pct(anomaly["ap"])}  AUROC {pct(anomaly["auroc"])}  '
+                     f'FPR95 {pct(anomaly["fpr95"])}')
+        if anomaly.get('undefined'):
+            parts.append(anomaly['undefined'])
+    open_set = summary.get('open_set')
+    if open_set:
+        parts.append(f'open-mIoU {pct(open_set["open_miou"])}  '
+                     f'mIoU {pct(open_set["closed_miou"])}')
+    if not anomaly and not open_set:
+        stats = summary['score_stats']
+        parts.append(f'no labels: score mean {stats["mean"]:.3g}, p01 {stats["p01"]:.3g}, '
+                     f'p99 {stats["p99"]:.3g}')
+    if summary.get('calibrated_checkpoint'):
+        cal = summary['calibration']
+        parts.append(f'threshold {cal["threshold"]:.4g} at TPR {pct(cal["tpr"])} (FPR '
+                     f'{pct(cal["fpr"])}) -> {summary["calibrated_checkpoint"]}')
+    print(' | '.join(parts))
+    print(f'results in {output}/')
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    merging = bool(argv) and argv[0] == 'merge'
+    args = build_merge_parser().parse_args(argv[1:]) if merging \
+        else build_parser().parse_args(argv)
+    try:
+        tpr = args.threshold_from_tpr
+        if tpr is not None and not 0 < tpr <= 1:
+            raise EvalError(f'--threshold-from-tpr must be in (0, 1], got {tpr}')
+        summary = merge(args) if merging else evaluate(args)
+    except (EvalError, BagError, BenchmarkError, ValueError, OSError) as exc:
+        print(f'densehybrid-eval: error: {exc}', file=sys.stderr)
+        return 2
+    _print_summary(summary, args.output)
+    return 130 if summary.get('interrupted') else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Evaluation report pieces: JSON without NaN, PR / ROC / score-histogram PNGs (matplotlib Agg)."""
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..metrics import AnomalyMetrics, ScoreHistogram
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON types; NaN and infinities become null (strict JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented strict JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(jsonable(obj), indent=2, allow_nan=False) + '\n')
+
+
+def _figure(width: float = 5.0, height: float = 4.0):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)               # Agg canvas: no display, no global pyplot state
+    return fig
+
+
+def plot_curves(metrics: AnomalyMetrics, output: Path, title: str = '') -> list:
+    """Write pr_curve.png and roc_curve.png; returns the paths (none without both classes)."""
+    try:
+        curves = metrics.curves()
+    except ValueError:
+        return []
+    figures = metrics.compute()
+    paths = []
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.plot(curves['recall'], curves['precision'], lw=1.5,
+            label=f'AP = {100 * figures["ap"]:.2f} %')
+    prevalence = figures['anomaly_pixels'] / max(figures['pixels'], 1)
+    ax.axhline(prevalence, color='grey', ls=':', lw=1, label=f'chance = {100 * prevalence:.2f} %')
+    ax.set(xlabel='recall', ylabel='precision', xlim=(0, 1), ylim=(0, 1.02),
+           title=f'Precision-recall {title}'.strip())
+    ax.legend(loc='lower left')
+    ax.grid(alpha=0.3)
+    paths.append(output / 'pr_curve.png')
+    fig.savefig(paths[-1], bbox_inches='tight')
+
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.plot(curves['fpr'], curves['tpr'], lw=1.5, label=f'AUROC = {100 * figures["auroc"]:.2f} %')
+    ax.plot([0, 1], [0, 1], color='grey', ls=':', lw=1)
+    if not math.isnan(figures['fpr95']):
+        ax.plot([figures['fpr95']], [0.95], 'o', color='C3',
+                label=f'FPR95 = {100 * figures["fpr95"]:.2f} %')
+    ax.set(xlabel='false positive rate', ylabel='true positive rate', xlim=(0, 1),
+           ylim=(0, 1.02), title=f'ROC {title}'.strip())
+    ax.legend(loc='lower right')
+    ax.grid(alpha=0.3)
+    paths.append(output / 'roc_curve.png')
+    fig.savefig(paths[-1], bbox_inches='tight')
+    return paths
+
+
+def plot_histogram(output: Path, metrics: Optional[AnomalyMetrics] = None,
+                   scores: Optional[ScoreHistogram] = None,
+                   threshold: float = math.nan) -> Optional[Path]:
+    """Write score_histogram.png: inliers vs anomalies (labelled) or all scores (unlabelled)."""
+    fig = _figure(6.0, 4.0)
+    ax = fig.add_subplot()
+    if metrics is not None and metrics.pixels:
+        edges, inl, ano = metrics.histogram(120)
+        width = np.diff(edges)
+        for counts, name, color in ((inl, 'inlier pixels', 'C0'), (ano, 'anomaly pixels', 'C3')):
+            if counts.sum():
+                ax.stairs(counts / counts.sum() / width, edges, fill=True, alpha=0.45,
+                          color=color, label=name)
+        ax.set_ylabel('density (per class)')
+    elif scores is not None and scores.pixels:
+        edges, counts = scores.histogram(120)
+        ax.stairs(counts / counts.sum() / np.diff(edges), edges, fill=True, alpha=0.6,
+                  color='C0', label='all pixels (no labels)')
+        ax.set_ylabel('density')
+    else:
+        return None
+    if math.isfinite(threshold):
+        ax.axvline(threshold, color='k', ls='--', lw=1, label=f'threshold {threshold:.3g}')
+    ax.set(xlabel='anomaly score (higher = more anomalous)', title='Score histogram')
+    ax.legend()
+    ax.grid(alpha=0.3)
+    path = output / 'score_histogram.png'
+    fig.savefig(path, bbox_inches='tight')
+    return path
