@@ -103,7 +103,10 @@ def load_labels(layout: str, path: Path) -> Dict[str, np.ndarray]:
 def frames(layout: str, root: Path, select: Optional[Callable[[int], bool]] = None,
            labelled_only: bool = True, stats: Optional[Dict[str, int]] = None
            ) -> Iterator[Frame]:
-    """Frames of a benchmark folder (frames without labels skipped when ``labelled_only``)."""
+    """Frames of a benchmark folder (frames without labels skipped when ``labelled_only``).
+
+    The folder is checked at once (empty folder, no labels); images are read lazily.
+    """
     stats = stats if stats is not None else {}
     found = pairs(layout, root)
     if not found:
@@ -113,6 +116,11 @@ def frames(layout: str, root: Path, select: Optional[Callable[[int], bool]] = No
         found = [(image, label) for image, label in found if label is not None]
         if not found:
             raise BenchmarkError(f'{root} ({layout} layout): no image has a label file')
+    return _read_frames(layout, found, select)
+
+
+def _read_frames(layout: str, found: List[Tuple[Path, Optional[Path]]],
+                 select: Optional[Callable[[int], bool]]) -> Iterator[Frame]:
     for index, (image_path, label_path) in enumerate(found):
         if select is not None and not select(index):
             continue

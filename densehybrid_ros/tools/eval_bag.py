@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .benchmarks import BenchmarkError, detect_layout, frames as benchmark_frames, LAYOUTS
+from .benchmarks import (BenchmarkError, detect_layout, frames as benchmark_frames, LAYOUTS,
+                         pairs)
 from .report import plot_curves, plot_histogram, write_json
 from .. import visualize
 from ..bags import (BagError, BagReader, BagWriter, Frame, RESULT_ENCODINGS, result_topic,
@@ -175,10 +176,9 @@ def open_source(args: argparse.Namespace, stats: Dict[str, int]) -> Source:
         layout, root = found
     else:
         layout, root = args.dataset, path
-    from .benchmarks import pairs
+    frames = benchmark_frames(layout, root, select, stats=stats)
     total = sum(1 for _, label in pairs(layout, root) if label is not None)
-    return Source(layout, benchmark_frames(layout, root, select, stats=stats),
-                  -(-total // shard_n) if total else None, namespace='/camera')
+    return Source(layout, frames, -(-total // shard_n), namespace='/camera')
 
 
 def _bag_source(args: argparse.Namespace, path: Path, select: Callable[[int], bool],
