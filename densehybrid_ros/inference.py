@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from .checkpoint import load_checkpoint
 from .classes import default_class_names, default_palette
 from .models import DenseHybridModel
+from .models.fusion import fuse_for_inference
 from .paths import default_checkpoint
 from .scoring import compute_score, open_set_from_labels, UNKNOWN_ID
 
@@ -77,10 +78,12 @@ class Segmenter:
     def __init__(self, checkpoint_path: Union[None, str, os.PathLike] = None,
                  device: str = 'auto', precision: str = 'fp32',
                  inference_size: Union[None, int, Size] = None, score: str = 'hybrid',
-                 channels_last: bool = True) -> None:
+                 channels_last: bool = True, fuse: bool = True) -> None:
         path = checkpoint_path if checkpoint_path else default_checkpoint()
         dev = resolve_device(device)
         model, meta = load_checkpoint(path, device='cpu')
+        if fuse:
+            model = fuse_for_inference(model)
         self._setup(model, meta, dev, precision, inference_size, score, channels_last)
 
     @classmethod
@@ -88,7 +91,7 @@ class Segmenter:
                    device: str = 'auto', precision: str = 'fp32',
                    inference_size: Union[None, int, Size] = None, score: str = 'hybrid',
                    channels_last: bool = True) -> 'Segmenter':
-        """Wrap an in-memory model (training-time evaluation, tests)."""
+        """Wrap an in-memory model as it is (training-time evaluation, tests); no folding."""
         self = cls.__new__(cls)
         self._setup(model, dict(meta or {}), resolve_device(device), precision, inference_size,
                     score, channels_last)
