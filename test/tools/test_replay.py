@@ -1,0 +1,111 @@
+"""densehybrid-replay: timing plan, and a real rclpy round trip with a stand-in node."""
+
+import json
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from densehybrid_ros.bags import array_to_image, BagReader, _typestore
+from densehybrid_ros.tools.make_sample_bag import write_sample_bag
+from densehybrid_ros.tools.replay import cdr_stamp, main, schedule
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize('log_times, rate, fast, expect', [
+    ([0, 100_000_000, 300_000_000], 1.0, False, [0.0, 0.1, 0.3]),
+    ([0, 100_000_000, 300_000_000], 2.0, False, [0.0, 0.05, 0.15]),
+    ([5, 10, 20], 1.0, True, [0.0, 0.0, 0.0]),
+    ([], 1.0, False, []),
+])
+def test_schedule_follows_recorded_time(log_times, rate, fast, expect) -> None:
+    assert schedule(log_times, rate, fast) == pytest.approx(expect)
+
+
+@pytest.mark.parametrize('stamp', [0, 1_700_000_000_123_456_789, 5 * 10 ** 9 + 1])
+def test_cdr_stamp_reads_the_header_of_serialized_images(stamp) -> None:
+    msg = array_to_image(np.zeros((2, 3), np.uint8), 'mono8', stamp, 'cam')
+    raw = bytes(_typestore().serialize_cdr(msg, msg.__msgtype__))
+    assert cdr_stamp(raw) == stamp
+
+
+def test_missing_topic_is_a_clear_error(tmp_path, capsys) -> None:
+    write_sample_bag(str(tmp_path / 'bag'), 1, (16, 16))
+    assert main([str(tmp_path / 'bag'), '--topics', '/nope', '--wait-subscribers', '0']) == 2
+    assert "replay topic '/nope' is not in" in capsys.readouterr().err
+
+
+STAND_IN = '''
+import sys, numpy as np, rclpy
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+rclpy.init()
+node = rclpy.create_node('stand_in')
+reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+pub = node.create_publisher(Image, '/camera/densehybrid/anomaly_score', reliable)
+count = [0]
+def on_image(msg):
+    out = Image(header=msg.header, height=msg.height, width=msg.width, encoding='32FC1',
+                step=msg.width * 4)
+    out.data = np.full(msg.height * msg.width, count[0], np.float32).tobytes()
+    pub.publish(out)
+    count[0] += 1
+node.create_subscription(Image, '/camera/image', on_image, qos_profile_sensor_data)
+print('ready', flush=True)
+while rclpy.ok() and count[0] < int(sys.argv[1]):
+    rclpy.spin_once(node, timeout_sec=0.1)
+rclpy.spin_once(node, timeout_sec=1.0)
+'''
+
+
+@pytest.mark.timeout(120)
+def test_lock_step_replay_records_every_result_with_the_labels(tmp_path) -> None:
+    frames = 3
+    write_sample_bag(str(tmp_path / 'bag'), frames, (16, 24), rate=50.0)
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'ROS_DOMAIN_ID': str(60 + os.getpid() % 40),
+           'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}     # as the project starts its nodes
+    node = subprocess.Popen([sys.executable, '-c', STAND_IN, str(frames)], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert node.stdout.readline().strip() == 'ready'
+        result = subprocess.run(
+            [sys.executable, '-m', 'densehybrid_ros.tools.replay', str(tmp_path / 'bag'),
+             '--wait-for', '/camera/densehybrid/anomaly_score', '--wait-timeout', '20',
+             '--record', str(tmp_path / 'rec'), '--drain', '0.5', '--quiet'],
+            env=env, capture_output=True, text=True, timeout=100)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f'published {frames} messages;'), result.stdout
+        node.wait(timeout=20)
+    finally:
+        if node.poll() is None:
+            node.kill()
+            node.wait()
+    with BagReader(tmp_path / 'rec') as reader:
+        topics = reader.topics
+        assert topics['/camera/densehybrid/anomaly_score'][1] == frames
+        assert topics['/camera/anomaly_label'][1] == frames
+        joined = list(reader.frames({'score': '/camera/densehybrid/anomaly_score',
+                                     'anomaly': '/camera/anomaly_label'}, key='score',
+                                    partial=False))
+    assert [float(f.arrays['score'][0, 0]) for f in joined] == [0.0, 1.0, 2.0]
+    summary = subprocess.run(
+        [sys.executable, '-m', 'densehybrid_ros.tools.eval_bag', str(tmp_path / 'rec'),
+         '--output', str(tmp_path / 'ev'), '--quiet'], env=env, capture_output=True,
+        text=True, timeout=100)
+    assert summary.returncode == 0, summary.stderr
+    figures = json.loads((tmp_path / 'ev' / 'metrics.json').read_text())
+    assert figures['source'] == 'recorded bag' and figures['anomaly_frames'] == frames
+
+
+def test_large_data_transport_is_the_default(monkeypatch, tmp_path, capsys) -> None:
+    monkeypatch.delenv('FASTDDS_BUILTIN_TRANSPORTS', raising=False)
+    assert main([str(tmp_path / 'missing')]) == 2
+    assert 'bag not found' in capsys.readouterr().err
+    assert os.environ['FASTDDS_BUILTIN_TRANSPORTS'] == 'LARGE_DATA'
+    monkeypatch.setenv('FASTDDS_BUILTIN_TRANSPORTS', 'UDPv4')
+    assert main([str(tmp_path / 'missing')]) == 2
+    assert os.environ['FASTDDS_BUILTIN_TRANSPORTS'] == 'UDPv4'
