@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from densehybrid_ros.bags import array_to_image, BagReader, _typestore
+from densehybrid_ros.tools import eval_bag
 from densehybrid_ros.tools.make_sample_bag import write_sample_bag
 from densehybrid_ros.tools.replay import cdr_stamp, main, schedule
 
@@ -92,13 +93,43 @@ def test_lock_step_replay_records_every_result_with_the_labels(tmp_path) -> None
                                      'anomaly': '/camera/anomaly_label'}, key='score',
                                     partial=False))
     assert [float(f.arrays['score'][0, 0]) for f in joined] == [0.0, 1.0, 2.0]
-    summary = subprocess.run(
-        [sys.executable, '-m', 'densehybrid_ros.tools.eval_bag', str(tmp_path / 'rec'),
-         '--output', str(tmp_path / 'ev'), '--quiet'], env=env, capture_output=True,
-        text=True, timeout=100)
-    assert summary.returncode == 0, summary.stderr
-    figures = json.loads((tmp_path / 'ev' / 'metrics.json').read_text())
-    assert figures['source'] == 'recorded bag' and figures['anomaly_frames'] == frames
+
+
+@pytest.mark.timeout(180)
+def test_live_node_results_agree_with_offline_eval(tmp_path, tiny_checkpoint) -> None:
+    """Sample bag -> live node (lock-step replay, recorded) -> eval == eval of the bag."""
+    write_sample_bag(str(tmp_path / 'bag'), 3, (32, 64), rate=10.0, seed=4242)
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'ROS_DOMAIN_ID': str(20 + os.getpid() % 40),
+           'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
+    node = subprocess.Popen(
+        [sys.executable, '-m', 'densehybrid_ros.ros.node', '--autostart', '--ros-args',
+         '-p', f'checkpoint:={tiny_checkpoint}', '-p', 'device:=cpu',
+         '-p', 'input_topics:=[/camera/image]'], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        replay = subprocess.run(
+            [sys.executable, '-m', 'densehybrid_ros.tools.replay', str(tmp_path / 'bag'),
+             '--wait-for', '/camera/densehybrid/anomaly_score', '--wait-timeout', '60',
+             '--wait-subscribers', '60', '--record', str(tmp_path / 'rec'), '--drain', '1',
+             '--quiet'], env=env, capture_output=True, text=True, timeout=150)
+        assert replay.returncode == 0, replay.stderr
+        assert replay.stdout.startswith('published 3 messages;'), replay.stdout
+    finally:
+        node.terminate()
+        try:
+            node.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait()
+    figures = {}
+    for name, argv in (('live', [str(tmp_path / 'rec')]),
+                       ('offline', [str(tmp_path / 'bag'), '--device', 'cpu'])):
+        assert eval_bag.main([*argv, '--checkpoint', str(tiny_checkpoint), '--quiet',
+                              '--output', str(tmp_path / name)]) == 0
+        figures[name] = json.loads((tmp_path / name / 'metrics.json').read_text())
+    assert figures['live']['source'] == 'recorded bag'
+    for key in ('frames', 'anomaly', 'open_set', 'score_stats'):
+        assert figures['live'][key] == figures['offline'][key], key
 
 
 def test_large_data_transport_is_the_default(monkeypatch, tmp_path, capsys) -> None:
