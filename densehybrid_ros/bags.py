@@ -61,7 +61,7 @@ def stamp_ns(msg: Any) -> int:
 
 def result_topic(input_topic: str, output: str) -> str:
     """Topic of a node output for an input ``<ns>/<name>``: ``<ns>/densehybrid/<output>``."""
-    ns = input_topic.rstrip('/').rsplit('/', 1)[0]
+    ns = input_topic.rstrip('/').rpartition('/')[0]
     return f'{ns}/densehybrid/{output}'
 
 

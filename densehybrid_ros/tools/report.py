@@ -100,7 +100,12 @@ def plot_histogram(output: Path, metrics: Optional[AnomalyMetrics] = None,
     else:
         return None
     if math.isfinite(threshold):
-        ax.axvline(threshold, color='k', ls='--', lw=1, label=f'threshold {threshold:.3g}')
+        span = edges[-1] - edges[0]
+        if edges[0] - 0.25 * span <= threshold <= edges[-1] + 0.25 * span:
+            ax.axvline(threshold, color='k', ls='--', lw=1, label=f'threshold {threshold:.3g}')
+        else:            # keep the data readable; say where the threshold is
+            ax.plot([], [], color='k', ls='--', lw=1,
+                    label=f'threshold {threshold:.3g} (off scale)')
     ax.set(xlabel='anomaly score (higher = more anomalous)', title='Score histogram')
     ax.legend()
     ax.grid(alpha=0.3)
