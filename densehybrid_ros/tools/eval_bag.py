@@ -44,6 +44,7 @@ LABEL_NAMES = ('semantic_label', 'label', 'labels', 'semantic_labels', 'gt')
 ANOMALY_NAMES = ('anomaly_label', 'anomaly_labels', 'anomaly_gt', 'ood_label')
 NOT_CAMERA = ('/densehybrid/',)
 CITYSCAPES_FALLBACK = 19
+RECORDED_PICTURES = ('overlay', 'anomaly_heatmap', 'semantic_color')   # node topics reused
 
 
 class EvalError(ValueError):
@@ -195,7 +196,8 @@ def _bag_source(args: argparse.Namespace, path: Path, select: Callable[[int], bo
             score = bag.topic(args.score_topic or 'densehybrid/anomaly_score', role='score')
             roles['score'] = score
             ns = score.rsplit('/densehybrid/', 1)[0]
-            for role in ('open_set', 'semantic'):
+            wanted = ('open_set', 'semantic') + (RECORDED_PICTURES if args.pictures else ())
+            for role in wanted:
                 name = f'{ns}/densehybrid/{role}'
                 if name in bag.topics:
                     roles[role] = name
@@ -314,6 +316,7 @@ class Runner:
         folder = self.output / 'frames'
         folder.mkdir(parents=True, exist_ok=True)
         rendered = self.render(frame, result)
+        rendered.update({k: frame.arrays[k] for k in RECORDED_PICTURES if k in frame.arrays})
         stem = f'{frame.index:06d}'
         for name, key in (('overlay', 'overlay'), ('heatmap', 'anomaly_heatmap'),
                           ('open_set', 'open_set_color'), ('semantic', 'semantic_color'),

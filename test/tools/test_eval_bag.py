@@ -111,6 +111,10 @@ def test_recorded_outputs_give_the_same_figures(baseline, tmp_path) -> None:
         assert recorded[key] == baseline[key], key
     explicit = run_eval(tmp_path, baseline['output_bag'], '--recorded', name='explicit')
     assert explicit['anomaly'] == baseline['anomaly']
+    for name in ('overlay', 'heatmap', 'open_set', 'semantic'):     # pictures from the topics
+        picture = f'frames/000001_{name}.png'
+        assert np.array_equal(cv2.imread(str(tmp_path / 'out' / picture)),
+                              cv2.imread(str(Path(baseline['_dir']) / picture))), name
 
 
 def test_shards_merge_to_the_same_totals(sample_bag, tiny_checkpoint, baseline,
