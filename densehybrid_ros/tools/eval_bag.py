@@ -390,6 +390,7 @@ def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
     source = open_source(args, stats)
     runner = Runner(args)
     interrupted = False
+    broken: Optional[BagError] = None
     out_bag: Optional[BagWriter] = None
     try:
         k = runner.load_model(source.kind == 'recorded bag')
@@ -433,6 +434,10 @@ def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
             interrupted = True
             print(f'\ninterrupted: keeping the metrics of {run.frames} finished frames',
                   file=sys.stderr)
+        except BagError as exc:       # broken or truncated after some frames: keep those
+            if not run.frames:
+                raise
+            broken = exc
         finally:
             bar.close()
     finally:
@@ -454,8 +459,13 @@ def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
     }
     if args.output_bag:
         summary['output_bag'] = str(args.output_bag)
+    if broken is not None:
+        summary['error'] = str(broken)
     run.save(output / 'state.npz')
     finish(args, run, summary, runner.class_names)
+    if broken is not None:
+        raise EvalError(f'{broken}; the metrics of the {run.frames} frames before it are in '
+                        f'{output / "metrics.json"}')
     return summary
 
 

@@ -354,3 +354,25 @@ def test_make_bag_and_eval_run_without_ros(tiny_checkpoint, tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith('ok')
     assert (tmp_path / 'out' / 'metrics.json').is_file()
+
+
+def test_a_broken_message_mid_bag_keeps_the_frames_before_it(tiny_checkpoint, tmp_path,
+                                                             capsys) -> None:
+    scenes = [make_scene(SEED + i, SIZE, anomaly_family='eval') for i in range(3)]
+    with BagWriter(tmp_path / 'broken', storage='sqlite3') as bag:
+        for i, scene in enumerate(scenes):
+            stamp = (i + 1) * 10 ** 8
+            if i == 2:
+                bag.write_raw('/cam/image', 'sensor_msgs/msg/Image', b'\x00\x01\x00\x00junk',
+                              stamp)
+            else:
+                bag.write_image('/cam/image', scene['image'], 'rgb8', stamp, 'cam')
+            bag.write_image('/cam/anomaly_label', scene['anomaly'], 'mono8', stamp, 'cam')
+    code = eval_bag.main([str(tmp_path / 'broken'), '--checkpoint', str(tiny_checkpoint),
+                          '--output', str(tmp_path / 'o'), '--quiet', '--device', 'cpu'])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert 'a message on /cam/image cannot be decoded as sensor_msgs/msg/Image' in err
+    assert 'the metrics of the 2 frames before it are in' in err
+    figures = json.loads((tmp_path / 'o' / 'metrics.json').read_text())
+    assert figures['frames'] == 2 and 'cannot be decoded' in figures['error']
