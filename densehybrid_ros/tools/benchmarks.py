@@ -6,11 +6,14 @@ Layouts (the folder given on the command line, or found one level below it):
   (``dataset_ObstacleTrack``): ``images/<name>.{jpg,png,webp}`` and
   ``labels_masks/<name>_labels_semantic.png`` with 0 inlier, 1 anomaly, 255 void. Only
   frames with a label are evaluated (the test split's labels are withheld).
-* ``fishyscapes``: Fishyscapes Lost&Found validation as ``images/<name>.png`` and
-  ``labels/<name>[_labels|_mask].png`` with 0 inlier, 1 anomaly, 255 void.
+* ``fishyscapes``: Fishyscapes Lost&Found validation, either as the DenseHybrid authors load
+  it (``leftImg8bit/**/<name>_leftImg8bit.png`` and ``ood/**/<name>_ood_segmentation.png``)
+  or as ``images/<name>.png`` and ``labels/<name>[_labels|_mask].png``; 0 inlier, 1 anomaly,
+  any other value (2, 255) void.
 * ``streethazards``: ``[test/]images/test/<town>/<n>.png`` and
-  ``[test/]annotations/test/<town>/<n>.png`` holding StreetHazards ids + 1 (the loader of the
-  dataset's authors subtracts 1): 0 unlabelled (void), 1..13 classes, 14 = anomaly.
+  ``[test/]annotations/test/<town>/<n>.png`` with StreetHazards ids 1..14, mapped as the
+  DenseHybrid authors' loader does: 14 = anomaly, 4 ('other') = void; semantic labels are the
+  12 remaining classes (1-3 -> 0-2, 5-13 -> 3-11) and are used only by a 12-class model.
 """
 
 from pathlib import Path
@@ -23,7 +26,7 @@ from ..bags import Frame
 
 IMAGE_EXT = ('.png', '.jpg', '.jpeg', '.webp')
 LAYOUTS = ('smiyc', 'fishyscapes', 'streethazards')
-STREETHAZARDS_ANOMALY = 14
+STREETHAZARDS_ANOMALY, STREETHAZARDS_OTHER, STREETHAZARDS_CLASSES = 14, 4, 12
 FRAME_PERIOD_NS = 100_000_000          # stamps given to folder frames (10 Hz)
 
 
@@ -41,7 +44,8 @@ def _layout_root(root: Path) -> Optional[Tuple[str, Path]]:
     for base in (root, root / 'test'):
         if (base / 'images' / 'test').is_dir() and (base / 'annotations' / 'test').is_dir():
             return 'streethazards', base
-    if (root / 'images').is_dir() and (root / 'labels').is_dir():
+    if ((root / 'images').is_dir() and (root / 'labels').is_dir()) or \
+            ((root / 'leftImg8bit').is_dir() and (root / 'ood').is_dir()):
         return 'fishyscapes', root
     return None
 
@@ -61,6 +65,13 @@ def pairs(layout: str, root: Path) -> List[Tuple[Path, Optional[Path]]]:
     if layout == 'smiyc':
         for image in _images(root / 'images'):
             label = root / 'labels_masks' / f'{image.stem}_labels_semantic.png'
+            out.append((image, label if label.is_file() else None))
+    elif layout == 'fishyscapes' and (root / 'ood').is_dir():
+        images = root / 'leftImg8bit'
+        for image in _images(images):
+            name = image.name.replace('_leftImg8bit', '_ood_segmentation')
+            label = root / 'ood' / image.relative_to(images).parent / Path(name).with_suffix(
+                '.png').name
             out.append((image, label if label.is_file() else None))
     elif layout == 'fishyscapes':
         labels = {p.stem: p for p in _images(root / 'labels')}
@@ -95,8 +106,11 @@ def load_labels(layout: str, path: Path) -> Dict[str, np.ndarray]:
     if layout != 'streethazards':
         return {'anomaly': raw.astype(np.uint8)}
     raw = raw.astype(np.int32)
-    anomaly = np.where(raw == STREETHAZARDS_ANOMALY, 1, np.where(raw == 0, 255, 0))
-    label = np.where((raw >= 1) & (raw < STREETHAZARDS_ANOMALY), raw - 1, 255)
+    anomaly = np.where(raw == STREETHAZARDS_ANOMALY, 1,
+                       np.where(raw == STREETHAZARDS_OTHER, 255, 0))
+    label = np.where((raw >= 1) & (raw < STREETHAZARDS_OTHER), raw - 1,
+                     np.where((raw > STREETHAZARDS_OTHER) & (raw < STREETHAZARDS_ANOMALY),
+                              raw - 2, 255))
     return {'anomaly': anomaly.astype(np.uint8), 'label': label.astype(np.uint8)}
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .benchmarks import (BenchmarkError, detect_layout, frames as benchmark_frames, LAYOUTS,
-                         pairs)
+                         pairs, STREETHAZARDS_CLASSES)
 from .report import plot_curves, plot_histogram, write_json
 from .. import visualize
 from ..bags import (BagError, BagReader, BagWriter, Frame, RESULT_ENCODINGS, result_topic,
@@ -398,6 +398,7 @@ def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
             raise EvalError('--threshold-from-tpr on recorded results needs --checkpoint (the '
                             'model to write the calibrated copy of)')
         run = Evaluation(k)
+        use_labels = source.kind != 'streethazards' or k == STREETHAZARDS_CLASSES
         if args.output_bag:
             out_bag = BagWriter(args.output_bag, storage=args.bag_storage,
                                 overwrite=args.overwrite)
@@ -417,7 +418,7 @@ def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
                     _check_sizes(frame, key.shape[:2], 'image' if 'image' in frame.arrays
                                  else 'anomaly_score')
                 for frame, result in zip(batch, runner.results(batch)):
-                    label = frame.arrays.get('label')
+                    label = frame.arrays.get('label') if use_labels else None
                     if label is not None and label.ndim != 2:
                         raise EvalError(f'frame {frame.index}: label must be mono8')
                     run.add(result['score'], frame.arrays.get('anomaly'), label,

@@ -228,10 +228,14 @@ def _benchmark(root: Path, layout: str) -> int:
                 root / 'labels_masks' / f'v{i}_labels_semantic.png'
         elif layout == 'fishyscapes':
             image, label = root / 'images' / f'{i}.png', root / 'labels' / f'{i}_labels.png'
+        elif layout == 'fishyscapes-authors':
+            image = root / 'leftImg8bit' / 'city' / f'{i}_leftImg8bit.png'
+            label = root / 'ood' / 'city' / f'{i}_ood_segmentation.png'
+            anomaly = np.where(anomaly == 255, 2, anomaly).astype(np.uint8)
         else:
             image = root / 'test' / 'images' / 'test' / 't5' / f'{i}.png'
             label = root / 'test' / 'annotations' / 'test' / 't5' / f'{i}.png'
-            anomaly = np.where(anomaly == 1, 14, np.where(anomaly == 255, 0, 3)).astype(np.uint8)
+            anomaly = np.where(anomaly == 1, 14, np.where(anomaly == 255, 4, 7)).astype(np.uint8)
         for path, array in ((image, cv2.cvtColor(scene['image'], cv2.COLOR_RGB2BGR)),
                             (label, anomaly)):
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -242,15 +246,28 @@ def _benchmark(root: Path, layout: str) -> int:
     return valid
 
 
-@pytest.mark.parametrize('layout', ['smiyc', 'fishyscapes', 'streethazards'])
+@pytest.mark.parametrize('layout', ['smiyc', 'fishyscapes', 'fishyscapes-authors',
+                                    'streethazards'])
 def test_benchmark_folders(tiny_checkpoint, tmp_path, layout) -> None:
     root = tmp_path / f'dataset_{layout}'
     valid = _benchmark(root, layout)
     figures = run_eval(tmp_path, str(root), '--checkpoint', str(tiny_checkpoint),
                        '--pictures', '1')
-    assert figures['source'] == layout and figures['frames'] == 2
+    assert figures['source'] == layout.split('-')[0] and figures['frames'] == 2
+    assert 'open_set' not in figures           # no Cityscapes ids in these benchmarks
     assert figures['anomaly']['pixels'] == valid
     assert (tmp_path / 'out' / 'roc_curve.png').is_file()
+
+
+@pytest.mark.parametrize('raw, anomaly, label', [
+    # StreetHazards annotation id -> (anomaly map, 12-class label), as the authors map them
+    (1, 0, 0), (3, 0, 2), (4, 255, 255), (5, 0, 3), (13, 0, 11), (14, 1, 255), (0, 0, 255),
+])
+def test_streethazards_ids_follow_the_authors(tmp_path, raw, anomaly, label) -> None:
+    from densehybrid_ros.tools.benchmarks import load_labels
+    cv2.imwrite(str(tmp_path / 'a.png'), np.full((2, 2), raw, np.uint8))
+    got = load_labels('streethazards', tmp_path / 'a.png')
+    assert (got['anomaly'] == anomaly).all() and (got['label'] == label).all()
 
 
 def _corrupt(bag: Path, tmp_path: Path, how: str) -> Path:
