@@ -25,8 +25,8 @@ from .benchmarks import (BenchmarkError, detect_layout, frames as benchmark_fram
                          pairs, STREETHAZARDS_CLASSES)
 from .report import plot_curves, plot_histogram, write_json
 from .. import visualize
-from ..bags import (BagError, BagReader, BagWriter, Frame, RESULT_ENCODINGS, result_topic,
-                    STORAGES)
+from ..bags import (BagError, BagReader, BagWriter, Frame, IMAGE_TYPES, RESULT_ENCODINGS,
+                    result_topic, STORAGES)
 from ..metrics import AnomalyMetrics, load_state, OpenSetConfusion, save_state, ScoreHistogram
 
 EXAMPLE = '''examples:
@@ -212,9 +212,9 @@ def _bag_source(args: argparse.Namespace, path: Path, select: Callable[[int], bo
             ns = roles['image'].rsplit('/', 1)[0]
         if not args.no_labels:
             label = bag.topic(args.label_topic, role='label') if args.label_topic \
-                else bag.find(LABEL_NAMES, exclude=NOT_CAMERA)
+                else _label_topic(bag, ns, LABEL_NAMES)
             anomaly = bag.topic(args.anomaly_topic, role='anomaly label') \
-                if args.anomaly_topic else bag.find(ANOMALY_NAMES, exclude=NOT_CAMERA)
+                if args.anomaly_topic else _label_topic(bag, ns, ANOMALY_NAMES)
             if label:
                 roles['label'] = label
             if anomaly:
@@ -228,6 +228,15 @@ def _bag_source(args: argparse.Namespace, path: Path, select: Callable[[int], bo
     except BaseException:
         bag.close()
         raise
+
+
+def _label_topic(bag: BagReader, ns: str, names: Sequence[str]) -> Optional[str]:
+    """Return the label topic next to the camera (``<ns>/<name>``), else the only one."""
+    for name in names:
+        topic = f'{ns}/{name}'
+        if bag.topics.get(topic, ('',))[0] in IMAGE_TYPES:
+            return topic
+    return bag.find(names, exclude=NOT_CAMERA)
 
 
 # ------------------------------------------------------------------------------ evaluation

@@ -393,3 +393,17 @@ def test_a_broken_message_mid_bag_keeps_the_frames_before_it(tiny_checkpoint, tm
     assert 'the metrics of the 2 frames before it are in' in err
     figures = json.loads((tmp_path / 'o' / 'metrics.json').read_text())
     assert figures['frames'] == 2 and 'cannot be decoded' in figures['error']
+
+
+def test_labels_next_to_the_chosen_camera_are_used(tiny_checkpoint, tmp_path) -> None:
+    left = make_scene(SEED, SIZE, anomaly_family='eval')
+    right = make_scene(SEED + 1, SIZE, anomaly_family='eval')
+    msgs = []
+    for ns, scene in (('/left', left), ('/right', right)):
+        msgs += [(7, f'{ns}/image', scene['image'], 'rgb8'),
+                 (7, f'{ns}/anomaly_label', scene['anomaly'], 'mono8')]
+    _write_bag(tmp_path / 'stereo', msgs)
+    figures = run_eval(tmp_path, str(tmp_path / 'stereo'), '--image-topic', '/right/image',
+                       '--checkpoint', str(tiny_checkpoint), '--pictures', '0')
+    assert figures['topics'] == {'image': '/right/image', 'anomaly': '/right/anomaly_label'}
+    assert figures['anomaly']['anomaly_pixels'] == int((right['anomaly'] == 1).sum())
