@@ -1,0 +1,473 @@
+"""Lifecycle node ``densehybrid``: camera images in; semantic, anomaly and open-set images out.
+
+Threads: the executor runs subscription callbacks, which only keep the newest message per camera
+(an overwritten one is counted as dropped), plus services, parameters and the diagnostics timer.
+One inference thread takes the newest frame of every camera, runs them as one batch and publishes.
+So latency never grows with load: at most one frame per camera waits.
+"""
+
+import argparse
+from dataclasses import dataclass
+import logging
+import math
+import os
+import sys
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
+
+from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
+from rcl_interfaces.msg import SetParametersResult
+import rclpy
+from rclpy.clock import Clock, ClockType
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from .conversions import check_image, ImageConversionError, msg_to_rgb, numpy_to_image
+from .diagnostics import camera_status, CameraStats, diagnostic_array, ERROR, OK, status
+from .params import check_change, declare_parameters, read_parameters, validate_all
+from .. import visualize
+
+SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+# Output topic -> (encoding, the Segmenter outputs it is made from).
+OUTPUTS: Dict[str, Tuple[str, Tuple[str, ...]]] = {
+    'semantic': ('mono8', ('semantic',)),
+    'semantic_color': ('rgb8', ('semantic',)),
+    'anomaly_score': ('32FC1', ('score',)),
+    'anomaly_heatmap': ('rgb8', ('score',)),
+    'open_set': ('mono8', ('open_set',)),
+    'anomaly_mask': ('mono8', ('anomaly_mask',)),
+    'overlay': ('rgb8', ('open_set',)),
+}
+OUTPUT_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
+                        reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
+WARN_PERIOD_S = 5.0
+ImageMsg = Union[Image, CompressedImage]
+
+
+def input_qos(reliability: str) -> QoSProfile:
+    """Depth-1 keep-last QoS; best_effort matches sensor-data publishers (camera drivers)."""
+    return QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
+                      durability=DurabilityPolicy.VOLATILE,
+                      reliability=ReliabilityPolicy.BEST_EFFORT if reliability == 'best_effort'
+                      else ReliabilityPolicy.RELIABLE)
+
+
+def output_namespaces(topics: Sequence[str]) -> List[str]:
+    """``<ns>/densehybrid`` for each resolved ``<ns>/<name>``; ``.../<name>`` if ns is shared."""
+    split = [t.rstrip('/').rsplit('/', 1) for t in topics]
+    namespaces = [ns for ns, _ in split]
+    return [f'{ns}/densehybrid' + (f'/{name}' if namespaces.count(ns) > 1 else '')
+            for ns, name in split]
+
+
+def one_line(exc: BaseException) -> str:
+    """Format an exception as one log line: type and message, whitespace collapsed."""
+    return f'{type(exc).__name__}: ' + ' '.join(str(exc).split())
+
+
+class Camera:
+    """One input: its subscription, output publishers, newest pending frame and counters."""
+
+    def __init__(self, topic: str, out_ns: str) -> None:
+        self.topic, self.out_ns = topic, out_ns
+        self.stats = CameraStats()
+        self.pending: Optional[Tuple[ImageMsg, float]] = None
+        self.publishers: Dict[str, Any] = {}
+        self.subscription: Any = None
+
+    def wanted(self, publish_all: bool) -> List[str]:
+        """List the outputs to compute now: subscribed ones, or all with ``publish_all``."""
+        return [name for name, pub in self.publishers.items()
+                if publish_all or pub.get_subscription_count() > 0]
+
+
+@dataclass
+class _Job:
+    camera: Camera
+    header: Header
+    rgb: np.ndarray
+    outputs: List[str]
+
+
+class DenseHybridNode(LifecycleNode):
+    """The ``densehybrid`` lifecycle node (see the package README for its interface)."""
+
+    def __init__(self, node_name: str = 'densehybrid', **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        declare_parameters(self)
+        values = read_parameters(self)
+        self._state = 'unconfigured'
+        self._error = ''
+        self._segmenter: Any = None     # densehybrid_ros.inference.Segmenter once configured
+        self._calibrated_threshold = math.nan
+        self._lut: Optional[np.ndarray] = None
+        self._heat_range: Optional[Tuple[float, float]] = None
+        self._alpha = float(values['overlay_alpha'])
+        self._publish_all = bool(values['publish_all'])
+        self._timeout = float(values['camera_timeout'])
+        self._cameras: List[Camera] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker: Optional[threading.Thread] = None
+        self._last_warn: Dict[Tuple[str, str], Tuple[float, int]] = {}
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        # Wall-clock timer: diagnostics keep coming with use_sim_time and no /clock.
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics,
+                                             clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    # ----------------------------------------------------------------- lifecycle transitions
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Validate parameters, load the checkpoint on the device and warm it up."""
+        values = read_parameters(self)
+        try:
+            reason = validate_all(values)
+            if reason:
+                raise ValueError(reason)
+            width = int(values['inference_width'])
+            from ..inference import Segmenter   # torch: imported here so the node starts fast
+            segmenter = Segmenter(values['checkpoint'] or None, device=values['device'],
+                                  precision=values['precision'], inference_size=width or None)
+            warm_w = width or 640
+            segmenter.warmup((max(1, round(warm_w * 9 / 16)), warm_w))
+        except Exception as exc:  # any load failure: one line, stay unconfigured, inspectable
+            self._error = f'configure failed: {one_line(exc)}'
+            self.get_logger().error(self._error)
+            return FAILURE
+        self._segmenter, self._error = segmenter, ''
+        self._calibrated_threshold = segmenter.threshold
+        self._apply_threshold(values['anomaly_threshold'])
+        self._lut = visualize.label_lut(segmenter.meta['palette'])
+        self._heat_range = segmenter.score_range
+        self._state = 'inactive'
+        self.get_logger().info(
+            f'configured: {segmenter.arch} from {segmenter.meta.get("path")} on '
+            f'{segmenter.device} ({segmenter.precision}), inference width '
+            f'{width or "native"}, threshold {segmenter.threshold:g}')
+        return SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the cameras, advertise the outputs and start the inference thread."""
+        values = read_parameters(self)
+        try:
+            self._cameras = self._make_cameras(values)
+        except Exception as exc:
+            self._teardown_cameras()
+            self.get_logger().error(f'activate failed: {one_line(exc)}')
+            return FAILURE
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._run, name='densehybrid-inference',
+                                        daemon=True)
+        self._worker.start()
+        self._state = 'active'
+        self.get_logger().info('active: ' + '; '.join(
+            f'{cam.topic} -> {cam.out_ns}/*' for cam in self._cameras))
+        return SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the inference thread, drop subscriptions and publishers, free cached memory."""
+        self._teardown_cameras()
+        _free_device_cache()
+        self._state = 'inactive'
+        return SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Drop the model."""
+        self._segmenter = None
+        _free_device_cache()
+        self._state = 'unconfigured'
+        return SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release everything from any state."""
+        self.close()
+        self._state = 'finalized'
+        return SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Recover to unconfigured after a failed transition."""
+        self.close()
+        self._state = 'unconfigured'
+        return SUCCESS
+
+    def autostart(self) -> bool:
+        """Configure and activate (the ``--autostart`` flag); False if a step failed."""
+        return self.trigger_configure() == SUCCESS and self.trigger_activate() == SUCCESS
+
+    def close(self) -> None:
+        """Stop the worker and drop cameras and model (idempotent)."""
+        self._teardown_cameras()
+        self._segmenter = None
+        _free_device_cache()
+
+    # ----------------------------------------------------------------- set-up helpers
+    def _make_cameras(self, values: Dict[str, Any]) -> List[Camera]:
+        compressed = values['input_transport'] == 'compressed'
+        msg_type = CompressedImage if compressed else Image
+        bases = []
+        for topic in values['input_topics']:
+            if topic.endswith('/compressed'):
+                topic = topic[:-len('/compressed')]
+            bases.append(self._resolve(topic))
+        qos = input_qos(values['input_reliability'])
+        cameras = []
+        for base, out_ns in zip(bases, output_namespaces(bases)):
+            cam = Camera(base + '/compressed' if compressed else base, out_ns)
+            cameras.append(cam)
+            for name in OUTPUTS:
+                cam.publishers[name] = self.create_publisher(Image, f'{out_ns}/{name}',
+                                                             OUTPUT_QOS)
+            cam.subscription = self.create_subscription(
+                msg_type, cam.topic, lambda msg, cam=cam: self._on_frame(cam, msg), qos)
+        return cameras
+
+    def _resolve(self, topic: str) -> str:
+        resolve = getattr(self, 'resolve_topic_name', None)   # remapping applied (Humble+)
+        if resolve is not None:
+            return resolve(topic)
+        from rclpy.expand_topic_name import expand_topic_name
+        return expand_topic_name(topic, self.get_name(), self.get_namespace())
+
+    def _teardown_cameras(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        worker, self._worker = self._worker, None
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout=30.0)
+        for cam in self._cameras:
+            try:
+                if cam.subscription is not None:
+                    self.destroy_subscription(cam.subscription)
+                for pub in cam.publishers.values():
+                    self.destroy_publisher(pub)
+            except Exception:  # context already shut down: nothing left to release
+                pass
+        self._cameras = []
+
+    # ----------------------------------------------------------------- data path
+    def _on_frame(self, cam: Camera, msg: ImageMsg) -> None:
+        """Subscription callback: keep only the newest frame of this camera."""
+        cam.stats.frame_received()
+        if isinstance(msg, Image):
+            try:
+                check_image(msg)       # O(1) header checks; decoding happens in the worker
+            except ImageConversionError as exc:
+                self._bad_message(cam, exc)
+                return
+        with self._lock:
+            if cam.pending is not None:
+                cam.stats.frame_dropped()
+            cam.pending = (msg, time.monotonic())
+        self._wake.set()
+
+    def _run(self) -> None:
+        """Inference thread: newest frames of all cameras -> one batch -> publish."""
+        while not self._stop.is_set():
+            if not self._wake.wait(0.25):
+                continue
+            self._wake.clear()
+            with self._lock:
+                batch = [(cam, cam.pending[0]) for cam in self._cameras if cam.pending]
+                for cam in self._cameras:
+                    cam.pending = None
+            if not batch or self._stop.is_set():
+                continue
+            try:
+                self._process(batch)
+            except Exception as exc:  # keep serving; a shut-down context ends the loop
+                if self._stop.is_set() or not self.context.ok():
+                    return
+                self._warn_throttled('inference', 'error', f'frame skipped: {one_line(exc)}')
+
+    def _process(self, batch: List[Tuple[Camera, ImageMsg]]) -> None:
+        segmenter = self._segmenter
+        if segmenter is None:
+            return
+        jobs: List[_Job] = []
+        for cam, msg in batch:
+            outputs = cam.wanted(self._publish_all)
+            if not outputs:
+                continue                  # nobody listens to this camera: compute nothing
+            try:
+                jobs.append(_Job(cam, msg.header, msg_to_rgb(msg), outputs))
+            except ImageConversionError as exc:
+                self._bad_message(cam, exc)
+        if not jobs:
+            return
+        needs: Set[str] = {need for job in jobs for name in job.outputs
+                           for need in OUTPUTS[name][1]}
+        results = segmenter([job.rgb for job in jobs], outputs=needs)
+        for job, result in zip(jobs, results):
+            for name in job.outputs:
+                image = self._render(name, job.rgb, result)
+                job.camera.publishers[name].publish(
+                    numpy_to_image(image, OUTPUTS[name][0], job.header))
+            job.camera.stats.frame_processed(self._latency(job.header))
+
+    def _render(self, name: str, rgb: np.ndarray, result: Any) -> np.ndarray:
+        if name == 'semantic':
+            return result.semantic
+        if name == 'semantic_color':
+            return visualize.colorize(result.semantic, self._lut)
+        if name == 'anomaly_score':
+            return result.score
+        if name == 'anomaly_heatmap':
+            return visualize.heatmap(result.score, self._heatmap_range(result.score))
+        if name == 'open_set':
+            return result.open_set
+        if name == 'anomaly_mask':
+            return result.anomaly_mask.view(np.uint8) * np.uint8(255)
+        return visualize.overlay(rgb, visualize.colorize(result.open_set, self._lut),
+                                 self._alpha)
+
+    def _heatmap_range(self, score: np.ndarray) -> Tuple[float, float]:
+        """Return the calibrated score range; without one, freeze it from the first frame."""
+        if self._heat_range is None:
+            low, high = (float(v) for v in np.percentile(score, (1, 99)))
+            self._heat_range = (low, high if high > low else low + 1.0)
+            self.get_logger().warning(
+                f'checkpoint has no calibrated score range: heatmap range fixed to '
+                f'[{self._heat_range[0]:.3g}, {self._heat_range[1]:.3g}] from the first frame')
+        return self._heat_range
+
+    def _latency(self, header: Header) -> Optional[float]:
+        stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+        if stamp == 0:
+            return None
+        return (self.get_clock().now().nanoseconds - stamp) * 1e-9
+
+    def _bad_message(self, cam: Camera, exc: ImageConversionError) -> None:
+        cam.stats.bad_message(exc.cause)
+        self._warn_throttled(cam.topic, exc.cause, f'dropped a bad message on {cam.topic}: '
+                                                   f'{exc.cause}: {exc}')
+
+    def _warn_throttled(self, key: str, cause: str, text: str) -> None:
+        """Log at most once per WARN_PERIOD_S per (key, cause), with the count suppressed."""
+        now = time.monotonic()
+        last, suppressed = self._last_warn.get((key, cause), (-math.inf, 0))
+        if now - last < WARN_PERIOD_S:
+            self._last_warn[(key, cause)] = (last, suppressed + 1)
+            return
+        self._last_warn[(key, cause)] = (now, 0)
+        more = f' (+{suppressed} more since the last warning)' if suppressed else ''
+        self.get_logger().warning(text + more)
+
+    # ----------------------------------------------------------------- parameters, diagnostics
+    def _on_set_parameters(self, parameters: List[Any]) -> SetParametersResult:
+        """Validate every change; apply run-time ones (threshold, alpha, publish_all, timeout)."""
+        for param in parameters:
+            reason = check_change(param.name, param.value, self._state)
+            if reason:
+                self.get_logger().warning(f'rejected {param.name}={param.value!r}: {reason}')
+                return SetParametersResult(successful=False, reason=reason)
+        for param in parameters:
+            if param.name == 'anomaly_threshold':
+                self._apply_threshold(param.value)
+            elif param.name == 'overlay_alpha':
+                self._alpha = float(param.value)
+            elif param.name == 'publish_all':
+                self._publish_all = bool(param.value)
+            elif param.name == 'camera_timeout':
+                self._timeout = float(param.value)
+        return SetParametersResult(successful=True)
+
+    def _apply_threshold(self, value: float) -> None:
+        if self._segmenter is not None:
+            value = float(value)
+            self._segmenter.threshold = self._calibrated_threshold if math.isnan(value) \
+                else value
+
+    def _publish_diagnostics(self) -> None:
+        name = self.get_fully_qualified_name()
+        seg = self._segmenter
+        if seg is not None:
+            node_status = status(f'{name}: model', OK, self._state, {
+                'state': self._state, 'model': seg.arch,
+                'checkpoint': str(seg.meta.get('path', '')), 'device': str(seg.device),
+                'precision': seg.precision, 'inference_width': str(seg.inference_size or 0),
+                'anomaly_threshold': f'{seg.threshold:g}',
+                'classes': str(len(seg.meta.get('class_names') or []))}, str(seg.device))
+        else:
+            node_status = status(f'{name}: model', ERROR if self._error else OK,
+                                 self._error or self._state, {'state': self._state})
+        statuses = [node_status] + [
+            camera_status(name, cam.topic, cam.stats.report(), self._timeout,
+                          cam.wanted(self._publish_all))
+            for cam in self._cameras]
+        header = Header(stamp=self.get_clock().now().to_msg())
+        self._diag_pub.publish(diagnostic_array(header, statuses))
+
+
+def _free_device_cache() -> None:
+    torch = sys.modules.get('torch')     # never import torch just to free nothing
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class _RosLogHandler(logging.Handler):
+    """Forward the core's Python logging (densehybrid_ros.*) to the node's ROS logger."""
+
+    def __init__(self, logger: Any) -> None:
+        super().__init__()
+        self._logger = logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            self._logger.error(text)
+        elif record.levelno >= logging.WARNING:
+            self._logger.warning(text)
+        else:
+            self._logger.info(text)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Console script ``densehybrid-node [--autostart] [--ros-args ...]``."""
+    argv = list(sys.argv if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog='densehybrid-node', description=__doc__.splitlines()[0],
+        epilog='example: densehybrid-node --autostart --ros-args -p input_topics:=[/cam/image] '
+               '-p device:=cuda')
+    parser.add_argument('--autostart', action='store_true',
+                        help='configure and activate at start (no lifecycle manager needed)')
+    opts = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    # Large images over best-effort UDP arrive as fragments and get lost; TCP/SHM data does not.
+    os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    rclpy.init(args=argv)
+    node = None
+    handler = None
+    try:
+        node = DenseHybridNode()
+        handler = _RosLogHandler(node.get_logger())
+        core_log = logging.getLogger('densehybrid_ros')
+        core_log.addHandler(handler)
+        core_log.setLevel(logging.INFO)
+        core_log.propagate = False
+        if opts.autostart and not node.autostart():
+            node.get_logger().error('autostart did not reach active; the node stays up for '
+                                    'inspection (fix parameters, then configure again)')
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception as exc:  # e.g. a parameter override outside its range
+        print(f'densehybrid-node: {one_line(exc)}', file=sys.stderr)
+        return 1
+    finally:
+        if handler is not None:
+            logging.getLogger('densehybrid_ros').removeHandler(handler)
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

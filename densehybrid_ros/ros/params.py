@@ -1,0 +1,149 @@
+"""The node's parameters: one table of specs, declared once each, and their validation.
+
+``SPECS`` is the single source of truth: names, defaults (``DEFAULTS``), descriptions, ranges,
+and when a change takes effect. config/densehybrid.yaml mirrors ``DEFAULTS`` (a test checks it).
+"""
+
+from dataclasses import dataclass
+import math
+import re
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+# When a new value takes effect: at any time, at the next activate, or at the next configure.
+RUNTIME, ACTIVATE, CONFIGURE = 'runtime', 'activate', 'configure'
+PRECISIONS = ('fp32', 'fp16', 'bf16')
+TRANSPORTS = ('raw', 'compressed')
+RELIABILITIES = ('best_effort', 'reliable')
+_DEVICE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: default, description, constraints and when it takes effect."""
+
+    name: str
+    default: Any
+    description: str
+    stage: str = CONFIGURE
+    choices: Tuple[str, ...] = ()
+    int_range: Optional[Tuple[int, int]] = None
+    float_range: Optional[Tuple[float, float]] = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        """ROS descriptor with description, constraints text and numeric range."""
+        notes = []
+        if self.choices:
+            notes.append('one of: ' + ', '.join(self.choices))
+        notes.append({RUNTIME: 'changeable at run time',
+                      ACTIVATE: 'read at activate; change it while inactive',
+                      CONFIGURE: 'read at configure; change it while unconfigured'}[self.stage])
+        desc = ParameterDescriptor(description=self.description,
+                                   additional_constraints='; '.join(notes))
+        if self.int_range is not None:
+            desc.integer_range = [IntegerRange(from_value=self.int_range[0],
+                                               to_value=self.int_range[1], step=1)]
+        if self.float_range is not None:
+            desc.floating_point_range = [FloatingPointRange(
+                from_value=self.float_range[0], to_value=self.float_range[1], step=0.0)]
+        return desc
+
+
+SPECS: Tuple[ParamSpec, ...] = (
+    ParamSpec('checkpoint', '',
+              'Path of a densehybrid_ros checkpoint; empty = the embedded default model.'),
+    ParamSpec('device', 'auto', 'Torch device: auto (CUDA when available), cpu, cuda or cuda:N.'),
+    ParamSpec('precision', 'fp32', 'Inference precision (fp16 needs CUDA).', choices=PRECISIONS),
+    ParamSpec('inference_width', 0,
+              'Width the model sees (height keeps the aspect ratio); 0 = camera resolution. '
+              'Outputs are always at the camera resolution.', int_range=(0, 16384)),
+    ParamSpec('anomaly_threshold', math.nan,
+              'Hybrid score above which a pixel is anomalous (open_set 255, anomaly_mask 255); '
+              'NaN = the calibrated threshold from the checkpoint.', stage=RUNTIME),
+    ParamSpec('overlay_alpha', 0.5, 'Weight of the open-set colours in the overlay image.',
+              stage=RUNTIME, float_range=(0.0, 1.0)),
+    ParamSpec('publish_all', False,
+              'Compute and publish every output even without subscribers.', stage=RUNTIME),
+    ParamSpec('input_topics', ['image'],
+              'Camera image topics (base names; /compressed is appended for compressed '
+              'transport). Outputs of <ns>/<name> go to <ns>/densehybrid/.', stage=ACTIVATE),
+    ParamSpec('input_transport', 'raw',
+              'raw = sensor_msgs/Image, compressed = sensor_msgs/CompressedImage (JPEG/PNG).',
+              stage=ACTIVATE, choices=TRANSPORTS),
+    ParamSpec('input_reliability', 'best_effort',
+              'Reliability of the input subscriptions (depth 1); best_effort = sensor-data QoS.',
+              stage=ACTIVATE, choices=RELIABILITIES),
+    ParamSpec('camera_timeout', 2.0,
+              'Seconds without a frame after which a camera is reported as an ERROR in '
+              '/diagnostics.', stage=RUNTIME, float_range=(0.1, 3600.0)),
+)
+
+SPEC_BY_NAME: Dict[str, ParamSpec] = {spec.name: spec for spec in SPECS}
+DEFAULTS: Dict[str, Any] = {spec.name: spec.default for spec in SPECS}
+
+
+def declare_parameters(node: Any) -> None:
+    """Declare every parameter of ``SPECS`` on ``node`` (overrides from the command line win)."""
+    node.declare_parameters('', [(s.name, s.default, s.descriptor()) for s in SPECS])
+
+
+def read_parameters(node: Any) -> Dict[str, Any]:
+    """Return the current values of all parameters as plain Python values."""
+    return {name: _plain(node.get_parameter(name).value) for name in DEFAULTS}
+
+
+def validate(name: str, value: Any) -> Optional[str]:
+    """Return why ``value`` is not acceptable for parameter ``name``, or None when it is."""
+    spec = SPEC_BY_NAME.get(name)
+    if spec is None:
+        return None
+    value = _plain(value)
+    if spec.choices and value not in spec.choices:
+        return f'{name} must be one of {", ".join(spec.choices)}, got {value!r}'
+    if name == 'device' and not _DEVICE.match(str(value)):
+        return f'device must be auto, cpu, cuda or cuda:N, got {value!r}'
+    if name == 'anomaly_threshold' and math.isinf(value):
+        return 'anomaly_threshold must be a finite number (or NaN for the calibrated value)'
+    if spec.float_range and not spec.float_range[0] <= value <= spec.float_range[1]:
+        low, high = spec.float_range
+        return f'{name} must be in [{low:g}, {high:g}], got {value!r}'
+    if spec.int_range and not spec.int_range[0] <= value <= spec.int_range[1]:
+        return f'{name} must be in [{spec.int_range[0]}, {spec.int_range[1]}], got {value!r}'
+    if name == 'input_topics':
+        if not value or any(not isinstance(t, str) or not t.strip() for t in value):
+            return 'input_topics must be a non-empty list of non-empty topic names'
+        if len(set(value)) != len(value):
+            return f'input_topics has duplicates: {value}'
+    return None
+
+
+def validate_all(values: Mapping[str, Any]) -> Optional[str]:
+    """First reason any of ``values`` is invalid, or None."""
+    for name, value in values.items():
+        reason = validate(name, value)
+        if reason:
+            return reason
+    return None
+
+
+def check_change(name: str, value: Any, lifecycle_state: str) -> Optional[str]:
+    """Why a change of ``name`` is refused in ``lifecycle_state``, or None when accepted."""
+    reason = validate(name, value)
+    if reason or name not in SPEC_BY_NAME:
+        return reason
+    stage = SPEC_BY_NAME[name].stage
+    if stage == CONFIGURE and lifecycle_state in ('inactive', 'active'):
+        return f'{name} is read at configure: deactivate and clean up the node first'
+    if stage == ACTIVATE and lifecycle_state == 'active':
+        return f'{name} is read at activate: deactivate the node first'
+    return None
+
+
+def _plain(value: Any) -> Any:
+    """Turn rclpy's array values into lists so comparisons and messages are simple."""
+    if hasattr(value, 'tolist') and not isinstance(value, (str, bytes)):
+        return value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
