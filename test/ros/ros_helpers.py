@@ -1,0 +1,160 @@
+"""Real-middleware helpers: a private ROS domain, node processes, and a probe node.
+
+Every test session gets its own ROS_DOMAIN_ID (from the pid) and localhost-only discovery, so
+parallel runs do not see each other. The node under test runs in its own process; the test side
+publishes and listens through a probe node spun in a background thread.
+"""
+
+import math
+import os
+from pathlib import Path
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Sequence
+
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+DOMAIN_ID = 20 + os.getpid() % 180
+START_TIMEOUT_S = 90.0      # import torch + load + warm up on a busy 2-core machine
+
+
+def ros_env() -> Dict[str, str]:
+    """Environment for every process of this session: private domain, Fast DDS large data."""
+    env = dict(os.environ)
+    env['ROS_DOMAIN_ID'] = str(DOMAIN_ID)
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    env.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    env['PYTHONPATH'] = os.pathsep.join(p for p in (str(REPO), env.get('PYTHONPATH')) if p)
+    env['PYTHONUNBUFFERED'] = '1'
+    env['RCUTILS_COLORIZED_OUTPUT'] = '0'
+    env.pop('ROS_LOCALHOST_ONLY', None)
+    return env
+
+
+def node_command() -> List[str]:
+    """The installed console script if there is one, else ``python -m``."""
+    for folder in (Path(sys.prefix) / 'bin', Path(sys.prefix) / 'lib' / 'densehybrid_ros'):
+        script = shutil.which('densehybrid-node', path=str(folder))
+        if script:
+            return [script]
+    return [sys.executable, '-m', 'densehybrid_ros.ros.node']
+
+
+class NodeProcess:
+    """The densehybrid node in its own process, its output captured to a file."""
+
+    def __init__(self, args: Sequence[str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, 'w')
+        self.proc = subprocess.Popen(node_command() + list(args), env=ros_env(), cwd=REPO,
+                                     stdout=self._log, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        """Everything the node printed so far."""
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> int:
+        """Send ``sig`` and wait; kill if it does not exit in time. Returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+        return self.proc.returncode
+
+
+class Probe:
+    """Test-side node: publishers, collecting subscriptions and service calls."""
+
+    def __init__(self, context: Any) -> None:
+        self.node = Node('densehybrid_probe', context=context)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
+        self.executor.add_node(self.node)
+        self._cond = threading.Condition()
+        self.messages: Dict[str, List[Any]] = {}
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # context shut down at teardown
+            pass
+
+    def subscribe(self, msg_type: Any, topic: str, qos: Any = 10) -> List[Any]:
+        """Collect every message on ``topic`` into ``self.messages[topic]`` (returned)."""
+        store = self.messages.setdefault(topic, [])
+
+        def on_msg(msg: Any) -> None:
+            with self._cond:
+                store.append((time.monotonic(), msg))
+                self._cond.notify_all()
+        self.node.create_subscription(msg_type, topic, on_msg, qos)
+        return store
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str = '') -> Any:
+        """Wait until ``predicate()`` is truthy (re-checked on each message); fail on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    pytest.fail(f'timed out after {timeout:.0f} s waiting for {what}')
+                self._cond.wait(min(left, 0.2))
+
+    def call(self, srv_type: Any, name: str, request: Any, timeout: float = 30.0) -> Any:
+        """Call a service and return its response (fails the test on timeout)."""
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                pytest.fail(f'service {name} not available after {timeout:.0f} s')
+            future = client.call_async(request)
+            done = threading.Event()
+            future.add_done_callback(lambda _: done.set())
+            if not done.wait(timeout):
+                pytest.fail(f'service {name} did not answer in {timeout:.0f} s')
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def set_parameters(self, node: str, **values: Any) -> List[Any]:
+        """Set parameters of ``node`` remotely; returns one SetParametersResult per value."""
+        from rcl_interfaces.srv import SetParameters
+        request = SetParameters.Request(
+            parameters=[Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        return list(self.call(SetParameters, f'{node}/set_parameters', request).results)
+
+    def get_parameters(self, node: str, *names: str) -> List[Any]:
+        """Read parameters of ``node`` remotely as Python values."""
+        from rcl_interfaces.srv import GetParameters
+        from rclpy.parameter import parameter_value_to_python
+        response = self.call(GetParameters, f'{node}/get_parameters',
+                             GetParameters.Request(names=list(names)))
+        return [parameter_value_to_python(v) for v in response.values]
+
+    def close(self) -> None:
+        """Stop spinning and destroy the node."""
+        self.executor.shutdown(timeout_sec=5)
+        self.node.destroy_node()
+
+
+def isnan(value: Any) -> bool:
+    """True for a float NaN (YAML ``.nan`` and the parameter default)."""
+    return isinstance(value, float) and math.isnan(value)

@@ -1,0 +1,118 @@
+"""Image <-> numpy conversions: every accepted encoding, padding, and each bad-message cause."""
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip('cv_bridge')
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+
+from densehybrid_ros.ros import conversions as conv  # noqa: E402
+
+RGB = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)  # odd sizes
+
+
+def raw(array: np.ndarray, encoding: str, pad: int = 0) -> Image:
+    """Build an Image by hand (not through the code under test), rows padded by ``pad``."""
+    h, w = array.shape[:2]
+    row = array.reshape(h, -1)
+    padded = np.zeros((h, row.shape[1] + pad), np.uint8)
+    padded[:, :row.shape[1]] = row
+    msg = Image(height=h, width=w, encoding=encoding, step=padded.shape[1])
+    msg.data = padded.tobytes()
+    return msg
+
+
+@pytest.mark.parametrize('encoding,make', [
+    ('rgb8', lambda x: x),
+    ('bgr8', lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2BGR)),
+    ('rgba8', lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2RGBA)),
+    ('bgra8', lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2BGRA)),
+])
+@pytest.mark.parametrize('pad', [0, 3, 64])
+def test_colour_encodings_to_rgb(encoding, make, pad):
+    out = conv.image_to_rgb(raw(make(RGB), encoding, pad))
+    assert out.dtype == np.uint8 and out.flags['C_CONTIGUOUS']
+    np.testing.assert_array_equal(out, RGB)
+
+
+@pytest.mark.parametrize('pad', [0, 5])
+def test_mono8_is_replicated_to_rgb(pad):
+    gray = RGB[..., 0].copy()
+    out = conv.image_to_rgb(raw(gray, 'mono8', pad))
+    assert out.shape == gray.shape + (3,)
+    for c in range(3):
+        np.testing.assert_array_equal(out[..., c], gray)
+
+
+def test_encoding_names_are_case_sensitive_as_in_ros():
+    with pytest.raises(conv.UnsupportedEncodingError, match='RGB8'):
+        conv.image_to_rgb(raw(RGB, 'RGB8'))
+
+
+@pytest.mark.parametrize('msg,error,cause', [
+    (raw(RGB[..., :2].copy(), '8UC2'), conv.UnsupportedEncodingError, 'unsupported_encoding'),
+    (raw(RGB, 'rgb16'), conv.UnsupportedEncodingError, 'unsupported_encoding'),
+    (Image(height=0, width=4, encoding='rgb8', step=12), conv.EmptyImageError, 'zero_size'),
+    (Image(height=4, width=0, encoding='rgb8', step=0), conv.EmptyImageError, 'zero_size'),
+    (Image(height=2, width=4, encoding='rgb8', step=8, data=bytes(16)), conv.BadStepError,
+     'bad_step'),
+    (Image(height=4, width=4, encoding='rgb8', step=12, data=bytes(47)),
+     conv.TruncatedDataError, 'data_too_short'),
+])
+def test_bad_raw_messages_raise_named_errors(msg, error, cause):
+    with pytest.raises(error) as info:
+        conv.image_to_rgb(msg)
+    assert info.value.cause == cause
+    assert isinstance(info.value, conv.ImageConversionError)
+    assert str(info.value)      # the message says what is wrong
+
+
+def test_compressed_png_is_lossless_and_jpeg_close():
+    np.testing.assert_array_equal(conv.msg_to_rgb(conv.rgb_to_compressed(RGB, 'png')), RGB)
+    smooth = cv2.GaussianBlur(RGB, (9, 9), 3)
+    out = conv.msg_to_rgb(conv.rgb_to_compressed(smooth, 'jpeg', quality=95))
+    assert out.shape == smooth.shape
+    assert np.abs(out.astype(int) - smooth).mean() < 4
+
+
+def test_compressed_gray_png_becomes_rgb():
+    msg = CompressedImage(format='png')
+    msg.data = cv2.imencode('.png', RGB[..., 1])[1].tobytes()
+    out = conv.msg_to_rgb(msg)
+    assert out.shape == RGB.shape[:2] + (3,)
+    np.testing.assert_array_equal(out[..., 2], RGB[..., 1])
+
+
+@pytest.mark.parametrize('data,error', [
+    (b'', conv.EmptyImageError),
+    (b'\xff\xd8\xff\xe0 not really a jpeg' * 4, conv.UndecodableImageError),
+    (conv.rgb_to_compressed(RGB, 'jpeg').data[:40].tobytes(), conv.UndecodableImageError),
+])
+def test_bad_compressed_messages_raise_named_errors(data, error):
+    msg = CompressedImage(format='jpeg')
+    msg.data = data
+    with pytest.raises(error):
+        conv.compressed_to_rgb(msg)
+
+
+@pytest.mark.parametrize('encoding,array', [
+    ('rgb8', RGB), ('mono8', RGB[..., 0].copy()),
+    ('32FC1', RGB[..., 0].astype(np.float32) / 7.0),
+])
+def test_outputs_read_back_through_cv_bridge(encoding, array):
+    header = Header(frame_id='cam')
+    header.stamp.sec, header.stamp.nanosec = 12, 345
+    msg = conv.numpy_to_image(array, encoding, header)
+    assert (msg.encoding, msg.height, msg.width) == (encoding, 37, 53)
+    assert msg.step * msg.height == len(msg.data)
+    assert (msg.header.frame_id, msg.header.stamp.sec, msg.header.stamp.nanosec) == \
+        ('cam', 12, 345)
+    back = conv.bridge().imgmsg_to_cv2(msg, desired_encoding='passthrough')
+    np.testing.assert_array_equal(back, array)
+
+
+def test_output_with_wrong_dtype_is_refused():
+    with pytest.raises(ValueError, match='mono8'):
+        conv.numpy_to_image(RGB[..., 0].astype(np.float32), 'mono8')
