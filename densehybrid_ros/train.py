@@ -45,9 +45,9 @@ from .models import build_model, DenseHybridModel
 STATE_FORMAT = 'densehybrid_ros/train-state/1'
 IGNORE = 255
 
-EXAMPLE = '''example (the embedded default model, about 1.5 h on 2 CPU cores):
-  densehybrid-train synthetic --arch ladder_resnet18_half --iters 3000 --batch-size 8 \\
-      --crop 192 384 --output runs/default --json runs/default/metrics.json
+EXAMPLE = '''example (the embedded default model, about 1.5-2 h on 2 shared CPU cores):
+  densehybrid-train synthetic --cache runs/cache --output runs/default \\
+      --json runs/default/metrics.json
   densehybrid-train synthetic ... --resume          # continue after an interruption
   torchrun --nproc_per_node 2 -m densehybrid_ros.train synthetic --iters 100 --output runs/ddp
   densehybrid-train /data/cityscapes --negatives /data/ade20k/images \\
@@ -344,11 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--finetune', choices=('all', 'heads'), default='all',
                    help='train every weight, or only the two heads')
     p.add_argument('--resume', action='store_true', help='continue from OUTPUT/last.pt')
-    p.add_argument('--iters', type=int, default=3000, help='total optimisation steps')
+    p.add_argument('--iters', type=int, default=1800, help='total optimisation steps')
     p.add_argument('--batch-size', type=int, default=8, help='per process')
-    p.add_argument('--crop', type=int, nargs=2, default=(192, 384), metavar=('H', 'W'))
-    p.add_argument('--scale', type=float, nargs=2, default=(0.75, 1.5), metavar=('MIN', 'MAX'))
-    p.add_argument('--lr', type=float, default=1e-3)
+    p.add_argument('--crop', type=int, nargs=2, default=(128, 256), metavar=('H', 'W'))
+    p.add_argument('--scale', type=float, nargs=2, default=(0.75, 1.25), metavar=('MIN', 'MAX'))
+    p.add_argument('--lr', type=float, default=1.5e-3)
     p.add_argument('--weight-decay', type=float, default=1e-4)
     p.add_argument('--warmup', type=int, default=100)
     p.add_argument('--beta', type=float, default=0.03, help='generative term weight')
@@ -361,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--paste-scale', type=float, nargs=2, default=(0.05, 0.5),
                    help="pasted patch size relative to the crop's shorter side")
     p.add_argument('--scene-size', type=int, nargs=2, default=(256, 512), metavar=('H', 'W'))
-    p.add_argument('--train-scenes', type=int, default=3000)
+    p.add_argument('--train-scenes', type=int, default=2000)
     p.add_argument('--val-scenes', type=int, default=200)
     p.add_argument('--calib-scenes', type=int, default=100)
     p.add_argument('--calib-family', default='train', choices=('train', 'eval'))

@@ -182,13 +182,87 @@ def _tex_hue_sweep(rng: Rng, h: int, w: int) -> np.ndarray:
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32) / 255.0
 
 
+def _shape_hull(rng: Rng, h: int, w: int) -> np.ndarray:
+    pts = rng.uniform(0, 1, (int(rng.integers(5, 13)), 2)) * [w - 1, h - 1]
+    m = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(m, [cv2.convexHull(np.round(pts).astype(np.int32))], 1)
+    return m
+
+
+def _shape_half_disc(rng: Rng, h: int, w: int) -> np.ndarray:
+    m = np.zeros((h, w), np.uint8)
+    cv2.ellipse(m, (w // 2, h - 1), (max(1, w // 2 - 1), max(1, h - 2)), 0, 180, 360, 1, -1)
+    return m
+
+
+def _shape_rounded_box(rng: Rng, h: int, w: int) -> np.ndarray:
+    m = np.zeros((h, w), np.uint8)
+    r = max(1, int(min(h, w) * rng.uniform(0.1, 0.3)))
+    cv2.rectangle(m, (r, 0), (w - 1 - r, h - 1), 1, -1)
+    cv2.rectangle(m, (0, r), (w - 1, h - 1 - r), 1, -1)
+    for cx, cy in ((r, r), (w - 1 - r, r), (r, h - 1 - r), (w - 1 - r, h - 1 - r)):
+        cv2.circle(m, (cx, cy), r, 1, -1)
+    return m
+
+
+def _train_colours(rng: Rng, n: int) -> List[np.ndarray]:
+    """Colours of any saturation and brightness (greys and earth tones included)."""
+    return [_hsv(rng.random(), rng.uniform(0.0, 1.0) ** 0.7, rng.uniform(0.1, 1.0))
+            for _ in range(n)]
+
+
+def _tex_plaid(rng: Rng, h: int, w: int) -> np.ndarray:
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    a, b, c = _train_colours(rng, 3)
+    p1, p2 = rng.uniform(4, 12, 2)
+    u = ((xs / p1) % 1.0 < 0.35)[..., None]
+    v = ((ys / p2) % 1.0 < 0.35)[..., None]
+    return np.where(u & v, c, np.where(u | v, (a + c) / 2, a)) * 0.5 + b * 0.5 * (u | v)
+
+
+def _tex_solid(rng: Rng, h: int, w: int) -> np.ndarray:
+    (a,) = _train_colours(rng, 1)
+    ys = np.linspace(-0.1, 0.1, h, dtype=np.float32)[:, None, None]
+    return np.clip(a + ys + rng.normal(0, 0.03, (h, w, 3)).astype(np.float32), 0, 1)
+
+
+def _tex_zigzag(rng: Rng, h: int, w: int) -> np.ndarray:
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    a, b = _train_colours(rng, 2)
+    period, amp = rng.uniform(4, 12), rng.uniform(2, 6)
+    tri = np.abs((xs / period) % 2.0 - 1.0) * amp
+    t = (((ys + tri) / period) % 1.0 < 0.5)[..., None]
+    return np.where(t, a, b)
+
+
+def _tex_bricks(rng: Rng, h: int, w: int) -> np.ndarray:
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    brick, mortar = _train_colours(rng, 2)
+    bh = rng.uniform(3, 8)
+    bw = bh * rng.uniform(1.5, 3.0)
+    row = np.floor(ys / bh)
+    shifted = xs + (row % 2) * bw / 2
+    line = ((ys % bh) < 1.0) | ((shifted % bw) < 1.0)
+    return np.where(line[..., None], mortar, brick)
+
+
+def _tex_mosaic(rng: Rng, h: int, w: int) -> np.ndarray:
+    cell = rng.uniform(4, 12)
+    gh, gw = int(h / cell) + 1, int(w / cell) + 1
+    tiles = np.stack(_train_colours(rng, gh * gw)).reshape(gh, gw, 3).astype(np.float32)
+    return cv2.resize(tiles, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
 Shape = Callable[[Rng, int, int], np.ndarray]
 ANOMALY_FAMILIES: Dict[str, Dict[str, Dict[str, Shape]]] = {
-    # Training negatives: convex shapes, periodic two-colour or linear-gradient textures.
+    # Training negatives: convex shapes; periodic, flat, tiled or linear-gradient textures.
     'train': {
-        'shapes': {'ellipse': _shape_ellipse, 'box': _shape_box, 'ngon': _shape_ngon},
+        'shapes': {'ellipse': _shape_ellipse, 'box': _shape_box, 'ngon': _shape_ngon,
+                   'hull': _shape_hull, 'half_disc': _shape_half_disc,
+                   'rounded_box': _shape_rounded_box},
         'textures': {'stripes': _tex_stripes, 'checker': _tex_checker,
-                     'gradient': _tex_gradient},
+                     'gradient': _tex_gradient, 'plaid': _tex_plaid, 'solid': _tex_solid,
+                     'zigzag': _tex_zigzag, 'bricks': _tex_bricks, 'mosaic': _tex_mosaic},
     },
     # Evaluation only: concave or holed shapes, dotted, noisy, ringed or hue-sweep textures.
     'eval': {
