@@ -50,6 +50,9 @@ DISTRIBUTIONS: Dict[str, Callable[[np.random.Generator], Data]] = {
 }
 
 
+TIED = {'heavy ties (5 values)', 'narrow float32 steps', 'infinite scores'}
+
+
 def sklearn_reference(score: np.ndarray, is_anomaly: np.ndarray) -> Dict[str, float]:
     """Exact figures over all pixels with scikit-learn."""
     fpr, tpr, _ = roc_curve(is_anomaly, score, drop_intermediate=False)
@@ -68,6 +71,24 @@ def test_anomaly_metrics_match_sklearn(name: str) -> None:
     assert got['pixels'] == N and got['anomaly_pixels'] == int(is_anomaly.sum())
     for key in ('ap', 'auroc', 'fpr95'):
         assert got[key] == pytest.approx(ref[key], abs=TOL), key
+        assert abs(got[key] - ref[key]) <= got[f'{key}_error_bound'] + 1e-9, key
+        if name not in TIED:                # the bounds count ties as unknown order
+            assert got[f'{key}_error_bound'] < TOL, key
+
+
+def test_unresolvable_scores_are_flagged_by_the_error_bounds() -> None:
+    """A micro-cluster at 1000 plus far outliers share bins: the bound says so, honestly."""
+    rng = np.random.default_rng(1)
+    is_anomaly = _labels(rng, 0.3)
+    score = 1000 + 1e-6 * (rng.normal(size=N) + 2 * is_anomaly)
+    score[:10] = -1e12                                    # ten far outliers (inliers)
+    is_anomaly[:10] = False
+    metrics = AnomalyMetrics()
+    metrics.update(score, is_anomaly)
+    got, ref = metrics.compute(), sklearn_reference(score, is_anomaly)
+    for key in ('ap', 'auroc', 'fpr95'):
+        assert abs(got[key] - ref[key]) <= got[f'{key}_error_bound'] + 1e-9, key
+    assert got['ap_error_bound'] > 0.1 and got['auroc_error_bound'] > 0.1
 
 
 @pytest.mark.parametrize('name', ['normal', 'heavy tails (cauchy)', 'narrow range at offset'])

@@ -632,6 +632,10 @@ def _print_summary(summary: Dict[str, Any], output: str) -> None:
                      f'FPR95 {pct(anomaly["fpr95"])}')
         if anomaly.get('undefined'):
             parts.append(anomaly['undefined'])
+        bound = max(anomaly.get(f'{k}_error_bound') or 0.0 for k in ('ap', 'auroc', 'fpr95'))
+        if bound > 0.002:
+            parts.append(f'histogram resolution: figures within +-{100 * bound:.2f} '
+                         f'(see metrics.json)')
     open_set = summary.get('open_set')
     if open_set:
         parts.append(f'open-mIoU {pct(open_set["open_miou"])}  '
