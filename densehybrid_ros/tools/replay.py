@@ -178,16 +178,22 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
         spinner.start()
         _wait_for_graph(publishers, waiting, args.wait_subscribers)
         stats['subscribers'] = {t: p.get_subscription_count() for t, p in publishers.items()}
+        started = time.monotonic()
         while True:
             _play_once(reader, args, topics, labels, publishers, recorder, seen, cond, stats)
             if not args.loop:
                 break
+        stats['seconds'] = time.monotonic() - started
         if recorder is not None:
             time.sleep(args.drain)
     except KeyboardInterrupt:
         stats['interrupted'] = True
     finally:
-        executor.shutdown(timeout_sec=1.0)
+        # Stop and join the spinning thread before tearing down, or the process can abort
+        # at exit (a C++ thread still waiting inside rcl).
+        executor.shutdown(timeout_sec=2.0)
+        if spinner.is_alive():
+            spinner.join(timeout=5.0)
         node.destroy_node()
         rclpy.try_shutdown()
         reader.close()
@@ -278,6 +284,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'densehybrid-replay: error: {exc}', file=sys.stderr)
         return 2
     line = f'published {stats["published"]} messages'
+    if 'seconds' in stats:
+        line += f' in {stats["seconds"]:.2f} s'
     if stats.get('wait_timeouts'):
         line += f', {stats["wait_timeouts"]} frames got no result within --wait-timeout'
     if stats.get('late'):

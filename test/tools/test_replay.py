@@ -34,6 +34,31 @@ def test_cdr_stamp_reads_the_header_of_serialized_images(stamp) -> None:
     assert cdr_stamp(raw) == stamp
 
 
+@pytest.mark.parametrize('argv, at_least', [
+    ([], 0.4),                       # 5 frames at 10 Hz: the last one is due at 0.4 s
+    (['--rate', '4'], 0.1),
+    (['--fast'], 0.0),
+])
+def test_playback_keeps_the_recorded_timing(tmp_path, argv, at_least) -> None:
+    write_sample_bag(str(tmp_path / 'bag'), 5, (8, 8), rate=10.0)
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'ROS_DOMAIN_ID': str(100 + os.getpid() % 30)}
+    result = subprocess.run(
+        [sys.executable, '-m', 'densehybrid_ros.tools.replay', str(tmp_path / 'bag'),
+         '--wait-subscribers', '0', '--quiet', *argv], env=env, capture_output=True,
+        text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    seconds = float(result.stdout.split(' in ')[1].split(' s')[0])
+    assert result.stdout.startswith('published 5 messages') and seconds >= at_least
+    if not argv or argv == ['--rate', '4']:
+        assert seconds < at_least + 2.0
+
+
+def test_help_shows_examples(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(['--help'])
+    assert 'examples:' in capsys.readouterr().out
+
+
 def test_missing_topic_is_a_clear_error(tmp_path, capsys) -> None:
     write_sample_bag(str(tmp_path / 'bag'), 1, (16, 16))
     assert main([str(tmp_path / 'bag'), '--topics', '/nope', '--wait-subscribers', '0']) == 2
@@ -79,7 +104,8 @@ def test_lock_step_replay_records_every_result_with_the_labels(tmp_path) -> None
              '--record', str(tmp_path / 'rec'), '--drain', '0.5', '--quiet'],
             env=env, capture_output=True, text=True, timeout=100)
         assert result.returncode == 0, result.stderr
-        assert result.stdout.startswith(f'published {frames} messages;'), result.stdout
+        assert result.stdout.startswith(f'published {frames} messages in'), result.stdout
+        assert 'no result' not in result.stdout
         node.wait(timeout=20)
     finally:
         if node.poll() is None:
@@ -113,7 +139,8 @@ def test_live_node_results_agree_with_offline_eval(tmp_path, tiny_checkpoint) ->
              '--wait-subscribers', '60', '--record', str(tmp_path / 'rec'), '--drain', '1',
              '--quiet'], env=env, capture_output=True, text=True, timeout=150)
         assert replay.returncode == 0, replay.stderr
-        assert replay.stdout.startswith('published 3 messages;'), replay.stdout
+        assert replay.stdout.startswith('published 3 messages in'), replay.stdout
+        assert 'no result' not in replay.stdout
     finally:
         node.terminate()
         try:
