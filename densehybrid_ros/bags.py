@@ -60,8 +60,11 @@ def stamp_ns(msg: Any) -> int:
 
 
 def result_topic(input_topic: str, output: str) -> str:
-    """Topic of a node output for an input ``<ns>/<name>``: ``<ns>/densehybrid/<output>``."""
-    ns = input_topic.rstrip('/').rpartition('/')[0]
+    """Node output topic for an input ``<ns>/<name>[/compressed]``: ``<ns>/densehybrid/<out>``."""
+    topic = input_topic.rstrip('/')
+    if topic.endswith('/compressed'):          # image_transport naming: <base>/compressed
+        topic = topic[:-len('/compressed')]
+    ns = topic.rpartition('/')[0]
     return f'{ns}/densehybrid/{output}'
 
 

@@ -209,7 +209,7 @@ def _bag_source(args: argparse.Namespace, path: Path, select: Callable[[int], bo
                     raise BagError(f'{path}: found {len(cams)} camera image topics, pass '
                                    f'--image-topic; topics: {bag.describe() or "none"}')
                 roles['image'] = cams[0]
-            ns = roles['image'].rsplit('/', 1)[0]
+            ns = result_topic(roles['image'], 'x').rsplit('/densehybrid/', 1)[0]
         if not args.no_labels:
             label = bag.topic(args.label_topic, role='label') if args.label_topic \
                 else _label_topic(bag, ns, LABEL_NAMES)

@@ -1,7 +1,8 @@
 """densehybrid-make-bag: write a rosbag2 of synthetic road scenes with anomalies and labels.
 
 Topics (all with the same header stamp and frame_id per frame):
-  <ns>/image            sensor_msgs/Image rgb8 (or CompressedImage with --image-format)
+  <ns>/image            sensor_msgs/Image rgb8 (or <ns>/image/compressed, CompressedImage,
+                        with --image-format jpeg|png)
   <ns>/semantic_label   sensor_msgs/Image mono8, Cityscapes train ids, 255 = ignore
   <ns>/anomaly_label    sensor_msgs/Image mono8, 0 inlier, 1 anomaly, 255 void
 """
@@ -68,6 +69,8 @@ def write_sample_bag(output: str, frames: int = 20, size=(256, 512), rate: float
     seed = EVAL_SEED_START if seed is None else seed
     ns = '/' + namespace.strip('/') if namespace.strip('/') else ''
     topics = {k: f'{ns}/{k}' for k in (IMAGE_TOPIC, LABEL_TOPIC, ANOMALY_TOPIC)}
+    if image_format != 'raw':                 # image_transport naming for compressed images
+        topics[IMAGE_TOPIC] += '/compressed'
     period = int(round(1e9 / rate))
     anomaly_pixels = 0
     with BagWriter(output, storage=storage, overwrite=overwrite) as bag:

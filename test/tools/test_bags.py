@@ -70,6 +70,7 @@ def test_undecodable_compressed_data_raises() -> None:
     ('/camera/image', '/camera/densehybrid/overlay'),
     ('/robot/front/image_raw', '/robot/front/densehybrid/overlay'),
     ('image', '/densehybrid/overlay'),
+    ('/camera/image/compressed', '/camera/densehybrid/overlay'),
 ])
 def test_result_topics_follow_the_node(topic, expect) -> None:
     assert result_topic(topic, 'overlay') == expect

@@ -213,8 +213,12 @@ def test_compressed_images_are_evaluated(tiny_checkpoint, tmp_path) -> None:
     write_sample_bag(str(tmp_path / 'jpeg'), 2, SIZE, seed=SEED, image_format='jpeg',
                      storage='sqlite3')
     figures = run_eval(tmp_path, str(tmp_path / 'jpeg'), '--checkpoint', str(tiny_checkpoint),
-                       '--pictures', '1')
+                       '--pictures', '1', '--output-bag', str(tmp_path / 'res'))
     assert figures['frames'] == 2 and figures['anomaly']['pixels'] > 0
+    assert figures['topics']['image'] == '/camera/image/compressed'
+    assert figures['topics']['label'] == '/camera/semantic_label'
+    with BagReader(tmp_path / 'res') as reader:       # results where the node puts them
+        assert reader.topics['/camera/densehybrid/anomaly_score'][1] == 2
 
 
 def _benchmark(root: Path, layout: str) -> int:

@@ -25,8 +25,8 @@ def test_bag_holds_consistent_frames(tmp_path, storage, image_format, image_type
                  '--json', str(tmp_path / 'summary.json')]) == 0
     summary = json.loads((tmp_path / 'summary.json').read_text())
     assert summary['frames'] == 3 and summary['storage'] == storage
-    roles = {'image': '/camera/image', 'label': '/camera/semantic_label',
-             'anomaly': '/camera/anomaly_label'}
+    roles = {'image': '/camera/image' + ('' if image_format == 'raw' else '/compressed'),
+             'label': '/camera/semantic_label', 'anomaly': '/camera/anomaly_label'}
     with BagReader(bag) as reader:
         assert reader.topics == {roles['image']: (image_type, 3),
                                  roles['label']: (IMAGE_TYPE, 3),
