@@ -578,6 +578,8 @@ def build_merge_parser() -> argparse.ArgumentParser:
     p.add_argument('--threshold-from-tpr', type=float, metavar='TPR',
                    help='calibrate on all shards together and write a checkpoint copy')
     p.add_argument('--calibrated-checkpoint', help='where to write that copy')
+    p.add_argument('--checkpoint', help='the checkpoint to copy, if its path on this machine '
+                                        'differs from the one in the shards')
     return p
 
 
@@ -595,10 +597,13 @@ def merge(args: argparse.Namespace) -> Dict[str, Any]:
         summaries.append(summary)
         runs.append(Evaluation.load(state_path, summary))
     first = summaries[0]
-    for s in summaries[1:]:
+    for s in summaries[1:]:            # paths may differ between machines: compare names
         for key in ('input', 'checkpoint', 'num_classes'):
-            if s.get(key) != first.get(key):
-                raise EvalError(f'shards differ in {key}: {first.get(key)!r} vs {s.get(key)!r}')
+            a, b = first.get(key), s.get(key)
+            if key != 'num_classes':
+                a, b = (Path(v).name if v else v for v in (a, b))
+            if a != b:
+                raise EvalError(f'shards differ in {key}: {a!r} vs {b!r}')
     shards = sorted(s.get('shard', '0/1') for s in summaries)
     if len(set(shards)) != len(shards):
         raise EvalError(f'the same shard appears twice: {shards}')
@@ -614,6 +619,8 @@ def merge(args: argparse.Namespace) -> Dict[str, Any]:
                'unmatched_messages': sum(s.get('unmatched_messages', 0) for s in summaries),
                'frames_without_labels': sum(s.get('frames_without_labels', 0)
                                             for s in summaries)}
+    if args.checkpoint:
+        summary['checkpoint'] = args.checkpoint
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     total.save(output / 'state.npz')

@@ -123,11 +123,14 @@ def test_shards_merge_to_the_same_totals(sample_bag, tiny_checkpoint, baseline,
                        '--shard', f'{i}/2', '--pictures', '0', name=f's{i}') for i in range(2)]
     assert [s['frames'] for s in shards] == [2, 2]
     assert eval_bag.main(['merge', str(tmp_path / 's1'), str(tmp_path / 's0'),
-                          '--output', str(tmp_path / 'all')]) == 0
+                          '--output', str(tmp_path / 'all'), '--threshold-from-tpr', '0.95',
+                          '--checkpoint', str(tiny_checkpoint)]) == 0
     merged = json.loads((tmp_path / 'all' / 'metrics.json').read_text())
     for key in ('anomaly', 'open_set', 'score_stats', 'frames'):
         assert merged[key] == baseline[key], key
     assert (tmp_path / 'all' / 'pr_curve.png').is_file()
+    assert Path(merged['calibrated_checkpoint']).is_file()
+    assert merged['calibration']['tpr'] >= 0.95
 
 
 def test_merge_rejects_duplicate_or_foreign_shards(sample_bag, tiny_checkpoint, tmp_path,
