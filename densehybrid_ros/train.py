@@ -59,13 +59,15 @@ EXAMPLE = '''example (the embedded default model, about 1.5-2 h on 2 shared CPU 
 def densehybrid_loss(logits: torch.Tensor, ood_logits: torch.Tensor, label: torch.Tensor,
                      outlier: torch.Tensor, beta: float = 0.03,
                      disc_weight: Optional[float] = None, ce_weight: float = 1.0,
-                     energy_margin: Optional[float] = None) -> Dict[str, torch.Tensor]:
+                     energy_margin: Optional[float] = None,
+                     class_weights: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
     """Compute the DenseHybrid loss terms and their weighted sum (key ``loss``)."""
     disc_weight = 10.0 * beta if disc_weight is None else disc_weight
     out = outlier.bool()
     closed_target = label.masked_fill(out, IGNORE)
     if (closed_target != IGNORE).any():
-        ce = F.cross_entropy(logits.float(), closed_target, ignore_index=IGNORE)
+        ce = F.cross_entropy(logits.float(), closed_target, weight=class_weights,
+                             ignore_index=IGNORE)
     else:
         ce = logits.float().sum() * 0.0
     lse = torch.logsumexp(logits.float(), 1)
@@ -203,6 +205,25 @@ def build_data(args: argparse.Namespace, rank: int) -> Tuple[Dataset, Dataset, D
         desc = (f'{args.data} (train / {args.val_split} with pasted negatives from '
                 f'{args.negatives})')
     return TrainSet(train_base, transform, args.seed), calib, val, desc
+
+
+def median_frequency_weights(dataset: Dataset, num_classes: int, samples: int = 200,
+                             limit: float = 10.0) -> torch.Tensor:
+    """Class weights ``sqrt(median_freq / freq)`` over up to ``samples`` evenly spaced labels.
+
+    Classes never seen get weight 1; weights are clipped to [1 / limit, limit].
+    """
+    counts = np.zeros(num_classes, np.float64)
+    step = max(1, len(dataset) // samples)
+    for i in range(0, len(dataset), step):
+        label = np.asarray(dataset[i]['label'])
+        counts += np.bincount(label[label < num_classes].ravel(), minlength=num_classes)
+    seen = counts > 0
+    weights = np.ones(num_classes, np.float64)
+    if seen.any():
+        freq = counts / counts.sum()
+        weights[seen] = np.sqrt(np.median(freq[seen]) / freq[seen])
+    return torch.tensor(np.clip(weights, 1 / limit, limit), dtype=torch.float32)
 
 
 # ------------------------------------------------------------------------- distributed etc.
@@ -355,6 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--disc-weight', type=float, help='dataset-head weight (default 10*beta)')
     p.add_argument('--ce-weight', type=float, default=1.0)
     p.add_argument('--energy-margin', type=float, help='optional margin on outlier logsumexp')
+    p.add_argument('--class-weights', choices=('none', 'sqrt'), default='none',
+                   help="closed-set CE class weights: none (the authors' loss) or sqrt of "
+                        'median frequency / frequency over the training labels (rare classes up)')
     p.add_argument('--negatives', default='synthetic',
                    help="negative images folder, or 'synthetic' (the training anomaly family)")
     p.add_argument('--negative-masks', help='instance masks for --negatives (same stems, .png)')
@@ -448,6 +472,12 @@ def _run(args: argparse.Namespace, rank: int, world: int, device: torch.device,
                         num_workers=args.workers, drop_last=True, pin_memory=False,
                         persistent_workers=False,
                         multiprocessing_context='fork' if args.workers else None)
+    class_weights = None
+    if args.class_weights == 'sqrt':
+        class_weights = median_frequency_weights(train_set.base, args.num_classes).to(device)
+        if rank == 0:
+            print('class weights: ' + ' '.join(f'{w:.2f}' for w in class_weights.tolist()),
+                  flush=True)
     amp = device.type == 'cuda' and not args.no_amp
     scaler = torch.amp.GradScaler('cuda', enabled=amp)
     stop_flag = {'stop': False}
@@ -476,7 +506,7 @@ def _run(args: argparse.Namespace, rank: int, world: int, device: torch.device,
             with ctx:
                 logits, ood = net(x)
             terms = densehybrid_loss(logits, ood, label, outlier, args.beta, args.disc_weight,
-                                     args.ce_weight, args.energy_margin)
+                                     args.ce_weight, args.energy_margin, class_weights)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms['loss']).backward()
             scaler.step(optimizer)

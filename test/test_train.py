@@ -14,7 +14,8 @@ import torch
 
 from densehybrid_ros.checkpoint import load_checkpoint, save_checkpoint
 from densehybrid_ros.models import build_model
-from densehybrid_ros.train import densehybrid_loss, EpochSampler, load_state, lr_at, main
+from densehybrid_ros.train import (densehybrid_loss, EpochSampler, load_state, lr_at, main,
+                                   median_frequency_weights)
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ['--arch', 'ladder_resnet18_half', '--batch-size', '2', '--crop', '48', '64',
@@ -70,6 +71,21 @@ def test_pasted_pixels_do_not_reach_the_closed_set_loss():
     changed = logits.detach().clone()
     changed[..., outlier[0].bool()] += 100.0
     assert torch.allclose(a, densehybrid_loss(changed, ood, label, outlier)['ce'])
+
+
+@pytest.mark.parametrize('counts, expected', [
+    ((100, 100, 0), (1.0, 1.0, 1.0)),            # balanced; unseen class keeps weight 1
+    ((400, 100, 25), (0.5, 1.0, 2.0)),
+])
+def test_median_frequency_class_weights(counts, expected):
+    label = np.concatenate([np.full(n, c, np.uint8) for c, n in enumerate(counts)] +
+                           [np.full(10, 255, np.uint8)])
+    w = median_frequency_weights([{'label': label}], 3)
+    assert torch.allclose(w, torch.tensor(expected), atol=1e-6)
+    logits, ood, label_t, outlier = _batch(0)
+    weighted = densehybrid_loss(logits, ood, label_t, outlier,
+                                class_weights=torch.tensor([1.0, 1.0, 1.0, 5.0]))['ce']
+    assert not torch.allclose(weighted, densehybrid_loss(logits, ood, label_t, outlier)['ce'])
 
 
 def test_schedule_and_sampler():
