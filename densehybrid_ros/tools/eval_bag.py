@@ -13,9 +13,11 @@ import argparse
 from dataclasses import dataclass, field
 import math
 from pathlib import Path
+import queue
 import sys
+import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Generator, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -375,6 +377,49 @@ class Runner:
                 bag.write_raw(source.topics[role], msgtype, raw, frame.stamp)
 
 
+def prefetch(items: Iterator[Frame], depth: int) -> Generator[Frame, None, None]:
+    """Read ``items`` in a background thread up to ``depth`` ahead; errors re-raised here."""
+    if depth <= 0:
+        yield from items
+        return
+    slots: 'queue.Queue[Tuple[Any, Optional[BaseException]]]' = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(entry: Tuple[Any, Optional[BaseException]]) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+        except BaseException as exc:     # handed to the consumer, raised in its thread
+            put((done, exc))
+            return
+        put((done, None))
+
+    worker = threading.Thread(target=produce, name='eval-reader', daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = slots.get()
+            if item is done:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=10.0)
+
+
 def _batches(frames: Iterator[Frame], size: int) -> Iterator[List[Frame]]:
     batch: List[Frame] = []
     for frame in frames:
@@ -400,6 +445,7 @@ def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
     runner = Runner(args)
     interrupted = False
     broken: Optional[BagError] = None
+    frames: Optional[Generator[Frame, None, None]] = None
     out_bag: Optional[BagWriter] = None
     try:
         k = runner.load_model(source.kind == 'recorded bag')
@@ -417,7 +463,8 @@ def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
         bar = tqdm(total=total, desc='eval', unit='frame', disable=args.quiet)
         pictures = 0
         try:
-            for batch in _batches(source.frames, max(1, args.batch)):
+            frames = prefetch(source.frames, args.prefetch)
+            for batch in _batches(frames, max(1, args.batch)):
                 if limit is not None:
                     batch = batch[:limit - run.frames]
                 if not batch:
@@ -451,6 +498,8 @@ def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
         finally:
             bar.close()
     finally:
+        if frames is not None:
+            frames.close()             # stops the reading thread before the bag closes
         source.close()
         if out_bag is not None:
             out_bag.close()
@@ -546,6 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument('--inference-width', type=int, default=0,
                        help='resize to this width for inference (0: native)')
     model.add_argument('--batch', type=int, default=1, help='frames per forward pass')
+    model.add_argument('--prefetch', type=int, default=2,
+                       help='frames read ahead in a background thread (0: none)')
     model.add_argument('--threshold', type=float,
                        help='anomaly threshold for open-set figures (default: checkpoint)')
     model.add_argument('--threshold-from-tpr', type=float, metavar='TPR',

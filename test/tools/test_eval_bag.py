@@ -414,3 +414,32 @@ def test_labels_next_to_the_chosen_camera_are_used(tiny_checkpoint, tmp_path) ->
                        '--checkpoint', str(tiny_checkpoint), '--pictures', '0')
     assert figures['topics'] == {'image': '/right/image', 'anomaly': '/right/anomaly_label'}
     assert figures['anomaly']['anomaly_pixels'] == int((right['anomaly'] == 1).sum())
+
+
+@pytest.mark.parametrize('depth', [0, 1, 3])
+def test_prefetch_keeps_order_and_raises_in_the_consumer(depth) -> None:
+    def items():
+        yield from range(5)
+        raise RuntimeError('broken at 5')
+
+    got = []
+    with pytest.raises(RuntimeError, match='broken at 5'):
+        for item in eval_bag.prefetch(items(), depth):
+            got.append(item)
+    assert got == list(range(5))
+
+
+def test_prefetch_stops_its_reader_when_closed() -> None:
+    import threading
+    produced = []
+
+    def items():
+        for i in range(1000):
+            produced.append(i)
+            yield i
+
+    frames = eval_bag.prefetch(items(), 2)
+    assert next(frames) == 0
+    frames.close()
+    assert not any(t.name == 'eval-reader' for t in threading.enumerate())
+    assert len(produced) < 10
