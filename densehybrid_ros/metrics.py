@@ -456,14 +456,21 @@ class OpenSetConfusion:
         self.matrix = np.zeros((k, k), dtype=np.int64)         # rows: truth, cols: prediction
         self.closed = np.zeros((k - 1, k - 1), dtype=np.int64)
 
-    def _codes(self, values: np.ndarray, name: str, allowed_extra: Sequence[int]) -> None:
-        bad = values >= self.num_classes
-        for v in allowed_extra:
-            bad &= values != v
-        if bad.any():
-            found = np.unique(values[bad])[:8].tolist()
+    def _ids(self, values: np.ndarray, name: str, allowed_extra: Sequence[int]) -> np.ndarray:
+        """Check an id map (values 0..K-1 plus ``allowed_extra``) and return it as uint8."""
+        if values.dtype != np.uint8:
+            if values.size and (values.min() < 0 or values.max() > 255):
+                raise ValueError(f'{name} holds ids outside 0..255 '
+                                 f'({values.min()}..{values.max()})')
+            values = values.astype(np.uint8)
+        present = np.bincount(values.reshape(-1), minlength=256) > 0
+        present[:self.num_classes] = False
+        present[list(allowed_extra)] = False
+        if present.any():
+            found = np.flatnonzero(present)[:8].tolist()
             raise ValueError(f'{name} holds ids {found} outside 0..{self.num_classes - 1} '
                              f'and {sorted(set(allowed_extra))}')
+        return values
 
     def update(self, pred: ArrayLike, label: ArrayLike, anomaly: Optional[ArrayLike] = None,
                semantic: Optional[ArrayLike] = None) -> None:
@@ -479,29 +486,39 @@ class OpenSetConfusion:
         if len(set(shapes.values())) != 1:
             raise ValueError(f'shapes differ: {shapes}')
         k = self.num_classes
-        pred = pred.astype(np.int64).ravel()
-        label = label.astype(np.int64).ravel()
-        self._codes(pred, 'pred', [UNKNOWN_ID])
+        ignore = k + 1                       # an extra truth row, dropped after counting
+        pred = self._ids(pred, 'pred', [UNKNOWN_ID])
         extra = [IGNORE_ID] + ([self.anomaly_label] if self.anomaly_label is not None else [])
-        self._codes(label, 'label', extra)
-        truth = label.copy()
+        label = self._ids(label, 'label', extra)
+        # Lookup tables keep everything in uint8/uint16: no int64 copies, no masking.
+        truth_lut = np.full(256, ignore, np.uint8)
+        truth_lut[:k] = np.arange(k)
         if self.anomaly_label is not None:
-            truth[label == self.anomaly_label] = k
+            truth_lut[self.anomaly_label] = k
+        truth = truth_lut[label]
         if anomaly is not None:
-            a = anomaly.astype(np.int64).ravel()
-            truth[a == 1] = k
-            truth[(a != 0) & (a != 1)] = IGNORE_ID
-        keep = truth != IGNORE_ID
-        truth, p = truth[keep], pred[keep]
-        p = np.where(p == UNKNOWN_ID, k, p)
-        counts = np.bincount(truth * (k + 1) + p, minlength=(k + 1) ** 2)
-        self.matrix += counts.reshape(k + 1, k + 1)
+            anomaly_lut = np.full(256, ignore, np.uint8)       # 1 -> anomaly, not 0/1 -> void
+            anomaly_lut[0], anomaly_lut[1] = 255, k
+            override = anomaly_lut[self._ids_any(anomaly)]
+            truth = np.where(override == 255, truth, override)
+        pred_lut = np.zeros(256, np.uint16)
+        pred_lut[:k] = np.arange(k)
+        pred_lut[UNKNOWN_ID] = k
+        codes = truth.astype(np.uint16) * (k + 1) + pred_lut[pred]
+        counts = np.bincount(codes.reshape(-1), minlength=(k + 2) * (k + 1))
+        self.matrix += counts.reshape(k + 2, k + 1)[:k + 1]
         if semantic is not None:
-            sem = semantic.astype(np.int64).ravel()[keep]
-            self._codes(sem, 'semantic', [])
-            inl = truth < k
-            self.closed += np.bincount(truth[inl] * k + sem[inl],
-                                       minlength=k * k).reshape(k, k)
+            sem = self._ids(semantic, 'semantic', [])
+            codes = truth.astype(np.uint16) * k + sem
+            counts = np.bincount(codes.reshape(-1), minlength=(k + 2) * k)
+            self.closed += counts.reshape(k + 2, k)[:k]
+
+    @staticmethod
+    def _ids_any(values: np.ndarray) -> np.ndarray:
+        """Any integer map as uint8 lookup indices (values outside 0..255 become 255: void)."""
+        if values.dtype == np.uint8:
+            return values
+        return np.where((values >= 0) & (values <= 255), values, 255).astype(np.uint8)
 
     def merge(self, other: 'OpenSetConfusion') -> 'OpenSetConfusion':
         """Add another confusion's counts (same classes) to this one; returns self."""
