@@ -443,3 +443,14 @@ def test_prefetch_stops_its_reader_when_closed() -> None:
     frames.close()
     assert not any(t.name == 'eval-reader' for t in threading.enumerate())
     assert len(produced) < 10
+
+
+def test_batched_inference_gives_the_same_figures(baseline, sample_bag, tiny_checkpoint,
+                                                  tmp_path) -> None:
+    batched = run_eval(tmp_path, str(sample_bag), '--checkpoint', str(tiny_checkpoint),
+                       '--batch', '3', '--prefetch', '0', '--pictures', '0')
+    assert batched['frames'] == FRAMES
+    for key in ('ap', 'auroc', 'fpr95'):
+        assert batched['anomaly'][key] == pytest.approx(baseline['anomaly'][key], abs=1e-4)
+    assert batched['open_set']['open_miou'] == pytest.approx(baseline['open_set']['open_miou'],
+                                                             abs=1e-3)
