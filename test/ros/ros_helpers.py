@@ -5,6 +5,7 @@ parallel runs do not see each other. The node under test runs in its own process
 publishes and listens through a probe node spun in a background thread.
 """
 
+from collections import deque
 import math
 import os
 from pathlib import Path
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Deque, Dict, List, Sequence, Set, Tuple
 
 import pytest
 
@@ -61,7 +62,8 @@ class NodeProcess:
 
     def output(self) -> str:
         """Everything the node printed so far."""
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text()
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> int:
@@ -77,6 +79,36 @@ class NodeProcess:
         return self.proc.returncode
 
 
+def stamp_ns(header: Any) -> int:
+    """A header stamp as integer nanoseconds."""
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+class Collector:
+    """Arrival times and stamps of all messages on a topic, plus the last few messages."""
+
+    def __init__(self, keep: int) -> None:
+        self.arrivals: List[Tuple[float, int]] = []     # (monotonic time, stamp ns)
+        self.recent: Deque[Any] = deque(maxlen=keep)
+
+    def add(self, msg: Any) -> None:
+        """Record one message."""
+        header = getattr(msg, 'header', None)
+        self.arrivals.append((time.monotonic(), stamp_ns(header) if header else 0))
+        self.recent.append(msg)
+
+    def with_stamp(self, stamp: int) -> Any:
+        """The most recent kept message with this stamp, or None."""
+        for msg in reversed(self.recent):
+            if stamp_ns(msg.header) == stamp:
+                return msg
+        return None
+
+    def stamps(self) -> Set[int]:
+        """Every stamp seen so far."""
+        return {s for _, s in self.arrivals}
+
+
 class Probe:
     """Test-side node: publishers, collecting subscriptions and service calls."""
 
@@ -85,7 +117,7 @@ class Probe:
         self.executor = MultiThreadedExecutor(num_threads=2, context=context)
         self.executor.add_node(self.node)
         self._cond = threading.Condition()
-        self.messages: Dict[str, List[Any]] = {}
+        self.topics: Dict[str, Collector] = {}
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
@@ -95,19 +127,19 @@ class Probe:
         except Exception:  # context shut down at teardown
             pass
 
-    def subscribe(self, msg_type: Any, topic: str, qos: Any = 10) -> List[Any]:
-        """Collect every message on ``topic`` into ``self.messages[topic]`` (returned)."""
-        store = self.messages.setdefault(topic, [])
+    def subscribe(self, msg_type: Any, topic: str, qos: Any = 10, keep: int = 4) -> 'Collector':
+        """Record every message's arrival and stamp on ``topic``; keep the last ``keep``."""
+        collector = self.topics.setdefault(topic, Collector(keep))
 
         def on_msg(msg: Any) -> None:
             with self._cond:
-                store.append((time.monotonic(), msg))
+                collector.add(msg)
                 self._cond.notify_all()
         self.node.create_subscription(msg_type, topic, on_msg, qos)
-        return store
+        return collector
 
-    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str = '') -> Any:
-        """Wait until ``predicate()`` is truthy (re-checked on each message); fail on timeout."""
+    def wait(self, predicate: Callable[[], Any], timeout: float) -> Any:
+        """Wait until ``predicate()`` is truthy (re-checked on each message); None on timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -116,8 +148,15 @@ class Probe:
                     return value
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    pytest.fail(f'timed out after {timeout:.0f} s waiting for {what}')
+                    return None
                 self._cond.wait(min(left, 0.2))
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+        """Like :meth:`wait`, but fail the test on timeout."""
+        value = self.wait(predicate, timeout)
+        if not value:
+            pytest.fail(f'timed out after {timeout:.0f} s waiting for {what}')
+        return value
 
     def call(self, srv_type: Any, name: str, request: Any, timeout: float = 30.0) -> Any:
         """Call a service and return its response (fails the test on timeout)."""
