@@ -537,6 +537,10 @@ def finish(args: argparse.Namespace, run: Evaluation, summary: Dict[str, Any],
             args.threshold_from_tpr)
         calibration['measured_on'] = f'densehybrid-eval {summary["input"]}, ' \
             f'{run.anomaly_frames} frames'
+        if run.semantic_frames:
+            summary['open_set']['note'] = (
+                'open-set figures use the threshold in effect during this run; evaluate with '
+                'the calibrated checkpoint for open-mIoU at the new threshold')
         target = Path(args.calibrated_checkpoint) if args.calibrated_checkpoint else \
             output / (Path(summary['checkpoint']).stem + '_calibrated.pt')
         summary['calibrated_checkpoint'] = str(write_calibrated(summary['checkpoint'], target,

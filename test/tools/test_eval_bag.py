@@ -126,6 +126,7 @@ def test_shards_merge_to_the_same_totals(sample_bag, tiny_checkpoint, baseline,
                           '--output', str(tmp_path / 'all'), '--threshold-from-tpr', '0.95',
                           '--checkpoint', str(tiny_checkpoint)]) == 0
     merged = json.loads((tmp_path / 'all' / 'metrics.json').read_text())
+    assert 'calibrated checkpoint' in merged['open_set'].pop('note')
     for key in ('anomaly', 'open_set', 'score_stats', 'frames'):
         assert merged[key] == baseline[key], key
     assert (tmp_path / 'all' / 'pr_curve.png').is_file()
