@@ -274,10 +274,13 @@ class Runner:
         args = self.args
         if recorded:
             meta: Dict[str, Any] = {}
-            if args.checkpoint:
+            from ..paths import default_checkpoint
+            path = args.checkpoint or (default_checkpoint() if not args.num_classes
+                                       and default_checkpoint().is_file() else None)
+            if path:                   # class names and palette of the model the node ran
                 from ..checkpoint import read_checkpoint
-                meta = read_checkpoint(args.checkpoint)
-                self.checkpoint = str(args.checkpoint)
+                meta = read_checkpoint(path)
+                self.checkpoint = str(path)
             k = int(meta.get('num_classes', args.num_classes or CITYSCAPES_FALLBACK))
             from ..classes import default_class_names, default_palette
             self.class_names = list(meta.get('class_names') or default_class_names(k))
@@ -449,7 +452,7 @@ def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
     out_bag: Optional[BagWriter] = None
     try:
         k = runner.load_model(source.kind == 'recorded bag')
-        if source.kind == 'recorded bag' and args.threshold_from_tpr and not args.checkpoint:
+        if args.threshold_from_tpr and not runner.checkpoint:
             raise EvalError('--threshold-from-tpr on recorded results needs --checkpoint (the '
                             'model to write the calibrated copy of)')
         run = Evaluation(k)
