@@ -9,12 +9,16 @@ to a new bag that densehybrid-eval --recorded evaluates.
 
 import argparse
 from collections import deque
+import json
 import os
+from pathlib import Path
 import struct
 import sys
 import threading
 import time
 from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Tuple
+
+from tqdm import tqdm
 
 from ..bags import BagError, BagReader, BagWriter, IMAGE_TYPES, RESULT_ENCODINGS, result_topic
 
@@ -57,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='seconds to keep recording after the last frame (default 3)')
     p.add_argument('--overwrite', action='store_true', help='replace an existing --record bag')
     p.add_argument('--seed', type=int, default=0, help='unused: playback is deterministic')
-    p.add_argument('--quiet', action='store_true', help='no progress output')
+    p.add_argument('--quiet', action='store_true', help='no progress bar')
+    p.add_argument('--json', help='write the playback statistics here')
     return p
 
 
@@ -179,16 +184,23 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
         _wait_for_graph(publishers, waiting, args.wait_subscribers)
         stats['subscribers'] = {t: p.get_subscription_count() for t, p in publishers.items()}
         started = time.monotonic()
+        per_loop = sum(min(reader.topics[t][1], args.frames or reader.topics[t][1])
+                       for t in topics)
+        stats['bar'] = tqdm(total=None if args.loop else per_loop, desc='replay', unit='msg',
+                            disable=args.quiet)
         while True:
             _play_once(reader, args, topics, labels, publishers, recorder, seen, cond, stats)
             if not args.loop:
                 break
         stats['seconds'] = time.monotonic() - started
+        stats.pop('bar').close()
         if recorder is not None:
             time.sleep(args.drain)
     except KeyboardInterrupt:
         stats['interrupted'] = True
     finally:
+        if stats.get('bar') is not None:
+            stats.pop('bar').close()
         # Stop and join the spinning thread before tearing down, or the process can abort
         # at exit (a C++ thread still waiting inside rcl).
         executor.shutdown(timeout_sec=2.0)
@@ -246,8 +258,8 @@ def _play_once(reader: BagReader, args: argparse.Namespace, topics: List[str],
         stats['published'] += 1
         if args.wait_for:
             _await_result(publishers[topic], bytes(raw), args.wait_timeout, seen, cond, stats)
-        if not args.quiet and stats['published'] % 10 == 0:
-            print(f'published {stats["published"]} messages', file=sys.stderr)
+        if stats.get('bar') is not None:
+            stats['bar'].update(1)
 
 
 def _await_result(publisher: Any, raw: bytes, timeout: float, seen: Dict[int, float],
@@ -293,6 +305,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if 'recorded' in stats:
         line += f'; recorded {sum(stats["recorded"].values())} messages to {args.record}'
     print(line)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(stats, indent=2) + '\n')
     return 130 if stats.get('interrupted') else 0
 
 

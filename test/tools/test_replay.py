@@ -44,9 +44,11 @@ def test_playback_keeps_the_recorded_timing(tmp_path, argv, at_least) -> None:
     env = {**os.environ, 'PYTHONPATH': str(REPO), 'ROS_DOMAIN_ID': str(100 + os.getpid() % 30)}
     result = subprocess.run(
         [sys.executable, '-m', 'densehybrid_ros.tools.replay', str(tmp_path / 'bag'),
-         '--wait-subscribers', '0', '--quiet', *argv], env=env, capture_output=True,
-        text=True, timeout=60)
+         '--wait-subscribers', '0', '--json', str(tmp_path / 'stats.json'), *argv], env=env,
+        capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    assert 'replay: 100%' in result.stderr                    # tqdm progress bar
+    assert json.loads((tmp_path / 'stats.json').read_text())['published'] == 5
     seconds = float(result.stdout.split(' in ')[1].split(' s')[0])
     assert result.stdout.startswith('published 5 messages') and seconds >= at_least
     if not argv or argv == ['--rate', '4']:
