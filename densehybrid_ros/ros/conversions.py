@@ -71,7 +71,7 @@ def bridge() -> CvBridge:
 
 def check_image(msg: Image) -> None:
     """Raise the specific ImageConversionError if the raw message's header cannot be right."""
-    encoding = msg.encoding.lower()
+    encoding = msg.encoding
     if encoding not in CHANNELS:
         raise UnsupportedEncodingError(
             f'unsupported encoding {msg.encoding!r} (accepted: {", ".join(CHANNELS)})')
@@ -89,7 +89,7 @@ def check_image(msg: Image) -> None:
 def image_to_rgb(msg: Image) -> np.ndarray:
     """Raw Image (rgb8, bgr8, rgba8, bgra8, mono8; any row padding) -> H x W x 3 uint8 RGB."""
     check_image(msg)
-    encoding = msg.encoding.lower()
+    encoding = msg.encoding
     channels = CHANNELS[encoding]
     if msg.step == msg.width * channels:
         try:

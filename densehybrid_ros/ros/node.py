@@ -139,7 +139,8 @@ class DenseHybridNode(LifecycleNode):
             segmenter.warmup((max(1, round(warm_w * 9 / 16)), warm_w))
         except Exception as exc:  # any load failure: one line, stay unconfigured, inspectable
             self._error = f'configure failed: {one_line(exc)}'
-            self.get_logger().error(self._error)
+            if self.context.ok():  # not while a signal is shutting the process down
+                self.get_logger().error(self._error)
             return FAILURE
         self._segmenter, self._error = segmenter, ''
         self._calibrated_threshold = segmenter.threshold
@@ -450,15 +451,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         core_log.addHandler(handler)
         core_log.setLevel(logging.INFO)
         core_log.propagate = False
-        if opts.autostart and not node.autostart():
-            node.get_logger().error('autostart did not reach active; the node stays up for '
-                                    'inspection (fix parameters, then configure again)')
+        if opts.autostart:
+            node.autostart()       # on failure the node stays up, unconfigured, inspectable
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as exc:  # e.g. a parameter override outside its range
-        print(f'densehybrid-node: {one_line(exc)}', file=sys.stderr)
-        return 1
+        if rclpy.ok():         # otherwise a signal shut the context down mid-transition
+            print(f'densehybrid-node: {one_line(exc)}', file=sys.stderr)
+            return 1
     finally:
         if handler is not None:
             logging.getLogger('densehybrid_ros').removeHandler(handler)
