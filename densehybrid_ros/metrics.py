@@ -85,6 +85,7 @@ class _BinnedScores:
         self.counts = np.zeros((self.channels, 0), dtype=np.int64)   # allocated on first data
         self.sums = np.zeros(self.channels, dtype=np.float64)
         self.sumsq = np.zeros(self.channels, dtype=np.float64)
+        self.float32_only = True      # every score so far was float32 (or narrower)
 
     # -- binning ---------------------------------------------------------------------------
     def _cover(self, lo: int, hi: int, min_shift: int = 0) -> None:
@@ -140,6 +141,7 @@ class _BinnedScores:
             np.add.at(self.counts[c], target, other.counts[c, occupied])
         self.sums += other.sums
         self.sumsq += other.sumsq
+        self.float32_only &= other.float32_only
 
     def _occupied(self) -> Tuple[np.ndarray, np.ndarray]:
         """Occupied bins in ascending score: (lower-edge score per bin, counts C x n)."""
@@ -206,6 +208,7 @@ class _BinnedScores:
             'counts': self.counts[:, occupied] if self.counts.shape[1]
             else np.zeros((self.channels, 0), dtype=np.int64),
             'sums': self.sums.copy(), 'sumsq': self.sumsq.copy(),
+            'float32_only': np.array(self.float32_only),
         }
 
     def load_state_dict(self, state: Dict[str, np.ndarray]) -> None:
@@ -222,6 +225,7 @@ class _BinnedScores:
             self.counts[:, np.asarray(state['index'])] = np.asarray(state['counts'])
         self.sums = np.asarray(state['sums'], dtype=np.float64).copy()
         self.sumsq = np.asarray(state['sumsq'], dtype=np.float64).copy()
+        self.float32_only = bool(state['float32_only']) if 'float32_only' in state else False
 
     def _stats(self, c: int) -> Dict[str, float]:
         n = int(self.counts[c].sum()) if self.counts.shape[1] else 0
@@ -239,8 +243,9 @@ class _BinnedScores:
 
 
 def _prepare(score: ArrayLike, valid: Optional[ArrayLike], what: str,
-             shape: Optional[Tuple[int, ...]] = None) -> Tuple[np.ndarray, np.ndarray]:
+             shape: Optional[Tuple[int, ...]] = None) -> Tuple[np.ndarray, np.ndarray, bool]:
     s = _numpy(score)
+    narrow = s.dtype in (np.float32, np.float16)
     if shape is None:
         shape = s.shape
     if s.shape != shape:
@@ -256,7 +261,7 @@ def _prepare(score: ArrayLike, valid: Optional[ArrayLike], what: str,
     if bad.any():
         raise ValueError(f'{int(bad.sum())} valid pixels have a NaN score; mark them invalid '
                          f'(valid=...) or fix the model output')
-    return s, keep
+    return s, keep, narrow
 
 
 class ScoreHistogram(_BinnedScores):
@@ -266,7 +271,8 @@ class ScoreHistogram(_BinnedScores):
 
     def update(self, score: ArrayLike, valid: Optional[ArrayLike] = None) -> None:
         """Add the scores of one frame (or batch); ``valid`` masks pixels out."""
-        s, keep = _prepare(score, valid, 'valid')
+        s, keep, narrow = _prepare(score, valid, 'valid')
+        self.float32_only &= narrow
         self._add([s[keep]])
 
     def merge(self, other: 'ScoreHistogram') -> 'ScoreHistogram':
@@ -313,7 +319,8 @@ class AnomalyMetrics(_BinnedScores):
                valid: Optional[ArrayLike] = None) -> None:
         """Add one frame (or a batch of frames) of scores and anomaly ground truth."""
         gt = _numpy(is_anomaly)
-        s, keep = _prepare(score, valid, 'is_anomaly', gt.shape)
+        s, keep, narrow = _prepare(score, valid, 'is_anomaly', gt.shape)
+        self.float32_only &= narrow
         if gt.dtype == bool:
             anomaly = gt
         else:
@@ -343,7 +350,8 @@ class AnomalyMetrics(_BinnedScores):
             out['undefined'] = ('no anomaly pixels: AP, AUROC and FPR95 are undefined'
                                 if neg else 'no valid pixels')
             return out
-        exact = self.shift == 0                 # one score value per bin: ties only
+        # One score value per bin: ties only. float32 scores are 2**29 codes apart.
+        exact = self.shift == 0 or (self.float32_only and self.shift <= 29)
         p_bin, n_bin = np.diff(tp, prepend=0), np.diff(fp, prepend=0)
         tp_before, fp_before = tp - p_bin, fp - n_bin
         recall = tp / pos

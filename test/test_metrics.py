@@ -50,7 +50,7 @@ DISTRIBUTIONS: Dict[str, Callable[[np.random.Generator], Data]] = {
 }
 
 
-TIED = {'heavy ties (5 values)', 'narrow float32 steps', 'infinite scores'}
+TIED = {'heavy ties (5 values)', 'infinite scores'}
 
 
 def sklearn_reference(score: np.ndarray, is_anomaly: np.ndarray) -> Dict[str, float]:
