@@ -1,0 +1,57 @@
+"""Demo: replay the sample bag into the densehybrid node and watch it in RViz.
+
+  densehybrid-make-bag --output out/sample_bag       # once (done here if the bag is missing)
+  ros2 launch densehybrid_ros demo.launch.py bag:=out/sample_bag
+
+Plays the bag's camera topic (/camera/image) in a loop with densehybrid-replay, starts the node
+on it (embedded model unless checkpoint:=...) and opens RViz with input, overlay, heatmap and
+open-set images.
+"""
+
+import os
+from typing import Any, List
+
+from launch import LaunchContext, LaunchDescription
+from launch.actions import (DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription,
+                            OpaqueFunction, RegisterEventHandler)
+from launch.event_handlers import OnProcessExit
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration
+
+from densehybrid_ros.paths import package_share
+
+TRANSPORT_ENV = 'FASTDDS_BUILTIN_TRANSPORTS'
+
+
+def _setup(context: LaunchContext) -> List[Any]:
+    def arg(name: str) -> str:
+        return LaunchConfiguration(name).perform(context)
+
+    env = {} if TRANSPORT_ENV in os.environ else {TRANSPORT_ENV: 'LARGE_DATA'}
+    bag = arg('bag')
+    replay = ExecuteProcess(cmd=['densehybrid-replay', bag, '--loop', '--quiet'],
+                            output='screen', additional_env=env)
+    node = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(str(package_share() / 'launch' / 'densehybrid.launch.py')),
+        launch_arguments={'image': arg('image'), 'checkpoint': arg('checkpoint'),
+                          'device': arg('device'), 'rviz': arg('rviz')}.items())
+    if os.path.exists(bag):
+        return [node, replay]
+    make = ExecuteProcess(cmd=['densehybrid-make-bag', '--output', bag], output='screen')
+    return [node, make, RegisterEventHandler(OnProcessExit(target_action=make,
+                                                           on_exit=[replay]))]
+
+
+def generate_launch_description() -> LaunchDescription:
+    """Launch description: sample bag replay, the node, RViz."""
+    return LaunchDescription([
+        DeclareLaunchArgument('bag', default_value='out/sample_bag',
+                              description='rosbag2 to replay (written first if missing)'),
+        DeclareLaunchArgument('image', default_value='/camera/image',
+                              description='camera topic in the bag'),
+        DeclareLaunchArgument('checkpoint', default_value='',
+                              description='checkpoint; empty = the embedded model'),
+        DeclareLaunchArgument('device', default_value='', description='auto, cpu, cuda'),
+        DeclareLaunchArgument('rviz', default_value='true', description='open RViz'),
+        OpaqueFunction(function=_setup),
+    ])
