@@ -34,6 +34,10 @@ DEDUP_WINDOW = 10_000            # (topic, stamp) pairs remembered to drop re-se
 LABEL_SUFFIXES = ('semantic_label', 'anomaly_label', 'label', 'labels', 'anomaly_labels')
 
 
+class ReplayError(RuntimeError):
+    """Playback that cannot go on (e.g. the node never answers)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Command-line interface of densehybrid-replay."""
     p = argparse.ArgumentParser(prog='densehybrid-replay', description=__doc__, epilog=EXAMPLE,
@@ -47,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='after each frame, wait for a message with its header stamp on TOPIC')
     p.add_argument('--wait-timeout', type=float, default=30.0,
                    help='seconds to wait per frame with --wait-for (default 30)')
-    p.add_argument('--wait-subscribers', type=float, default=10.0, metavar='S',
-                   help='wait up to S seconds for a subscriber before playing (default 10)')
+    p.add_argument('--wait-subscribers', type=float, default=30.0, metavar='S',
+                   help='wait up to S seconds for a subscriber before playing (default 30)')
     p.add_argument('--reliable', action='store_true',
                    help='publish reliable (default best effort, like camera drivers)')
     p.add_argument('--loop', action='store_true', help='play again and again until Ctrl-C')
@@ -280,6 +284,12 @@ def _await_result(publisher: Any, raw: bytes, timeout: float, seen: Dict[int, fl
                 seen.pop(stamp, None)
                 stats['results'] = stats.get('results', 0) + 1
                 return
+            if first and time.monotonic() >= deadline:
+                raise ReplayError(
+                    f'no message with the stamp of the first frame on the --wait-for topic in '
+                    f'{timeout:g} s: is the node running and active, and does it use the same '
+                    f'ROS_DOMAIN_ID and FASTDDS_BUILTIN_TRANSPORTS '
+                    f'({os.environ.get("FASTDDS_BUILTIN_TRANSPORTS")})?')
             if time.monotonic() >= deadline or not first:
                 stats['wait_timeouts'] += 1
                 return
@@ -292,7 +302,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         stats = replay(args)
-    except (BagError, ValueError, OSError) as exc:
+    except (BagError, ReplayError, ValueError, OSError) as exc:
         print(f'densehybrid-replay: error: {exc}', file=sys.stderr)
         return 2
     line = f'published {stats["published"]} messages'

@@ -61,6 +61,17 @@ def test_help_shows_examples(capsys) -> None:
     assert 'examples:' in capsys.readouterr().out
 
 
+def test_a_node_that_never_answers_stops_the_replay(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv('ROS_DOMAIN_ID', str(130 + os.getpid() % 30))
+    write_sample_bag(str(tmp_path / 'bag'), 3, (8, 8))
+    assert main([str(tmp_path / 'bag'), '--wait-for', '/nobody/densehybrid/anomaly_score',
+                 '--wait-timeout', '1', '--wait-subscribers', '0', '--quiet',
+                 '--record', str(tmp_path / 'rec')]) == 2
+    assert 'is the node running and active' in capsys.readouterr().err
+    with BagReader(tmp_path / 'rec') as reader:             # a finished, readable bag
+        assert '/nobody/densehybrid/anomaly_score' not in reader.topics
+
+
 def test_missing_topic_is_a_clear_error(tmp_path, capsys) -> None:
     write_sample_bag(str(tmp_path / 'bag'), 1, (16, 16))
     assert main([str(tmp_path / 'bag'), '--topics', '/nope', '--wait-subscribers', '0']) == 2
