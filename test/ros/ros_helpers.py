@@ -37,6 +37,7 @@ def ros_env() -> Dict[str, str]:
     env.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
     env['PYTHONPATH'] = os.pathsep.join(p for p in (str(REPO), env.get('PYTHONPATH')) if p)
     env['PYTHONUNBUFFERED'] = '1'
+    env.setdefault('OMP_NUM_THREADS', '1')   # node, probe and DDS share 2 cores: no spinning
     env['RCUTILS_COLORIZED_OUTPUT'] = '0'
     env.pop('ROS_LOCALHOST_ONLY', None)
     return env
