@@ -86,6 +86,15 @@ def check_image(msg: Image) -> None:
                                  f'{msg.height} x step {msg.step} = {msg.height * msg.step}')
 
 
+def check_message(msg: Union[Image, CompressedImage]) -> None:
+    """O(1) checks of either kind of message (decoding errors show only when decoding)."""
+    if isinstance(msg, CompressedImage):
+        if len(msg.data) == 0:
+            raise EmptyImageError(f'compressed image ({msg.format or "no format"}) has no data')
+    else:
+        check_image(msg)
+
+
 def image_to_rgb(msg: Image) -> np.ndarray:
     """Raw Image (rgb8, bgr8, rgba8, bgra8, mono8; any row padding) -> H x W x 3 uint8 RGB."""
     check_image(msg)

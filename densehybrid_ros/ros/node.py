@@ -27,7 +27,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from .conversions import check_image, ImageConversionError, msg_to_rgb, numpy_to_image
+from .conversions import check_message, ImageConversionError, msg_to_rgb, numpy_to_image
 from .diagnostics import camera_status, CameraStats, diagnostic_array, ERROR, OK, status
 from .params import check_change, declare_parameters, read_parameters, validate_all
 from .. import visualize
@@ -256,12 +256,11 @@ class DenseHybridNode(LifecycleNode):
     def _on_frame(self, cam: Camera, msg: ImageMsg) -> None:
         """Subscription callback: keep only the newest frame of this camera."""
         cam.stats.frame_received()
-        if isinstance(msg, Image):
-            try:
-                check_image(msg)       # O(1) header checks; decoding happens in the worker
-            except ImageConversionError as exc:
-                self._bad_message(cam, exc)
-                return
+        try:
+            check_message(msg)         # O(1) header checks; decoding happens in the worker
+        except ImageConversionError as exc:
+            self._bad_message(cam, exc)
+            return
         with self._lock:
             if cam.pending is not None:
                 cam.stats.frame_dropped()

@@ -116,3 +116,12 @@ def test_outputs_read_back_through_cv_bridge(encoding, array):
 def test_output_with_wrong_dtype_is_refused():
     with pytest.raises(ValueError, match='mono8'):
         conv.numpy_to_image(RGB[..., 0].astype(np.float32), 'mono8')
+
+
+def test_cheap_checks_catch_empty_compressed_and_bad_raw_headers():
+    conv.check_message(conv.rgb_to_compressed(RGB, 'jpeg'))
+    conv.check_message(raw(RGB, 'rgb8', pad=2))
+    with pytest.raises(conv.EmptyImageError):
+        conv.check_message(CompressedImage(format='jpeg'))
+    with pytest.raises(conv.UnsupportedEncodingError):
+        conv.check_message(raw(RGB, 'yuv422'))
