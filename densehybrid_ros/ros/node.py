@@ -8,6 +8,7 @@ So latency never grows with load: at most one frame per camera waits.
 
 import argparse
 from dataclasses import dataclass
+import gc
 import logging
 import math
 import os
@@ -158,7 +159,10 @@ class DenseHybridNode(LifecycleNode):
         """Subscribe to the cameras, advertise the outputs and start the inference thread."""
         values = read_parameters(self)
         try:
-            self._cameras = self._make_cameras(values)
+            reason = validate_all(values)
+            if reason:
+                raise ValueError(reason)
+            self._make_cameras(values)
         except Exception as exc:
             self._teardown_cameras()
             self.get_logger().error(f'activate failed: {one_line(exc)}')
@@ -209,7 +213,8 @@ class DenseHybridNode(LifecycleNode):
         _free_device_cache()
 
     # ----------------------------------------------------------------- set-up helpers
-    def _make_cameras(self, values: Dict[str, Any]) -> List[Camera]:
+    def _make_cameras(self, values: Dict[str, Any]) -> None:
+        """Fill ``self._cameras`` (as it goes, so a failure half-way can be torn down)."""
         compressed = values['input_transport'] == 'compressed'
         msg_type = CompressedImage if compressed else Image
         bases = []
@@ -218,16 +223,14 @@ class DenseHybridNode(LifecycleNode):
                 topic = topic[:-len('/compressed')]
             bases.append(self._resolve(topic))
         qos = input_qos(values['input_reliability'])
-        cameras = []
         for base, out_ns in zip(bases, output_namespaces(bases)):
             cam = Camera(base + '/compressed' if compressed else base, out_ns)
-            cameras.append(cam)
+            self._cameras.append(cam)
             for name in OUTPUTS:
                 cam.publishers[name] = self.create_publisher(Image, f'{out_ns}/{name}',
                                                              OUTPUT_QOS)
             cam.subscription = self.create_subscription(
                 msg_type, cam.topic, lambda msg, cam=cam: self._on_frame(cam, msg), qos)
-        return cameras
 
     def _resolve(self, topic: str) -> str:
         resolve = getattr(self, 'resolve_topic_name', None)   # remapping applied (Humble+)
@@ -407,6 +410,7 @@ class DenseHybridNode(LifecycleNode):
 
 def _free_device_cache() -> None:
     torch = sys.modules.get('torch')     # never import torch just to free nothing
+    gc.collect()
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
