@@ -436,9 +436,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Console script ``densehybrid-node [--autostart] [--ros-args ...]``."""
     argv = list(sys.argv if argv is None else argv)
     parser = argparse.ArgumentParser(
-        prog='densehybrid-node', description=__doc__.splitlines()[0],
-        epilog='example: densehybrid-node --autostart --ros-args -p input_topics:=[/cam/image] '
-               '-p device:=cuda')
+        prog='densehybrid-node', formatter_class=argparse.RawDescriptionHelpFormatter,
+        description='DenseHybrid lifecycle node: camera images in; semantic, anomaly-score and '
+                    'open-set images out.',
+        epilog='examples:\n'
+               '  densehybrid-node --autostart --ros-args -r image:=/camera/image_raw\n'
+               '  densehybrid-node --autostart --ros-args --params-file config/densehybrid.yaml '
+               '\\\n      -p input_topics:=[/front/image_raw,/left/image_raw] -p device:=cuda\n'
+               'without --autostart, drive it with lifecycle transitions '
+               '(ros2 lifecycle set /densehybrid configure).')
     parser.add_argument('--autostart', action='store_true',
                         help='configure and activate at start (no lifecycle manager needed)')
     opts = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])

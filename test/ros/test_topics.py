@@ -31,3 +31,20 @@ def test_input_qos_is_depth_one_keep_last(name, policy):
 
 def test_errors_become_one_log_line():
     assert one_line(ValueError('bad\n  checkpoint\tfile')) == 'ValueError: bad checkpoint file'
+
+
+def test_remapping_and_namespace_apply_to_input_topics():
+    import rclpy
+    from rclpy.context import Context
+
+    from densehybrid_ros.ros.node import DenseHybridNode
+    context = Context()
+    rclpy.init(context=context, args=['--ros-args', '-r', 'image:=/camera/image_raw',
+                                      '-r', '__ns:=/car'])
+    try:
+        node = DenseHybridNode(context=context)
+        assert node._resolve('image') == '/camera/image_raw'       # remapped
+        assert node._resolve('rear/image') == '/car/rear/image'    # relative: node namespace
+        node.destroy_node()
+    finally:
+        context.try_shutdown()
