@@ -419,6 +419,29 @@ class AnomalyMetrics(_BinnedScores):
                 'score_p01': p01, 'score_p99': p99,
                 'anomaly_pixels': int(tp[-1]), 'inlier_pixels': int(fp[-1])}
 
+    def rates_at(self, threshold: float) -> Dict[str, float]:
+        """TPR, FPR and precision of flagging ``score > threshold`` (the node's anomaly mask).
+
+        Pixels in the one bin that holds the threshold count as not flagged; ``error_bound``
+        is the largest change of TPR or FPR they could make (0 when bins hold single values).
+        """
+        if math.isnan(threshold):
+            raise ValueError('threshold is NaN (uncalibrated): nothing would be flagged')
+        pos, neg = (int(self.counts[c].sum()) if self.counts.shape[1] else 0 for c in (1, 0))
+        if pos == 0 or neg == 0:
+            raise ValueError(f'rates need both anomaly and inlier pixels (got {pos} anomaly, '
+                             f'{neg} inlier)')
+        index = (int(score_keys(np.array([threshold]))[0]) >> self.shift) - self.base
+        first = min(max(index + 1, 0), self.bins)
+        tp, fp = int(self.counts[1, first:].sum()), int(self.counts[0, first:].sum())
+        straddle = self.counts[:, index] if 0 <= index < self.bins else np.zeros(2, np.int64)
+        exact = self.shift == 0 or (self.float32_only and self.shift <= 29
+                                    and np.float32(threshold) == threshold)
+        return {'threshold': float(threshold), 'tpr': tp / pos, 'fpr': fp / neg,
+                'precision': tp / (tp + fp) if tp + fp else math.nan,
+                'error_bound': 0.0 if exact else float(max(straddle[1] / pos,
+                                                           straddle[0] / neg))}
+
     def score_stats(self) -> Dict[str, Dict[str, float]]:
         """Score statistics of inlier and anomaly pixels separately."""
         return {'inlier': self._stats(0), 'anomaly': self._stats(1)}

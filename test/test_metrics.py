@@ -199,6 +199,38 @@ def test_threshold_at_tpr_agrees_with_scoring_calibrate(name: str) -> None:
     assert got['score_p99'] == pytest.approx(exact['score_p99'], abs=1e-3 * span)
 
 
+@pytest.mark.parametrize('name', ['normal', 'hybrid-like float32', 'narrow float32 steps',
+                                  'heavy tails (cauchy)'])
+@pytest.mark.parametrize('quantile', [0.2, 0.9, 0.999])
+def test_rates_at_a_threshold_match_counting(name: str, quantile: float) -> None:
+    score, is_anomaly = DISTRIBUTIONS[name](np.random.default_rng(13))
+    threshold = float(np.quantile(score, quantile))
+    if score.dtype == np.float32:
+        threshold = float(np.float32(threshold))
+    metrics = AnomalyMetrics()
+    metrics.update(score, is_anomaly)
+    got = metrics.rates_at(threshold)
+    flagged = score > threshold
+    tpr, fpr = flagged[is_anomaly].mean(), flagged[~is_anomaly].mean()
+    assert abs(got['tpr'] - tpr) <= got['error_bound'] + 1e-12
+    assert abs(got['fpr'] - fpr) <= got['error_bound'] + 1e-12
+    assert got['error_bound'] < TOL
+    if name == 'narrow float32 steps':
+        assert got['error_bound'] == 0.0 and got['tpr'] == tpr and got['fpr'] == fpr
+
+
+def test_rates_at_needs_a_threshold_and_both_classes() -> None:
+    metrics = AnomalyMetrics()
+    metrics.update(np.arange(4.0), np.array([0, 0, 1, 1]))
+    assert metrics.rates_at(1.5) == {'threshold': 1.5, 'tpr': 1.0, 'fpr': 0.0,
+                                     'precision': 1.0, 'error_bound': 0.0}
+    assert metrics.rates_at(100.0)['tpr'] == 0.0 and metrics.rates_at(-100.0)['fpr'] == 1.0
+    with pytest.raises(ValueError, match='NaN'):
+        metrics.rates_at(math.nan)
+    with pytest.raises(ValueError, match='both anomaly and inlier'):
+        AnomalyMetrics().rates_at(0.0)
+
+
 def test_curves_and_histograms_are_consistent() -> None:
     score, is_anomaly = DISTRIBUTIONS['normal'](np.random.default_rng(5))
     metrics = AnomalyMetrics()

@@ -65,6 +65,9 @@ class Evaluation:
     frames: int = 0
     anomaly_frames: int = 0
     semantic_frames: int = 0
+    # Pixels rejected as unknown (open_set == 255): [anomalies rejected, anomalies,
+    # inliers rejected, inliers]. Exactly what the node flagged, at its threshold.
+    mask_counts: np.ndarray = field(default_factory=lambda: np.zeros(4, np.int64))
 
     def __post_init__(self) -> None:
         if self.confusion is None:
@@ -79,6 +82,11 @@ class Evaluation:
         if anomaly is not None:
             self.anomaly.update(score, anomaly)
             self.anomaly_frames += 1
+            if open_set is not None:
+                rejected = open_set == 255
+                ano, inl = anomaly == 1, anomaly == 0
+                self.mask_counts += [np.count_nonzero(rejected & ano), np.count_nonzero(ano),
+                                     np.count_nonzero(rejected & inl), np.count_nonzero(inl)]
         if label is not None and open_set is not None:
             self.confusion.update(open_set, label, anomaly, semantic=semantic)
             self.semantic_frames += 1
@@ -91,6 +99,7 @@ class Evaluation:
         self.frames += other.frames
         self.anomaly_frames += other.anomaly_frames
         self.semantic_frames += other.semantic_frames
+        self.mask_counts += other.mask_counts
         return self
 
     def save(self, path: Path) -> None:
@@ -105,7 +114,8 @@ class Evaluation:
         confusion = state['confusion']
         return cls(confusion.num_classes, state['anomaly'], state['scores'], confusion,
                    int(counts.get('frames', 0)), int(counts.get('anomaly_frames', 0)),
-                   int(counts.get('semantic_frames', 0)))
+                   int(counts.get('semantic_frames', 0)),
+                   np.asarray(counts.get('unknown_mask_counts', [0] * 4), np.int64))
 
     def summary(self, class_names: Sequence[str]) -> Dict[str, Any]:
         """Figures for metrics.json."""
@@ -115,6 +125,12 @@ class Evaluation:
         if self.anomaly_frames:
             out['anomaly'] = self.anomaly.compute()
             out['score_stats_by_class'] = self.anomaly.score_stats()
+        hit_a, ano, hit_i, inl = (int(v) for v in self.mask_counts)
+        if ano and inl:
+            out['unknown_mask'] = {'tpr': hit_a / ano, 'fpr': hit_i / inl,
+                                   'precision': hit_a / (hit_a + hit_i) if hit_a + hit_i
+                                   else math.nan}
+        out['unknown_mask_counts'] = [hit_a, ano, hit_i, inl]
         if self.semantic_frames:
             figures = self.confusion.compute()
             names = list(class_names)[:self.num_classes]
@@ -535,6 +551,11 @@ def finish(args: argparse.Namespace, run: Evaluation, summary: Dict[str, Any],
            class_names: Sequence[str]) -> None:
     """Calibrate (optionally), write plots, metrics.json and --json."""
     output = Path(args.output)
+    current = (summary.get('threshold') or {}).get('value')
+    anomaly = summary.get('anomaly') or {}
+    if current is not None and math.isfinite(current) and anomaly.get('anomaly_pixels') \
+            and anomaly.get('inlier_pixels'):
+        anomaly['at_threshold'] = run.anomaly.rates_at(current)
     if args.threshold_from_tpr:
         summary['calibration'] = calibration = run.anomaly.threshold_at_tpr(
             args.threshold_from_tpr)
@@ -701,6 +722,10 @@ def _print_summary(summary: Dict[str, Any], output: str) -> None:
         if bound > 0.002:
             parts.append(f'histogram resolution: figures within +-{100 * bound:.2f} '
                          f'(see metrics.json)')
+    at = (anomaly or {}).get('at_threshold')
+    if at:
+        parts.append(f'at threshold {at["threshold"]:.4g}: TPR {pct(at["tpr"])} '
+                     f'FPR {pct(at["fpr"])}')
     open_set = summary.get('open_set')
     if open_set:
         parts.append(f'open-mIoU {pct(open_set["open_miou"])}  '

@@ -73,6 +73,10 @@ def test_eval_equals_segmenter_and_sklearn_on_the_same_frames(baseline, tiny_che
     assert got['ap'] == pytest.approx(average_precision_score(is_anomaly, score), abs=TOL)
     assert got['auroc'] == pytest.approx(roc_auc_score(is_anomaly, score), abs=TOL)
     assert got['fpr95'] == pytest.approx(fpr_at_tpr(fpr, tpr), abs=TOL)
+    flagged = score > -2.0                                    # the checkpoint's threshold
+    assert got['at_threshold']['threshold'] == -2.0
+    assert got['at_threshold']['tpr'] == pytest.approx(flagged[is_anomaly].mean(), abs=TOL)
+    assert got['at_threshold']['fpr'] == pytest.approx(flagged[~is_anomaly].mean(), abs=TOL)
     y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
     iou = jaccard_score(y_true, y_pred, labels=list(range(20)), average=None, zero_division=0)
     present = np.isin(np.arange(20), np.union1d(y_true, y_pred))
@@ -107,10 +111,15 @@ def test_outputs_are_written(baseline) -> None:
 def test_recorded_outputs_give_the_same_figures(baseline, tmp_path) -> None:
     recorded = run_eval(tmp_path, baseline['output_bag'])             # auto-detected
     assert recorded['source'] == 'recorded bag'
-    for key in ('anomaly', 'open_set', 'score_stats', 'frames'):
+    at_threshold = baseline['anomaly'].pop('at_threshold')    # needs the model's threshold
+    assert 'at_threshold' not in recorded['anomaly']
+    for key in ('anomaly', 'open_set', 'score_stats', 'frames', 'unknown_mask'):
         assert recorded[key] == baseline[key], key
+    for key in ('tpr', 'fpr'):             # the node's mask is the thresholded score
+        assert recorded['unknown_mask'][key] == pytest.approx(at_threshold[key], abs=TOL)
+    baseline['anomaly']['at_threshold'] = at_threshold
     explicit = run_eval(tmp_path, baseline['output_bag'], '--recorded', name='explicit')
-    assert explicit['anomaly'] == baseline['anomaly']
+    assert explicit['anomaly'] == recorded['anomaly']
     for name in ('overlay', 'heatmap', 'open_set', 'semantic'):     # pictures from the topics
         picture = f'frames/000001_{name}.png'
         assert np.array_equal(cv2.imread(str(tmp_path / 'out' / picture)),
