@@ -1,0 +1,133 @@
+"""densehybrid-bench: a quick functional run on tiny sizes; checks the JSON, never timings."""
+
+import json
+import math
+import os
+from pathlib import Path
+import subprocess
+import sys
+
+import pytest
+
+from densehybrid_ros.tools import bench
+
+REPO = Path(__file__).resolve().parents[2]
+STAND_IN = '''
+from densehybrid_ros.models.ldn121 import LDN121
+
+
+class LadderDenseNetTH(LDN121):
+    """Stand-in with the reference's constructor signature (args, num_classes)."""
+
+    def __init__(self, args, num_classes=19):
+        print('constructor output is swallowed by the bench')
+        super().__init__(num_classes)
+'''
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _run_bench(tmp_path: Path, *args: str) -> dict:
+    out = tmp_path / 'bench.json'
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
+    proc = subprocess.run(
+        [sys.executable, '-m', 'densehybrid_ros.tools.bench', '--quick', '--threads', '1',
+         '--seed', '3', '--json', str(out), *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=540)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert 'targets met' in proc.stdout
+    return json.loads(out.read_text()), proc.stdout
+
+
+@pytest.mark.timeout(600)
+def test_quick_bench_json_has_every_figure(tmp_path):
+    pytest.importorskip('rclpy')
+    pytest.importorskip('cv_bridge')
+    ref = tmp_path / 'DenseHybrid' / 'models'
+    ref.mkdir(parents=True)
+    (ref / 'ladder_densenet.py').write_text(STAND_IN)
+    results, table = _run_bench(tmp_path, '--archs', 'ldn121', 'ladder_resnet18',
+                                '--reference', str(ref.parent),
+                                '--domain-id', str(200 + os.getpid() % 30))
+
+    machine = results['machine']
+    for key in ('cpu', 'logical_cpus', 'torch_threads', 'torch', 'device'):
+        assert machine[key] not in (None, ''), key
+    assert machine['torch_threads'] == 1
+    assert results['settings']['quick'] is True
+    assert results['peak_gflops_per_s'] > 0
+
+    assert set(results['archs']) == {'ldn121', 'ladder_resnet18'}
+    for arch, figs in results['archs'].items():
+        assert set(figs['fps']) == {'128x64', '256x128'}, arch
+        assert all(_finite(v) and v > 0 for v in figs['fps'].values())
+        assert all(_finite(v) and v > 0 for v in figs['gflop_per_frame'].values())
+        assert set(figs['cameras']) == {'1', '2', '4'}
+        assert all(_finite(c['frames_per_s']) and c['frames_per_s'] > 0
+                   for c in figs['cameras'].values())
+        ho = figs['hybrid_overhead']
+        assert _finite(ho['value']) and 0.2 < ho['value'] < 5.0
+        assert ho['pairs'] == 3
+        fu = figs['flop_utilisation']
+        assert _finite(fu['value']) and 0.0 < fu['value'] < 3.0
+        assert fu['model_gflop'] > 0 and fu['peak_gflops_per_s'] > 0
+
+    node = results['node']
+    assert 'skipped' not in node, node
+    for key in ('node_overhead', 'node_overhead_score_only'):
+        fig = node[key]
+        assert _finite(fig['value']) and 0.0 < fig['value'] < 50.0, (key, fig)
+        assert fig['frames'] >= 1 and fig['node_latency_ms'] > 0 and fig['bare_segmenter_ms'] > 0
+    assert node['node_overhead_score_only']['outputs'] == ['anomaly_score']
+    assert len(node['node_overhead']['outputs']) == 7
+    over = node['overload_latency']
+    assert _finite(over['value']) and over['value'] > 0
+    assert over['overload']['processed'] >= 1 and over['calm']['processed'] >= 1
+    assert over['overload']['rate_hz'] > over['calm']['rate_hz']
+
+    conv = results['conversions_ms']
+    assert conv['size'] == '160x90'
+    assert _finite(conv['input_rgb8_cv_bridge'])
+    assert set(conv['outputs']) == {'semantic', 'semantic_color', 'anomaly_score',
+                                    'anomaly_heatmap', 'open_set', 'anomaly_mask', 'overlay'}
+    assert all(_finite(c['render']) and _finite(c['to_message']) and c['to_message'] >= 0
+               for c in conv['outputs'].values())
+
+    ref_fig = results['reference']
+    assert _finite(ref_fig['speedup']) and ref_fig['speedup'] > 0
+    assert ref_fig['max_abs_diff'] < 1e-4       # the stand-in is our own model (layouts differ)
+    assert ref_fig['label_agreement'] == 1.0
+
+    figures = {c['figure'] for c in results['checks']}
+    assert figures == {'ldn121.hybrid_overhead', 'ladder_resnet18.hybrid_overhead',
+                       'ldn121.flop_utilisation', 'node_overhead',
+                       'node_overhead_score_only', 'overload_latency',
+                       'ldn121.reference_speedup', 'ldn121.reference_max_abs_diff'}
+    assert all(isinstance(c['pass'], bool) and c['target'] for c in results['checks'])
+    for check in results['checks']:
+        assert check['figure'] in table or check['figure'].split('.')[-1] in table
+
+
+def test_judge_marks_pass_and_fail():
+    results = {
+        'machine': {'device': 'cpu'},
+        'archs': {'ldn121': {'hybrid_overhead': {'value': 1.01},
+                             'flop_utilisation': {'value': 0.5}}},
+        'node': {'node_overhead': {'value': 1.2}, 'node_overhead_score_only': {'value': 1.0},
+                 'overload_latency': {'value': float('nan')}},
+    }
+    verdicts = {c['figure']: c['pass'] for c in bench.judge(results)}
+    assert verdicts == {'ldn121.hybrid_overhead': True, 'ldn121.flop_utilisation': False,
+                        'node_overhead': False, 'node_overhead_score_only': True,
+                        'overload_latency': False}
+
+
+def test_reference_import_errors_are_clear(tmp_path):
+    with pytest.raises(FileNotFoundError, match='ladder_densenet.py'):
+        bench.load_reference_class(tmp_path)
+    (tmp_path / 'ladder_densenet.py').write_text('x = 1\n')
+    with pytest.raises(ImportError, match='LadderDenseNetTH'):
+        bench.load_reference_class(tmp_path)
