@@ -1,28 +1,50 @@
-"""Fixtures for the ROS tests: an rclpy context on a private domain and a probe node."""
+"""Fixtures for the ROS tests: an rclpy context on a private domain and a probe node.
+
+Skipped as a whole where rclpy is not installed. The process environment is left as it was:
+the session's domain id goes to ``rclpy.init``, and Fast DDS reads FASTDDS_BUILTIN_TRANSPORTS
+only while the probe's participant is created.
+"""
 
 import os
 
 import pytest
 
-rclpy = pytest.importorskip('rclpy')
-from ros_helpers import DOMAIN_ID, Probe, ros_env  # noqa: E402
+try:
+    import rclpy
+except ImportError:  # the core must work without ROS; these tests need it
+    rclpy = None
 
 
 @pytest.fixture(scope='session')
-def ros_context():
-    """An rclpy context on this session's private domain (same env as the node processes)."""
-    env = ros_env()      # the domain id goes to init; transports and discovery via the env
-    for key in ('FASTDDS_BUILTIN_TRANSPORTS', 'ROS_AUTOMATIC_DISCOVERY_RANGE'):
-        os.environ[key] = env[key]
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=DOMAIN_ID)
-    yield context
+def _session(tmp_path_factory):
+    """Context on this session's domain plus the probe node (created in one env window)."""
+    if rclpy is None:
+        pytest.skip('rclpy is not installed')
+    from ros_helpers import DOMAIN_ID, Probe, ros_env
+    key = 'FASTDDS_BUILTIN_TRANSPORTS'
+    saved = os.environ.get(key)
+    os.environ[key] = ros_env()[key]
+    try:
+        context = rclpy.Context()
+        rclpy.init(context=context, domain_id=DOMAIN_ID)
+        probe = Probe(context)          # creates the DDS participant with these transports
+    finally:
+        if saved is None:
+            os.environ.pop(key)
+        else:
+            os.environ[key] = saved
+    yield context, probe
+    probe.close()
     rclpy.try_shutdown(context=context)
 
 
 @pytest.fixture(scope='session')
-def probe(ros_context):
-    """The session's probe node."""
-    p = Probe(ros_context)
-    yield p
-    p.close()
+def ros_context(_session):
+    """An rclpy context on this session's private domain."""
+    return _session[0]
+
+
+@pytest.fixture(scope='session')
+def probe(_session):
+    """The session's probe node, spun in a background thread."""
+    return _session[1]

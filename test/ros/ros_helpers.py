@@ -1,7 +1,7 @@
 """Real-middleware helpers: a private ROS domain, node processes, and a probe node.
 
-Every test session gets its own ROS_DOMAIN_ID (from the pid) and localhost-only discovery, so
-parallel runs do not see each other. The node under test runs in its own process; the test side
+Every test session gets its own ROS_DOMAIN_ID (from the pid), so parallel runs do not see each
+other. The node under test runs in its own process; the test side
 publishes and listens through a probe node spun in a background thread.
 """
 
@@ -32,14 +32,12 @@ START_TIMEOUT_S = 90.0      # import torch + load + warm up on a busy 2-core mac
 def ros_env() -> Dict[str, str]:
     """Environment for every process of this session: private domain, Fast DDS large data."""
     env = dict(os.environ)
-    env['ROS_DOMAIN_ID'] = str(DOMAIN_ID)
-    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    env.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    env['ROS_DOMAIN_ID'] = str(DOMAIN_ID)     # discovery settings stay as inherited: all
+    env.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')   # peers must agree on them
     env['PYTHONPATH'] = os.pathsep.join(p for p in (str(REPO), env.get('PYTHONPATH')) if p)
     env['PYTHONUNBUFFERED'] = '1'
     env.setdefault('OMP_NUM_THREADS', '1')   # node, probe and DDS share 2 cores: no spinning
     env['RCUTILS_COLORIZED_OUTPUT'] = '0'
-    env.pop('ROS_LOCALHOST_ONLY', None)
     return env
 
 
@@ -100,10 +98,14 @@ class Collector:
 
     def with_stamp(self, stamp: int) -> Any:
         """The most recent kept message with this stamp, or None."""
-        for msg in reversed(self.recent):
+        for msg in reversed(list(self.recent)):     # a snapshot: the executor appends
             if stamp_ns(msg.header) == stamp:
                 return msg
         return None
+
+    def recent_stamps(self) -> Set[int]:
+        """Stamps of the messages still kept."""
+        return {stamp_ns(msg.header) for msg in list(self.recent)}
 
     def stamps(self) -> Set[int]:
         """Every stamp seen so far."""

@@ -52,7 +52,8 @@ class Live:
         self.probe, self.node, self.segmenter = probe, node, segmenter
         self.pubs = {cam: probe.node.create_publisher(Image, cam, qos_profile_sensor_data)
                      for cam in CAMERAS}
-        self.outputs = {(cam, name): probe.subscribe(Image, out_topic(cam, name), RELIABLE)
+        self.outputs = {(cam, name): probe.subscribe(Image, out_topic(cam, name), RELIABLE,
+                                                     keep=6)
                         for cam in CAMERAS for name in OUTPUTS}
         self.diagnostics = probe.subscribe(DiagnosticArray, '/diagnostics', keep=30)
         self.images = [scene(seed) for seed in range(3)]
@@ -88,7 +89,7 @@ class Live:
 
     def camera_status(self, camera: str):
         """The newest /diagnostics status of ``camera`` (None before the first)."""
-        for msg in reversed(self.diagnostics.recent):
+        for msg in reversed(list(self.diagnostics.recent)):
             for status in msg.status:
                 if status.name.endswith(f'camera {camera}'):
                     return status
@@ -118,8 +119,8 @@ def live(probe, tiny_checkpoint, tmp_path_factory):
 
 
 def first_complete_stamp(live, camera):
-    """A stamp for which every output of ``camera`` has arrived, or None."""
-    common = set.intersection(*(live.outputs[(camera, n)].stamps() for n in OUTPUTS))
+    """A stamp for which every output of ``camera`` has arrived and is kept, or None."""
+    common = set.intersection(*(live.outputs[(camera, n)].recent_stamps() for n in OUTPUTS))
     common &= set(live.sent)
     return max(common) if common else None
 
@@ -270,7 +271,8 @@ def test_diagnostics_report_rates_latency_and_model(live):
         assert float(values['latency_ms_mean']) > 0
         assert int(values['frames_received']) >= int(values['frames_processed']) > 0
         assert status.level in (DiagnosticStatus.OK, DiagnosticStatus.WARN)
-    model = next(s for s in live.diagnostics.recent[-1].status if s.name.endswith(': model'))
+    model = next(s for s in list(live.diagnostics.recent)[-1].status
+                 if s.name.endswith(': model'))
     values = values_of(model)
     assert (values['model'], values['device'], values['precision']) == \
         ('ladder_resnet18_half', 'cpu', 'fp32')
