@@ -104,7 +104,9 @@ def _setup(context: LaunchContext) -> List[Any]:
         from densehybrid_ros.ros.node import output_namespaces
         topics = overrides.get('input_topics') or [arg('image')]
         cameras = [_absolute(t, namespace) for t in topics]
-        config = rviz_config(cameras[0], output_namespaces(cameras)[0],
+        # RViz picks the image transport from the topic's last token (/compressed).
+        shown = cameras[0] + ('/compressed' if arg('input_transport') == 'compressed' else '')
+        config = rviz_config(shown, output_namespaces(cameras)[0],
                              tempfile.mkdtemp(prefix='densehybrid_rviz_'))
         actions.append(Node(package='rviz2', executable='rviz2', name='densehybrid_rviz',
                             arguments=['-d', config], output='screen', additional_env=env,
