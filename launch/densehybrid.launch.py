@@ -103,7 +103,8 @@ def _setup(context: LaunchContext) -> List[Any]:
     if _flag(arg('rviz')):
         from densehybrid_ros.ros.node import output_namespaces
         topics = overrides.get('input_topics') or [arg('image')]
-        cameras = [_absolute(t, namespace) for t in topics]
+        cameras = [_absolute(t[:-len('/compressed')] if t.endswith('/compressed') else t,
+                             namespace) for t in topics]
         # RViz picks the image transport from the topic's last token (/compressed).
         shown = cameras[0] + ('/compressed' if arg('input_transport') == 'compressed' else '')
         config = rviz_config(shown, output_namespaces(cameras)[0],
