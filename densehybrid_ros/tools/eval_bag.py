@@ -334,9 +334,11 @@ class Runner:
         images = []
         for f in frames:
             image = f.arrays.get('image')
-            if image is None or image.ndim != 3:
-                raise EvalError(f'frame {f.index}: camera image must be colour, got '
-                                f'{None if image is None else image.shape}')
+            if image is not None and image.ndim == 2 and image.dtype == np.uint8:
+                image = f.arrays['image'] = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)  # as node
+            if image is None or image.ndim != 3 or image.dtype != np.uint8:
+                raise EvalError(f'frame {f.index}: camera image must be 8-bit colour or mono8, '
+                                f'got {None if image is None else (image.dtype, image.shape)}')
             images.append(image)
         return [{'score': r.score, 'semantic': r.semantic, 'open_set': r.open_set}
                 for r in self.segmenter(images)]

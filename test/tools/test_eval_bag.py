@@ -234,6 +234,23 @@ def test_compressed_images_are_evaluated(tiny_checkpoint, tmp_path) -> None:
         assert reader.topics['/camera/densehybrid/anomaly_score'][1] == 2
 
 
+@pytest.mark.parametrize('encoding, convert, error', [
+    ('mono8', lambda rgb: rgb[..., 1], None),                  # grey cameras, as the node
+    ('bgra8', lambda rgb: np.dstack([rgb[..., ::-1], np.full(SIZE, 255, np.uint8)]), None),
+    ('mono16', lambda rgb: rgb[..., 1].astype(np.uint16) * 256, 'must be 8-bit colour'),
+])
+def test_camera_encodings(tiny_checkpoint, tmp_path, capsys, encoding, convert, error) -> None:
+    scene = make_scene(SEED, SIZE, anomaly_family='eval')
+    _write_bag(tmp_path / 'cam', [(3, '/cam/image', convert(scene['image']), encoding),
+                                  (3, '/cam/anomaly_label', scene['anomaly'], 'mono8')])
+    code = eval_bag.main([str(tmp_path / 'cam'), '--checkpoint', str(tiny_checkpoint),
+                          '--output', str(tmp_path / 'o'), '--quiet', '--device', 'cpu'])
+    if error:
+        assert code == 2 and error in capsys.readouterr().err
+    else:
+        assert code == 0
+
+
 def _benchmark(root: Path, layout: str) -> int:
     """Write a 2-image benchmark folder of the given layout; returns its valid label pixels."""
     valid = 0
