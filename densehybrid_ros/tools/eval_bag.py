@@ -239,8 +239,9 @@ def _bag_source(args: argparse.Namespace, path: Path, select: Callable[[int], bo
                 roles['anomaly'] = anomaly
         key = 'score' if recorded else 'image'
         count = bag.topics[roles[key]][1]
-        frames = bag.frames(roles, key=key, select=select, stats=stats,
-                            keep_raw=[r for r in ('image', 'label', 'anomaly') if r in roles])
+        copied = (['image'] if args.copy_images else []) + ['label', 'anomaly']
+        keep_raw = [r for r in copied if r in roles] if args.output_bag else []
+        frames = bag.frames(roles, key=key, select=select, stats=stats, keep_raw=keep_raw)
         return Source('recorded bag' if recorded else 'bag', frames, -(-count // shard_n),
                       roles, ns, bag.close)
     except BaseException:
@@ -394,8 +395,7 @@ class Runner:
                 bag.write_image(result_topic(base, name), array, RESULT_ENCODINGS[name],
                                 frame.stamp, frame.frame_id)
         for role, (msgtype, raw) in frame.raw.items():
-            if role != 'image' or self.args.copy_images:
-                bag.write_raw(source.topics[role], msgtype, raw, frame.stamp)
+            bag.write_raw(source.topics[role], msgtype, raw, frame.stamp)
 
 
 def prefetch(items: Iterator[Frame], depth: int) -> Generator[Frame, None, None]:
