@@ -725,9 +725,12 @@ def _print_summary(summary: Dict[str, Any], output: str) -> None:
             parts.append(f'histogram resolution: figures within +-{100 * bound:.2f} '
                          f'(see metrics.json)')
     at = (anomaly or {}).get('at_threshold')
+    mask = summary.get('unknown_mask')
     if at:
         parts.append(f'at threshold {at["threshold"]:.4g}: TPR {pct(at["tpr"])} '
                      f'FPR {pct(at["fpr"])}')
+    elif mask:
+        parts.append(f'unknown mask: TPR {pct(mask["tpr"])} FPR {pct(mask["fpr"])}')
     open_set = summary.get('open_set')
     if open_set:
         parts.append(f'open-mIoU {pct(open_set["open_miou"])}  '
