@@ -21,6 +21,7 @@ class CameraReport:
     received: int
     processed: int
     dropped: int
+    missed: int
     bad: Dict[str, int]
     latency_ms_mean: float
     latency_ms_max: float
@@ -34,7 +35,8 @@ class CameraStats:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self.received = self.processed = self.dropped = 0
+        self.received = self.processed = self.dropped = self.missed = 0
+        self._last_sequence: Optional[int] = None
         self.bad: Counter = Counter()
         self._latencies: List[float] = []
         start = clock()
@@ -46,6 +48,15 @@ class CameraStats:
         with self._lock:
             self.received += 1
             self._last_frame = self._clock()
+
+    def sequence(self, number: Optional[int]) -> None:
+        """Count gaps in the publisher's sequence numbers: frames that never reached us."""
+        if number is None:
+            return
+        with self._lock:
+            last, self._last_sequence = self._last_sequence, number
+            if last is not None and number > last + 1:    # a restart or 2nd publisher: no gap
+                self.missed += number - last - 1
 
     def frame_dropped(self) -> None:
         """Count one frame overwritten by a newer one before it was processed."""
@@ -78,6 +89,7 @@ class CameraStats:
                 input_hz=(self.received - received) / period,
                 processed_hz=(self.processed - processed) / period,
                 received=self.received, processed=self.processed, dropped=self.dropped,
+                missed=self.missed,
                 bad=dict(self.bad), latency_ms_mean=1e3 * sum(lat) / len(lat) if lat else 0.0,
                 latency_ms_max=1e3 * max(lat) if lat else 0.0,
                 silent_s=now - self._last_frame, bad_in_period=total_bad - bad)
@@ -101,6 +113,7 @@ def camera_status(name: str, topic: str, report: CameraReport, timeout_s: float,
         'frames_received': str(report.received),
         'frames_processed': str(report.processed),
         'frames_dropped': str(report.dropped),
+        'frames_missed': str(report.missed),
         'latency_ms_mean': f'{report.latency_ms_mean:.1f}',
         'latency_ms_max': f'{report.latency_ms_max:.1f}',
         'seconds_since_last_frame': f'{report.silent_s:.2f}',

@@ -25,6 +25,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -48,6 +49,7 @@ OUTPUT_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                         reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
 WARN_PERIOD_S = 5.0
+_WITH_MESSAGE_INFO = hasattr(getattr(Subscription, 'CallbackType', None), 'WithMessageInfo')
 ImageMsg = Union[Image, CompressedImage]
 
 
@@ -229,8 +231,14 @@ class DenseHybridNode(LifecycleNode):
             for name in OUTPUTS:
                 cam.publishers[name] = self.create_publisher(Image, f'{out_ns}/{name}',
                                                              OUTPUT_QOS)
-            cam.subscription = self.create_subscription(
-                msg_type, cam.topic, lambda msg, cam=cam: self._on_frame(cam, msg), qos)
+            if _WITH_MESSAGE_INFO:     # Iron and later: sequence numbers reveal lost frames
+                def callback(msg: ImageMsg, info: Dict[str, Any], cam: Camera = cam) -> None:
+                    cam.stats.sequence(info.get('publication_sequence_number'))
+                    self._on_frame(cam, msg)
+            else:
+                def callback(msg: ImageMsg, cam: Camera = cam) -> None:
+                    self._on_frame(cam, msg)
+            cam.subscription = self.create_subscription(msg_type, cam.topic, callback, qos)
 
     def _resolve(self, topic: str) -> str:
         resolve = getattr(self, 'resolve_topic_name', None)   # remapping applied (Humble+)

@@ -62,3 +62,13 @@ def test_silent_camera_is_error_and_bad_messages_warn():
     assert status.level == OK
     assert {'input_hz', 'processed_hz', 'frames_dropped', 'latency_ms_mean',
             'bad_messages'} <= set(values_of(status))
+
+
+def test_sequence_gaps_count_frames_that_never_arrived():
+    stats = CameraStats(FakeClock())
+    for number in (1, 2, 5, 6, 10, None, 11):     # 3, 4 and 7..9 lost on the way
+        stats.sequence(number)
+    assert stats.missed == 5
+    stats.sequence(1)                             # publisher restarted: a reset, not a gap
+    stats.sequence(2)
+    assert stats.report().missed == 5
