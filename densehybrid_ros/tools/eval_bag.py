@@ -5,11 +5,13 @@ images; labels joined to images by header stamp), a bag of the node's recorded o
 (--recorded: <ns>/densehybrid/anomaly_score [+ open_set, semantic] and the label topics), or a
 benchmark folder (Fishyscapes Lost&Found, SegmentMeIfYouCan anomaly / obstacle track,
 StreetHazards). Output folder: metrics.json, pr_curve.png, roc_curve.png,
-score_histogram.png, frames/*.png (overlay, heatmap, open-set) and state.npz (for merging
-shards); optionally a bag with the node's result topics for RViz / Foxglove.
+score_histogram.png, frames/*.png (overlay, heatmap, open-set), frames.csv (one row per frame:
+score mean/max, rejected fraction, anomaly pixels caught and inliers rejected) and state.npz
+(for merging shards); optionally a bag with the node's result topics for RViz / Foxglove.
 """
 
 import argparse
+import csv
 from dataclasses import dataclass, field
 import math
 from pathlib import Path
@@ -441,6 +443,55 @@ def prefetch(items: Iterator[Frame], depth: int) -> Generator[Frame, None, None]
         worker.join(timeout=10.0)
 
 
+class FrameTable:
+    """frames.csv: one row per evaluated frame, written as it goes (survives Ctrl-C)."""
+
+    COLUMNS = ('index', 'stamp_ns', 'frame_id', 'score_mean', 'score_max', 'unknown_fraction',
+               'anomaly_pixels', 'inlier_pixels', 'anomalies_rejected', 'inliers_rejected')
+
+    def __init__(self, path: Path) -> None:
+        self.file = path.open('w', newline='')
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(self.COLUMNS)
+
+    def add(self, frame: Frame, result: Dict[str, np.ndarray]) -> None:
+        """Append the row of one frame."""
+        score, open_set = result['score'], result.get('open_set')
+        anomaly = frame.arrays.get('anomaly')
+        rejected = open_set == 255 if open_set is not None else None
+        row: List[Any] = [frame.index, frame.stamp, frame.frame_id,
+                          f'{float(score.mean()):.6g}', f'{float(score.max()):.6g}',
+                          '' if rejected is None else f'{rejected.mean():.6g}']
+        if anomaly is not None:
+            ano, inl = anomaly == 1, anomaly == 0
+            row += [int(ano.sum()), int(inl.sum())]
+            row += ['', ''] if rejected is None else [int((rejected & ano).sum()),
+                                                      int((rejected & inl).sum())]
+        else:
+            row += [''] * 4
+        self.writer.writerow(row)
+        self.file.flush()
+
+    def close(self) -> None:
+        """Close the file."""
+        self.file.close()
+
+
+def merge_tables(paths: Sequence[Path], target: Path) -> int:
+    """Concatenate shard frames.csv files ordered by frame index; returns the row count."""
+    rows: List[List[str]] = []
+    for path in paths:
+        if path.is_file():
+            with path.open(newline='') as f:
+                rows += list(csv.reader(f))[1:]
+    rows.sort(key=lambda row: int(row[0]))
+    with target.open('w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(FrameTable.COLUMNS)
+        writer.writerows(rows)
+    return len(rows)
+
+
 def _batches(frames: Iterator[Frame], size: int) -> Iterator[List[Frame]]:
     batch: List[Frame] = []
     for frame in frames:
@@ -483,6 +534,7 @@ def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
             if (source.total or limit) else None
         bar = tqdm(total=total, desc='eval', unit='frame', disable=args.quiet)
         pictures = 0
+        table = FrameTable(output / 'frames.csv')
         try:
             frames = prefetch(source.frames, args.prefetch)
             for batch in _batches(frames, max(1, args.batch)):
@@ -500,6 +552,7 @@ def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
                         raise EvalError(f'frame {frame.index}: label must be mono8')
                     run.add(result['score'], frame.arrays.get('anomaly'), label,
                             result.get('open_set'), result.get('semantic'))
+                    table.add(frame, result)
                     if pictures < args.pictures:
                         runner.pictures(frame, result)
                         pictures += 1
@@ -518,6 +571,7 @@ def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
             broken = exc
         finally:
             bar.close()
+            table.close()
     finally:
         if frames is not None:
             frames.close()             # stops the reading thread before the bag closes
@@ -705,6 +759,8 @@ def merge(args: argparse.Namespace) -> Dict[str, Any]:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     total.save(output / 'state.npz')
+    merge_tables([Path(folder) / 'frames.csv' for folder in args.shards],
+                 output / 'frames.csv')
     finish(args, total, summary, names)
     return summary
 

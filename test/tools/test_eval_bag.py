@@ -92,6 +92,13 @@ def test_eval_equals_segmenter_and_sklearn_on_the_same_frames(baseline, tiny_che
 
 def test_outputs_are_written(baseline) -> None:
     out = Path(baseline['_dir'])
+    import csv
+    with (out / 'frames.csv').open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r['index']) for r in rows] == list(range(FRAMES))
+    assert sum(int(r['anomaly_pixels']) for r in rows) == baseline['anomaly']['anomaly_pixels']
+    assert sum(int(r['anomalies_rejected']) for r in rows) == \
+        baseline['unknown_mask_counts'][0]
     for name in ('metrics.json', 'state.npz', 'pr_curve.png', 'roc_curve.png',
                  'score_histogram.png', 'frames/000000_overlay.png',
                  'frames/000000_heatmap.png', 'frames/000002_open_set.png'):
@@ -139,6 +146,8 @@ def test_shards_merge_to_the_same_totals(sample_bag, tiny_checkpoint, baseline,
     for key in ('anomaly', 'open_set', 'score_stats', 'frames'):
         assert merged[key] == baseline[key], key
     assert (tmp_path / 'all' / 'pr_curve.png').is_file()
+    table = (tmp_path / 'all' / 'frames.csv').read_text().splitlines()
+    assert [int(line.split(',')[0]) for line in table[1:]] == list(range(FRAMES))
     assert Path(merged['calibrated_checkpoint']).is_file()
     assert merged['calibration']['tpr'] >= 0.95
 
@@ -195,6 +204,7 @@ def test_ctrl_c_keeps_the_finished_frames(sample_bag, tiny_checkpoint, tmp_path,
                           '--output', str(tmp_path / 'out'), '--device', 'cpu'])
     figures = json.loads((tmp_path / 'out' / 'metrics.json').read_text())
     assert code == 130 and figures['interrupted'] and figures['frames'] == 2
+    assert len((tmp_path / 'out' / 'frames.csv').read_text().splitlines()) == 3
     assert figures['anomaly']['pixels'] > 0
 
 
