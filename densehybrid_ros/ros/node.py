@@ -80,7 +80,7 @@ class Camera:
     def __init__(self, topic: str, out_ns: str) -> None:
         self.topic, self.out_ns = topic, out_ns
         self.stats = CameraStats()
-        self.pending: Optional[Tuple[ImageMsg, float]] = None
+        self.pending: Optional[ImageMsg] = None     # newest frame not yet taken
         self.publishers: Dict[str, Any] = {}
         self.subscription: Any = None
 
@@ -275,7 +275,7 @@ class DenseHybridNode(LifecycleNode):
         with self._lock:
             if cam.pending is not None:
                 cam.stats.frame_dropped()
-            cam.pending = (msg, time.monotonic())
+            cam.pending = msg
         self._wake.set()
 
     def _run(self) -> None:
@@ -285,7 +285,7 @@ class DenseHybridNode(LifecycleNode):
                 continue
             self._wake.clear()
             with self._lock:
-                batch = [(cam, cam.pending[0]) for cam in self._cameras if cam.pending]
+                batch = [(cam, cam.pending) for cam in self._cameras if cam.pending]
                 for cam in self._cameras:
                     cam.pending = None
             if not batch or self._stop.is_set():
