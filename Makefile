@@ -18,7 +18,7 @@ $(STAMP): requirements/core.txt requirements/ros.txt requirements/dev.txt setup.
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/densehybrid-segment --synthetic 3 --size 512 1024 --seed 5000 --output out/demo
+	$(BIN)/densehybrid-demo --output out/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider test

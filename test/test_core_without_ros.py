@@ -7,7 +7,8 @@ import textwrap
 CORE_MODULES = ['densehybrid_ros.models', 'densehybrid_ros.scoring', 'densehybrid_ros.checkpoint',
                 'densehybrid_ros.inference', 'densehybrid_ros.visualize',
                 'densehybrid_ros.classes', 'densehybrid_ros.paths']
-OPTIONAL_CORE = ['densehybrid_ros.metrics', 'densehybrid_ros.data', 'densehybrid_ros.train']
+OPTIONAL_CORE = ['densehybrid_ros.metrics', 'densehybrid_ros.data', 'densehybrid_ros.train',
+                 'densehybrid_ros.bags']
 
 
 def test_core_imports_without_rclpy(tmp_path):

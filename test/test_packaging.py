@@ -38,7 +38,9 @@ def test_wheel_installs_every_share_file(wheel):
 def test_console_scripts_are_registered(wheel):
     (entry,) = [n for n in wheel.namelist() if n.endswith('entry_points.txt')]
     text = wheel.read(entry).decode()
-    for script in ('densehybrid-import', 'densehybrid-segment'):
+    for script in ('densehybrid-node', 'densehybrid-train', 'densehybrid-eval',
+                   'densehybrid-replay', 'densehybrid-bench', 'densehybrid-import',
+                   'densehybrid-make-bag', 'densehybrid-segment', 'densehybrid-demo'):
         assert f'{script} = ' in text
 
 
