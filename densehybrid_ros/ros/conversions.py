@@ -5,11 +5,12 @@ Inputs become H x W x 3 uint8 RGB. Every way a message can be unusable raises it
 
 cv_bridge versions differ: the PyPI 1.13 wheel ignores ``step`` (row padding) and its
 ``cv2_to_imgmsg`` calls ``ndarray.tostring``, which numpy 2 removed. So padded rows are cropped
-here with a strided view, and output messages are built directly with one ``tobytes()`` copy;
-both give the same bytes as the apt cv_bridge on every distro.
+here with a strided view, and where ``cv2_to_imgmsg`` does not work the output message is built
+the same way it builds it (one ``tobytes()`` copy): the bytes are identical on every distro.
 """
 
 from typing import Any, Optional, Union
+import warnings
 
 import cv2
 from cv_bridge import CvBridge, CvBridgeError
@@ -23,6 +24,7 @@ _TO_RGB = {'bgr8': cv2.COLOR_BGR2RGB, 'rgba8': cv2.COLOR_RGBA2RGB,
 _OUTPUT_TYPES = {'rgb8': (np.uint8, 3), 'bgr8': (np.uint8, 3), 'mono8': (np.uint8, 1),
                  '32FC1': (np.float32, 1)}
 _BRIDGE: Optional[CvBridge] = None
+_BRIDGE_ENCODES: Optional[bool] = None
 
 
 class ImageConversionError(ValueError):
@@ -149,15 +151,35 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Optional[Header] = 
         raise ValueError(f'{encoding} needs a {dtype.__name__} array shaped H x W'
                          f'{"" if channels == 1 else f" x {channels}"}, '
                          f'got {array.dtype} {array.shape}')
-    msg = Image()
+    array = np.ascontiguousarray(array)
+    msg = bridge().cv2_to_imgmsg(array, encoding) if _bridge_encodes() else \
+        _direct_image(array, encoding)
     if header is not None:
         msg.header = header
-    msg.height, msg.width = int(array.shape[0]), int(array.shape[1])
-    msg.encoding = encoding
-    msg.is_bigendian = 0
-    msg.step = msg.width * channels * array.itemsize
-    msg.data = np.ascontiguousarray(array).tobytes()
     return msg
+
+
+def _direct_image(array: np.ndarray, encoding: str) -> Image:
+    """Build the message as cv_bridge's cv2_to_imgmsg does, for versions where it breaks."""
+    msg = Image(height=int(array.shape[0]), width=int(array.shape[1]), encoding=encoding,
+                is_bigendian=0)
+    msg.data = array.tobytes()
+    msg.step = len(msg.data) // msg.height
+    return msg
+
+
+def _bridge_encodes() -> bool:
+    """Whether cv2_to_imgmsg works cleanly here (1.13 uses tostring, gone in numpy 2.3)."""
+    global _BRIDGE_ENCODES
+    if _BRIDGE_ENCODES is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter('error')      # a deprecated call counts as broken
+            try:
+                bridge().cv2_to_imgmsg(np.zeros((1, 1), np.uint8), 'mono8')
+                _BRIDGE_ENCODES = True
+            except (AttributeError, CvBridgeError, TypeError, Warning):
+                _BRIDGE_ENCODES = False
+    return _BRIDGE_ENCODES
 
 
 def rgb_to_compressed(rgb: np.ndarray, fmt: str = 'jpeg', header: Optional[Header] = None,
