@@ -18,11 +18,14 @@ training) or ``--checkpoint``:
 The live node (``--node-arch``; skipped with ``--no-node``): the node, a publisher and a
 subscriber in three processes on a private ROS domain, 1280x720 rgb8 frames:
 
-* ``node_overhead``: median stamp-to-output-received latency in lock-step / median bare
-  Segmenter time on the same frames, all 7 outputs subscribed; ``node_overhead_score_only``
-  with only ``anomaly_score`` subscribed;
-* ``overload_latency``: p95 latency with frames arriving at 3x the node's processing rate /
-  p95 at half its rate;
+* ``node_overhead``: median over lock-step frames of stamp-to-publish latency (the DDS source
+  timestamp of the frame's last output - its input stamp) / the bare Segmenter's time on the
+  same frame, timed just before in this process while the node idles; all 7 outputs
+  subscribed. ``node_overhead_score_only``: only ``anomaly_score`` subscribed. The latency
+  until the subscriber has every output is reported next to it (``received_*``);
+* ``overload_latency``: p95 stamp-to-received latency with frames arriving at 3x the node's
+  processing rate / p95 at half its rate (anomaly_score subscribed; keep-newest bounds it at
+  about 1 + 1/3);
 * ``conversions_ms``: cv_bridge input conversion, per-output rendering and message building,
   and the output resize, at 1280x720.
 
