@@ -132,7 +132,9 @@ class Probe:
 
     def subscribe(self, msg_type: Any, topic: str, qos: Any = 10, keep: int = 4) -> 'Collector':
         """Record every message's arrival and stamp on ``topic``; keep the last ``keep``."""
-        collector = self.topics.setdefault(topic, Collector(keep))
+        if topic in self.topics:                # one subscription per topic and session
+            return self.topics[topic]
+        collector = self.topics[topic] = Collector(keep)
 
         def on_msg(msg: Any) -> None:
             with self._cond:

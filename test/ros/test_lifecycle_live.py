@@ -106,6 +106,15 @@ def test_configure_activate_compressed_input_deactivate_cleanup(probe, lc, tiny_
     msg = send_until_output(60)
     assert (msg.encoding, msg.width, msg.height) == ('rgb8', 1280, 720)
     assert 'undecodable' in lc.output()
+    # Only the subscribed output is computed: the camera status says which ones those are.
+    diagnostics = probe.subscribe(DiagnosticArray, '/diagnostics', keep=10)
+    name = f'{NODE}: camera {CAMERA}/compressed'
+    camera = probe.wait_for(lambda: next(
+        (s for m in diagnostics.recent for s in m.status if s.name == name), None),
+        10, 'the camera status')
+    values = {kv.key: kv.value for kv in camera.values}
+    assert values['outputs_subscribed'] == 'overlay'
+    assert int(values['bad_messages.undecodable']) >= 1
 
     assert change(probe, Transition.TRANSITION_DEACTIVATE) is True
     assert state(probe) == State.PRIMARY_STATE_INACTIVE
