@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test bench lint clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider test
+
+bench: $(STAMP)
+	$(BIN)/densehybrid-bench --json out/bench/bench.json
 
 lint: $(STAMP)
 	$(BIN)/python -m flake8 densehybrid_ros test launch setup.py
