@@ -25,7 +25,8 @@ def label_lut(palette: np.ndarray, unknown_color: Sequence[int] = UNKNOWN_COLOR)
 
 def colorize(labels: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """H x W uint8 ids -> H x W x 3 uint8 RGB through a 256 x 3 table from :func:`label_lut`."""
-    return lut[labels]
+    # cv2.LUT on a 3-channel copy of the ids is several times faster than numpy fancy indexing.
+    return cv2.LUT(cv2.merge([labels, labels, labels]), lut.reshape(256, 1, 3))
 
 
 def _heat_lut(colormap: int = cv2.COLORMAP_INFERNO) -> np.ndarray:
@@ -50,7 +51,7 @@ def score_to_uint8(score: np.ndarray, score_range: Tuple[float, float]) -> np.nd
 def heatmap(score: np.ndarray, score_range: Tuple[float, float],
             lut: np.ndarray = HEAT_LUT) -> np.ndarray:
     """H x W float scores -> H x W x 3 uint8 RGB heatmap over a fixed range (inferno)."""
-    return lut[score_to_uint8(score, score_range)]
+    return colorize(score_to_uint8(score, score_range), lut)
 
 
 def overlay(image: np.ndarray, color: np.ndarray, alpha: float,
