@@ -45,9 +45,9 @@ from .models import build_model, DenseHybridModel
 STATE_FORMAT = 'densehybrid_ros/train-state/1'
 IGNORE = 255
 
-EXAMPLE = '''example (the embedded default model, about 1.5-2 h on 2 shared CPU cores):
-  densehybrid-train synthetic --cache runs/cache --output runs/default \\
-      --json runs/default/metrics.json
+EXAMPLE = '''example (the recipe of the embedded default model, about 1.2 h on 2 shared CPU cores):
+  densehybrid-train synthetic --iters 1130 --energy-margin -5 --class-weights sqrt \\
+      --cache runs/cache --output runs/default --json runs/default/metrics.json
   densehybrid-train synthetic ... --resume          # continue after an interruption
   torchrun --nproc_per_node 2 -m densehybrid_ros.train synthetic --iters 100 --output runs/ddp
   densehybrid-train /data/cityscapes --negatives /data/ade20k/images \\
