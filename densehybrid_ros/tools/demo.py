@@ -67,19 +67,30 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.seed is not None:
         make_bag += ['--seed', str(args.seed)]
     node_cmd = _tool('ros.node') + ['--autostart', '--ros-args', '-p',
-                                    f'input_topics:=[{CAMERA}]', '-p',
-                                    f'checkpoint:={args.checkpoint}', '-p',
-                                    f'device:={args.device}']
+                                    f'input_topics:=[{CAMERA}]', '-p', f'device:={args.device}']
+    if args.checkpoint:
+        node_cmd += ['-p', f'checkpoint:={args.checkpoint}']
     try:
         _run('writing the sample bag', make_bag, env)
         print('[demo] starting the node (log: node.log)', flush=True)
         with open(out / 'node.log', 'w') as log:
             node = subprocess.Popen(node_cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _run('replaying the bag into the node and recording its outputs',
-                 _tool('tools.replay') + [str(bag), '--wait-for', SCORE_TOPIC, '--record',
-                                          str(live), '--wait-subscribers', '120',
-                                          '--wait-timeout', '120'], env)
+            print('[demo] replaying the bag into the node and recording its outputs', flush=True)
+            replay = subprocess.Popen(
+                _tool('tools.replay') + [str(bag), '--wait-for', SCORE_TOPIC, '--record',
+                                         str(live), '--wait-subscribers', '120',
+                                         '--wait-timeout', '120'], env=env)
+            while replay.poll() is None:
+                if node.poll() is not None:         # the node died: say why, stop waiting
+                    replay.terminate()
+                    replay.wait()
+                    tail = (out / 'node.log').read_text().strip().splitlines()[-5:]
+                    raise RuntimeError('the node exited (exit %s):\n  %s'
+                                       % (node.returncode, '\n  '.join(tail)))
+                time.sleep(0.5)
+            if replay.returncode != 0:
+                raise RuntimeError(f'replay failed (exit {replay.returncode})')
         finally:
             node.send_signal(signal.SIGINT)
             try:
