@@ -9,7 +9,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-UNKNOWN_COLOR = (255, 0, 255)      # open-set 'unknown' (id 255)
+UNKNOWN_COLOR = (255, 255, 255)    # open-set 'unknown' (id 255): white, in no class palette
 
 
 def label_lut(palette: np.ndarray, unknown_color: Sequence[int] = UNKNOWN_COLOR) -> np.ndarray:
