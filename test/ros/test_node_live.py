@@ -230,11 +230,17 @@ def test_bad_messages_are_counted_and_node_keeps_running(live):
 def test_overload_drops_old_frames_and_processes_the_newest(live):
     cam = CAMERAS[0]
     semantic = live.outputs[(cam, 'semantic')]
-    dropped_before = int(values_of(live.camera_status(cam))['frames_dropped'])
+
+    def lost(status) -> int:
+        """Frames overload cost: dropped by the node plus overwritten in the middleware."""
+        values = values_of(status)
+        return int(values['frames_dropped']) + int(values['frames_missed'])
+
+    lost_before = lost(live.camera_status(cam))
     burst = []
-    for i in range(60):                       # 30 Hz for 2 s: far more than the node does
+    for i in range(90):                       # ~100 Hz for ~1 s: far more than the node does
         burst.append(live.publish(cam, i % 3))
-        time.sleep(1 / 30)
+        time.sleep(1 / 100)
     burst_end = time.monotonic()
     time.sleep(0.5)
     # Best effort may lose any frame in transport, so stream until a newer frame comes out.
@@ -248,12 +254,14 @@ def test_overload_drops_old_frames_and_processes_the_newest(live):
     assert [i for _, i in processed] == sorted(i for _, i in processed), 'older after newer'
     assert all(t < final_arrival for t, _ in processed), 'a burst frame came after the final'
     assert max(t for t, _ in processed) - burst_end < 5, 'outputs kept coming: a queue'
+    # Frames that reached the node while it was busy are its drops (frames_dropped); frames the
+    # middleware overwrote in its depth-1 queue never reach it and show as gaps in the
+    # publisher's sequence numbers (frames_missed). Which of the two takes the overload depends
+    # on how busy the executor thread is, so the test counts both.
     status = live.probe.wait_for(
-        lambda: (lambda st: st and int(values_of(st)['frames_dropped']) > dropped_before
-                 and st)(live.camera_status(cam)), 10, 'dropped frames in /diagnostics')
-    # Frames the middleware overwrote in its depth-1 queue never reach the node; the ones that
-    # reached it while it was busy are the node's drops.
-    assert int(values_of(status)['frames_dropped']) > dropped_before
+        lambda: (lambda st: st and lost(st) > lost_before and st)(live.camera_status(cam)),
+        10, 'dropped or missed frames in /diagnostics')
+    assert lost(status) - lost_before >= len(burst) // 2 - len(processed) - 5
     # Those the middleware lost show as gaps in the publisher's sequence numbers (Iron+):
     # together with what arrived they never exceed what was published.
     values = values_of(live.camera_status(cam))
