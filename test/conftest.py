@@ -36,3 +36,19 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
         'train': {'command': 'test fixture'},
     })
     return path
+
+
+# Tests that run real nodes over Fast DDS in separate processes. On a loaded 2-core machine
+# best-effort 720p frames can be lost in bursts for tens of seconds (see the README's Fast DDS
+# notes), so these get up to two reruns after a pause; any other test fails at once.
+LIVE_MIDDLEWARE_TESTS = ('test/ros/test_node_live.py', 'test/ros/test_lifecycle_live.py',
+                         'test/tools/test_replay.py', 'test/tools/test_demo.py',
+                         'test/tools/test_bench.py')
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the live-middleware tests flaky (two reruns, 10 s apart)."""
+    for item in items:
+        path = Path(str(item.fspath)).resolve().relative_to(REPO).as_posix()
+        if path in LIVE_MIDDLEWARE_TESTS:
+            item.add_marker(pytest.mark.flaky(reruns=2, reruns_delay=10))
