@@ -2,6 +2,9 @@
 
 import os
 from pathlib import Path
+import subprocess
+import sys
+import textwrap
 
 import pytest
 
@@ -17,6 +20,38 @@ def official_dir() -> Path:
             pytest.fail(f'{OFFICIAL} is missing in CI')
         pytest.skip(f'{OFFICIAL} not present in this checkout')
     return OFFICIAL
+
+
+# Prepended to a script run by ``run_without_ros``: every ROS Python package is unimportable.
+_BLOCK_ROS = textwrap.dedent('''
+    import sys
+    BLOCKED = ('rclpy', 'cv_bridge', 'sensor_msgs', 'std_msgs', 'diagnostic_msgs',
+               'builtin_interfaces', 'lifecycle_msgs', 'rosidl_runtime_py')
+
+    class _Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split('.')[0] in BLOCKED:
+                raise ImportError('blocked for this test: ' + name)
+            return None
+
+    sys.meta_path.insert(0, _Block())
+''')
+_CHECK_NO_ROS = textwrap.dedent('''
+    assert not any(m.split('.')[0] in BLOCKED for m in sys.modules)
+    print('ok')
+''')
+
+
+@pytest.fixture(scope='session')
+def run_without_ros():
+    """Run a Python script in a fresh interpreter with every ROS package made unimportable."""
+    def run(body: str, timeout: float = 300) -> None:
+        script = _BLOCK_ROS + textwrap.dedent(body) + _CHECK_NO_ROS
+        proc = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                              timeout=timeout, cwd=str(REPO))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.strip().endswith('ok')
+    return run
 
 
 @pytest.fixture(scope='session')
