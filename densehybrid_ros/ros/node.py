@@ -3,7 +3,8 @@
 Threads: the executor runs subscription callbacks, which only keep the newest message per camera
 (an overwritten one is counted as dropped), plus services, parameters and the diagnostics timer.
 One inference thread takes the newest frame of every camera, runs them as one batch and publishes.
-So latency never grows with load: at most one frame per camera waits.
+So latency never grows with load: at most one frame per camera waits. Under overload, a waiting
+frame older than a third of its camera's period is skipped for the next one (``pacing``).
 """
 
 import argparse
@@ -31,6 +32,7 @@ from std_msgs.msg import Header
 
 from .conversions import check_message, ImageConversionError, msg_to_rgb, numpy_to_image
 from .diagnostics import camera_status, CameraStats, diagnostic_array, ERROR, OK, status
+from .pacing import FramePeriod, fresh_wait
 from .params import check_change, declare_parameters, read_parameters, validate_all
 from .. import visualize
 
@@ -81,6 +83,8 @@ class Camera:
         self.topic, self.out_ns = topic, out_ns
         self.stats = CameraStats()
         self.pending: Optional[ImageMsg] = None     # newest frame not yet taken
+        self.arrival = 0.0                           # monotonic arrival time of ``pending``
+        self.period = FramePeriod()
         self.publishers: Dict[str, Any] = {}
         self.subscription: Any = None
 
@@ -114,6 +118,7 @@ class DenseHybridNode(LifecycleNode):
         self._alpha = float(values['overlay_alpha'])
         self._publish_all = bool(values['publish_all'])
         self._timeout = float(values['camera_timeout'])
+        self._skip_stale = bool(values['skip_stale_frames'])
         self._cameras: List[Camera] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -135,6 +140,9 @@ class DenseHybridNode(LifecycleNode):
             if reason:
                 raise ValueError(reason)
             width = int(values['inference_width'])
+            if values['torch_threads'] > 0:
+                import torch
+                torch.set_num_threads(int(values['torch_threads']))
             from ..inference import Segmenter   # torch: imported here so the node starts fast
             segmenter = Segmenter(values['checkpoint'] or None, device=values['device'],
                                   precision=values['precision'], inference_size=width or None)
@@ -267,6 +275,7 @@ class DenseHybridNode(LifecycleNode):
     def _on_frame(self, cam: Camera, msg: ImageMsg) -> None:
         """Subscription callback: keep only the newest frame of this camera."""
         cam.stats.frame_received()
+        now = time.monotonic()
         try:
             check_message(msg)         # O(1) header checks; decoding happens in the worker
         except ImageConversionError as exc:
@@ -275,7 +284,8 @@ class DenseHybridNode(LifecycleNode):
         with self._lock:
             if cam.pending is not None:
                 cam.stats.frame_dropped()
-            cam.pending = msg
+            cam.pending, cam.arrival = msg, now
+            cam.period.arrived(now)
         self._wake.set()
 
     def _run(self) -> None:
@@ -284,6 +294,8 @@ class DenseHybridNode(LifecycleNode):
             if not self._wake.wait(0.25):
                 continue
             self._wake.clear()
+            if self._skip_stale:
+                self._wait_for_fresh_frames()
             with self._lock:
                 batch = [(cam, cam.pending) for cam in self._cameras if cam.pending]
                 for cam in self._cameras:
@@ -296,6 +308,21 @@ class DenseHybridNode(LifecycleNode):
                 if self._stop.is_set() or not self.context.ok():
                     return
                 self._warn_throttled('inference', 'error', f'frame skipped: {one_line(exc)}')
+
+    def _wait_for_fresh_frames(self) -> None:
+        """Wait (at most one period) for the next frame of cameras whose waiting one is stale."""
+        now = time.monotonic()
+        with self._lock:
+            stale = [(cam, cam.pending, now + wait) for cam in self._cameras if cam.pending
+                     for wait in [fresh_wait(now - cam.arrival, cam.period.period)] if wait > 0]
+        while stale and not self._stop.is_set():
+            now = time.monotonic()
+            with self._lock:      # still the same old frame and its successor not yet overdue
+                stale = [(cam, msg, end) for cam, msg, end in stale
+                         if cam.pending is msg and end > now]
+            if stale:
+                self._wake.wait(min(end for _, _, end in stale) - now)
+                self._wake.clear()
 
     def _process(self, batch: List[Tuple[Camera, ImageMsg]]) -> None:
         segmenter = self._segmenter
@@ -372,7 +399,7 @@ class DenseHybridNode(LifecycleNode):
 
     # ----------------------------------------------------------------- parameters, diagnostics
     def _on_set_parameters(self, parameters: List[Any]) -> SetParametersResult:
-        """Validate every change; apply run-time ones (threshold, alpha, publish_all, timeout)."""
+        """Validate every change; apply the run-time ones."""
         for param in parameters:
             reason = check_change(param.name, param.value, self._state)
             if reason:
@@ -387,6 +414,8 @@ class DenseHybridNode(LifecycleNode):
                 self._publish_all = bool(param.value)
             elif param.name == 'camera_timeout':
                 self._timeout = float(param.value)
+            elif param.name == 'skip_stale_frames':
+                self._skip_stale = bool(param.value)
         return SetParametersResult(successful=True)
 
     def _apply_threshold(self, value: float) -> None:

@@ -58,6 +58,10 @@ SPECS: Tuple[ParamSpec, ...] = (
     ParamSpec('inference_width', 0,
               'Width the model sees (height keeps the aspect ratio); 0 = camera resolution. '
               'Outputs are always at the camera resolution.', int_range=(0, 16384)),
+    ParamSpec('torch_threads', 0,
+              'CPU threads for inference (torch intra-op); 0 = torch default (all cores). One '
+              'fewer than the cores leaves room for DDS and the callbacks.',
+              int_range=(0, 1024)),
     ParamSpec('anomaly_threshold', math.nan,
               'Hybrid score above which a pixel is anomalous (open_set 255, anomaly_mask 255); '
               'NaN = the calibrated threshold from the checkpoint.', stage=RUNTIME),
@@ -65,6 +69,10 @@ SPECS: Tuple[ParamSpec, ...] = (
               stage=RUNTIME, float_range=(0.0, 1.0)),
     ParamSpec('publish_all', False,
               'Compute and publish every output even without subscribers.', stage=RUNTIME),
+    ParamSpec('skip_stale_frames', True,
+              'Under overload, skip a waiting frame older than a third of its camera period '
+              'and process the next one: lower latency, slightly lower output rate.',
+              stage=RUNTIME),
     ParamSpec('input_topics', ['image'],
               'Camera image topics (base names; /compressed is appended for compressed '
               'transport). Outputs of <ns>/<name> go to <ns>/densehybrid/.', stage=ACTIVATE),
