@@ -60,8 +60,14 @@ def densehybrid_loss(logits: torch.Tensor, ood_logits: torch.Tensor, label: torc
                      outlier: torch.Tensor, beta: float = 0.03,
                      disc_weight: Optional[float] = None, ce_weight: float = 1.0,
                      energy_margin: Optional[float] = None,
-                     class_weights: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-    """Compute the DenseHybrid loss terms and their weighted sum (key ``loss``)."""
+                     class_weights: Optional[torch.Tensor] = None,
+                     inlier_margin: Optional[float] = None) -> Dict[str, torch.Tensor]:
+    """Compute the DenseHybrid loss terms and their weighted sum (key ``loss``).
+
+    ``energy_margin`` stops the generative term once an outlier's logsumexp is below it;
+    ``inlier_margin`` (optional, not in the authors' loss) adds ``relu(margin - lse)`` over
+    inlier pixels to the generative term, so inlier log-likelihoods cannot drift low.
+    """
     disc_weight = 10.0 * beta if disc_weight is None else disc_weight
     out = outlier.bool()
     closed_target = label.masked_fill(out, IGNORE)
@@ -70,11 +76,13 @@ def densehybrid_loss(logits: torch.Tensor, ood_logits: torch.Tensor, label: torc
                              ignore_index=IGNORE)
     else:
         ce = logits.float().sum() * 0.0
-    lse = torch.logsumexp(logits.float(), 1)
-    if energy_margin is not None:
-        lse = F.relu(lse - energy_margin)
+    lse_raw = torch.logsumexp(logits.float(), 1)
+    lse = lse_raw if energy_margin is None else F.relu(lse_raw - energy_margin)
     outf = out.float()
     gen = (lse * outf).sum() / outf.sum().clamp(min=1.0)
+    if inlier_margin is not None:
+        inf = (closed_target != IGNORE).float()
+        gen = gen + (F.relu(inlier_margin - lse_raw) * inf).sum() / inf.sum().clamp(min=1.0)
     ood_target = torch.where(out, torch.ones_like(label),
                              torch.where(label != IGNORE, torch.zeros_like(label),
                                          torch.full_like(label, IGNORE)))
@@ -376,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--disc-weight', type=float, help='dataset-head weight (default 10*beta)')
     p.add_argument('--ce-weight', type=float, default=1.0)
     p.add_argument('--energy-margin', type=float, help='optional margin on outlier logsumexp')
+    p.add_argument('--inlier-margin', type=float,
+                   help='optional: also push inlier logsumexp above this (hinge, weight beta)')
     p.add_argument('--class-weights', choices=('none', 'sqrt'), default='none',
                    help="closed-set CE class weights: none (the authors' loss) or sqrt of "
                         'median frequency / frequency over the training labels (rare classes up)')
@@ -506,7 +516,8 @@ def _run(args: argparse.Namespace, rank: int, world: int, device: torch.device,
             with ctx:
                 logits, ood = net(x)
             terms = densehybrid_loss(logits, ood, label, outlier, args.beta, args.disc_weight,
-                                     args.ce_weight, args.energy_margin, class_weights)
+                                     args.ce_weight, args.energy_margin, class_weights,
+                                     args.inlier_margin)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms['loss']).backward()
             scaler.step(optimizer)
