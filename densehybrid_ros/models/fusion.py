@@ -1,10 +1,12 @@
 """Inference-time folding of BatchNorm into the convolution that feeds it.
 
-Pre-activation units (BN -> ReLU -> conv) cannot fold their BN, but wherever a convolution's
-only consumer is a BatchNorm (DenseNet's conv1 -> norm2, every ResNet conv -> bn), the BN is an
-affine map of the conv output and becomes the conv's weight scale and bias. The folded model
-computes the same function with one memory pass fewer per pair; its state_dict differs, so it
-is for inference only (the Segmenter folds a copy after loading).
+Wherever a convolution's only consumer is a BatchNorm (DenseNet's conv1 -> norm2, every ResNet
+conv -> bn), the BN is an affine map of the conv output and becomes the conv's weight scale and
+bias. Pre-activation units (BN -> ReLU -> conv) cannot fold their BN (the ReLU is in between),
+so where the BN reads DenseNet's channel-slice views of the block buffer (a slow strided path
+for BatchNorm) the BN and its ReLU become one ``relu(x * scale + shift)`` module. The
+fused model computes the same function; its state_dict differs, so it is for inference only
+(the Segmenter fuses a copy after loading).
 """
 
 from typing import Iterable, Tuple
@@ -14,6 +16,22 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from .ldn121 import DenseLayer
+
+
+class ScaleShiftReLU(nn.Module):
+    """``relu(x * scale + shift)``: an eval-mode BatchNorm and the ReLU after it, one pass."""
+
+    def __init__(self, bn: nn.BatchNorm2d) -> None:
+        super().__init__()
+        with torch.no_grad():
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            shift = bn.bias - bn.running_mean * scale
+        self.register_buffer('scale', scale.detach().view(1, -1, 1, 1).clone())
+        self.register_buffer('shift', shift.detach().view(1, -1, 1, 1).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # addcmul writes a fresh tensor in x's memory format (also for strided views).
+        return torch.addcmul(self.shift, x, self.scale).clamp_min_(0.0)
 
 
 @torch.no_grad()
@@ -44,8 +62,18 @@ def _pairs(module: nn.Module) -> Iterable[Tuple[str, str]]:
     return []
 
 
+def _bn_relu_pairs(module: nn.Module) -> Iterable[Tuple[str, str]]:
+    """(bn, relu) child names where the BN reads a channel slice of a dense-block buffer.
+
+    Only there does it pay: BatchNorm's channels-last kernel is fast on contiguous tensors but
+    takes a slow strided path on the slice views (measured: ldn121 about 8 % faster overall,
+    while fusing every BN -> ReLU pair was slower on contiguous inputs).
+    """
+    return [('norm1', 'relu1')] if isinstance(module, DenseLayer) else []
+
+
 def fuse_for_inference(model: nn.Module) -> nn.Module:
-    """Fold every conv -> BN pair in place (model must be in eval mode); returns the model."""
+    """Fold conv -> BN pairs, then the dense layers' BN -> ReLU, in place (eval mode)."""
     if model.training:
         raise ValueError('fuse_for_inference needs a model in eval mode')
     for module in list(model.modules()):
@@ -54,4 +82,8 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
             if isinstance(bn, nn.BatchNorm2d) and isinstance(conv, nn.Conv2d):
                 setattr(module, conv_name, fold_bn(conv, bn))
                 setattr(module, bn_name, nn.Identity())
+    for module in list(model.modules()):
+        for bn_name, relu_name in _bn_relu_pairs(module):
+            setattr(module, bn_name, ScaleShiftReLU(getattr(module, bn_name)))
+            setattr(module, relu_name, nn.Identity())
     return model
