@@ -24,7 +24,7 @@ from .classes import default_class_names, default_palette
 from .models import DenseHybridModel
 from .models.fusion import fuse_for_inference
 from .paths import default_checkpoint
-from .scoring import compute_score, open_set_from_labels, UNKNOWN_ID
+from .scoring import compute_score, open_set_from_labels, score_and_labels, UNKNOWN_ID
 
 LOG = logging.getLogger(__name__)
 OUTPUTS = ('semantic', 'score', 'open_set', 'anomaly_mask')
@@ -183,9 +183,13 @@ class Segmenter:
             logits, ood_logits = self.model(x)                           # N x K|2 x h x w
         need_score = bool(wanted & {'score', 'open_set', 'anomaly_mask'})
         need_labels = bool(wanted & {'semantic', 'open_set'})
-        score = compute_score(self.score_kind, logits.float(), ood_logits.float()) \
-            if need_score else None                                      # N x h x w
-        labels = logits.argmax(1).to(torch.uint8) if need_labels else None
+        score = labels = None
+        if need_score:     # one pass gives both; the logits are scratch space afterwards
+            score, labels = score_and_labels(self.score_kind, logits.float(),
+                                             ood_logits.float(), overwrite_logits=True)
+        elif need_labels:
+            labels = logits.argmax(1)
+        labels = labels.to(torch.uint8) if need_labels else None        # N x h x w
         # Back to each image's size: on the CPU with OpenCV on the final uint8/float32 maps
         # (no float detour for labels), on a GPU on the device before the one copy to the host.
         on_cpu = self.device.type == 'cpu'

@@ -35,6 +35,26 @@ def test_compute_score_by_name(logits, kind, expected):
 def test_unknown_score_name():
     with pytest.raises(ValueError, match='unknown score'):
         scoring.compute_score('energy', torch.zeros(1, 2, 1, 1), torch.zeros(1, 2, 1, 1))
+    with pytest.raises(ValueError, match='unknown score'):
+        scoring.score_and_labels('energy', torch.zeros(1, 2, 1, 1), torch.zeros(1, 2, 1, 1))
+
+
+@pytest.mark.parametrize('kind', sorted(scoring.SCORES))
+@pytest.mark.parametrize('overwrite', [False, True])
+@pytest.mark.parametrize('memory_format', [torch.contiguous_format, torch.channels_last])
+def test_score_and_labels_in_one_pass_equal_the_separate_calls(logits, kind, overwrite,
+                                                                memory_format):
+    s, o = (t.contiguous(memory_format=memory_format) for t in logits)
+    s[0, :, 0, 0] = 100.0                               # extreme logits: shift must be exact
+    s[1, 3, 2, 2] = s[1, 1, 2, 2]                      # a tie resolves to the first index
+    expected_score = scoring.compute_score(kind, s, o)
+    expected_labels = s.argmax(1)
+    original = s.clone()
+    score, labels = scoring.score_and_labels(kind, s, o, overwrite_logits=overwrite)
+    assert torch.allclose(score, expected_score, atol=1e-5)
+    assert torch.equal(labels, expected_labels)
+    if not overwrite:
+        assert torch.equal(s, original)                # the caller's logits are untouched
 
 
 def test_higher_score_for_low_likelihood_and_outlier_posterior():

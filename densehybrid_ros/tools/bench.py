@@ -186,7 +186,7 @@ class Pipelines:
         """Seconds for (forward, forward + hybrid score + open-set prediction)."""
         import torch
 
-        from ..scoring import hybrid_score, open_set_prediction
+        from ..scoring import open_set_from_labels, score_and_labels
 
         _sync(self.device)
         t0 = time.perf_counter()
@@ -195,8 +195,12 @@ class Pipelines:
                 logits, ood_logits = self.net(x)
             _sync(self.device)
             t1 = time.perf_counter()
-            score = hybrid_score(logits.float(), ood_logits.float())
-            pred = open_set_prediction(logits, score, THRESHOLD)
+            # As the Segmenter does: one pass for labels and score, logits as scratch space.
+            kept = logits.clone() if keep is not None else None
+            score, labels = score_and_labels('hybrid', logits.float(), ood_logits.float(),
+                                             overwrite_logits=True)
+            pred = open_set_from_labels(labels.to(torch.uint8), score, THRESHOLD)
+            logits = kept if keep is not None else logits
             _sync(self.device)
         t2 = time.perf_counter()
         if keep is not None:
