@@ -42,8 +42,8 @@ def test_unknown_score_name():
 @pytest.mark.parametrize('kind', sorted(scoring.SCORES))
 @pytest.mark.parametrize('overwrite', [False, True])
 @pytest.mark.parametrize('memory_format', [torch.contiguous_format, torch.channels_last])
-def test_score_and_labels_in_one_pass_equal_the_separate_calls(logits, kind, overwrite,
-                                                                memory_format):
+def test_score_and_labels_in_one_pass_equal_the_separate_calls(
+        logits, kind, overwrite, memory_format):
     s, o = (t.contiguous(memory_format=memory_format) for t in logits)
     s[0, :, 0, 0] = 100.0                               # extreme logits: shift must be exact
     s[1, 3, 2, 2] = s[1, 1, 2, 2]                      # a tie resolves to the first index
