@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA
+export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA?sockets_size=16MB
 
 .PHONY: setup demo test bench lint clean
 

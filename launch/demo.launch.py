@@ -19,15 +19,14 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 
 from densehybrid_ros.paths import package_share
-
-TRANSPORT_ENV = 'FASTDDS_BUILTIN_TRANSPORTS'
+from densehybrid_ros.transport import LARGE_DATA, TRANSPORT_ENV
 
 
 def _setup(context: LaunchContext) -> List[Any]:
     def arg(name: str) -> str:
         return LaunchConfiguration(name).perform(context)
 
-    env = {} if TRANSPORT_ENV in os.environ else {TRANSPORT_ENV: 'LARGE_DATA'}
+    env = {} if TRANSPORT_ENV in os.environ else {TRANSPORT_ENV: LARGE_DATA}
     bag = arg('bag')
     replay = ExecuteProcess(cmd=['densehybrid-replay', bag, '--loop', '--quiet'],
                             output='screen', additional_env=env)

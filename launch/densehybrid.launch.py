@@ -8,8 +8,9 @@ Examples:
       input_transport:=compressed checkpoint:=/data/models/ldn121.pt autostart:=false
 
 Empty arguments keep the value from the params file. The node gets
-FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA unless that variable is already set: large images over
-best-effort UDP otherwise arrive as lost fragments.
+FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA (with 16 MB buffers, densehybrid_ros/transport.py) unless
+that variable is already set: large images over best-effort UDP otherwise arrive as lost
+fragments.
 """
 
 import os
@@ -23,9 +24,9 @@ from launch_ros.actions import Node
 import yaml
 
 from densehybrid_ros.paths import package_share
+from densehybrid_ros.transport import LARGE_DATA, TRANSPORT_ENV
 
 PACKAGE = 'densehybrid_ros'
-TRANSPORT_ENV = 'FASTDDS_BUILTIN_TRANSPORTS'
 NODE_OVERRIDES = ('checkpoint', 'device', 'precision', 'input_transport')
 # RViz panels: display name -> output (None = the camera input itself).
 RVIZ_IMAGES = {'Input': None, 'Overlay': 'overlay', 'Anomaly heatmap': 'anomaly_heatmap',
@@ -91,7 +92,7 @@ def _setup(context: LaunchContext) -> List[Any]:
     if arg('input_topics').strip():
         overrides['input_topics'] = _input_topics(arg('input_topics'))
     overrides['use_sim_time'] = _flag(arg('use_sim_time'))
-    env = {} if TRANSPORT_ENV in os.environ else {TRANSPORT_ENV: 'LARGE_DATA'}
+    env = {} if TRANSPORT_ENV in os.environ else {TRANSPORT_ENV: LARGE_DATA}
     namespace = arg('namespace').strip('/')
     remappings = [] if arg('image') == 'image' else [('image', arg('image'))]
     node = Node(package=PACKAGE, executable='densehybrid-node', name='densehybrid',

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import gc
 import logging
 import math
-import os
 import sys
 import threading
 import time
@@ -34,6 +33,7 @@ from .conversions import check_message, ImageConversionError, msg_to_rgb, numpy_
 from .diagnostics import camera_status, CameraStats, diagnostic_array, ERROR, OK, status
 from .pacing import FramePeriod, fresh_wait
 from .params import check_change, declare_parameters, read_parameters, validate_all
+from ..transport import use_large_data
 from .. import visualize
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
@@ -485,8 +485,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('--autostart', action='store_true',
                         help='configure and activate at start (no lifecycle manager needed)')
     opts = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
-    # Large images over best-effort UDP arrive as fragments and get lost; TCP/SHM data does not.
-    os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    use_large_data()      # large best-effort images need Fast DDS's LARGE_DATA transports
     rclpy.init(args=argv)
     node = None
     handler = None

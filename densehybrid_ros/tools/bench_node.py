@@ -31,6 +31,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..transport import LARGE_DATA, TRANSPORT_ENV
+
 INPUT_TOPIC = '/bench/image'
 OUTPUT_NS = '/bench/densehybrid'
 ALL_OUTPUTS = ('semantic', 'semantic_color', 'anomaly_score', 'anomaly_heatmap', 'open_set',
@@ -77,7 +79,7 @@ def median(values: Sequence[float]) -> float:
 def ros_env(domain_id: int, threads: Optional[int] = None) -> Dict[str, str]:
     """Environment for every process of the live bench: private domain, large-data transport."""
     env = dict(os.environ)
-    env['FASTDDS_BUILTIN_TRANSPORTS'] = 'LARGE_DATA'
+    env[TRANSPORT_ENV] = LARGE_DATA
     env['ROS_DOMAIN_ID'] = str(domain_id)
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     env.pop('ROS_LOCALHOST_ONLY', None)       # deprecated in Jazzy; the range above replaces it

@@ -17,8 +17,10 @@ import sys
 import time
 from typing import List, Optional
 
+from ..transport import use_large_data
+
 EXAMPLE = '''example:
-  densehybrid-demo                          # 40 frames at 256 x 512, results in out/demo/
+  densehybrid-demo                          # 40 frames at 512 x 1024, results in out/demo/
   densehybrid-demo --frames 10 --output /tmp/demo --checkpoint my_model.pt
 '''
 CAMERA = '/camera/image'
@@ -31,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--output', default='out/demo', help='results folder (default out/demo)')
     p.add_argument('--frames', type=int, default=40, help='frames in the sample bag')
-    p.add_argument('--size', type=int, nargs=2, default=(256, 512), metavar=('H', 'W'))
+    p.add_argument('--size', type=int, nargs=2, default=(512, 1024), metavar=('H', 'W'),
+                   help='scene size (default 512 1024, the scale the embedded model knows)')
     p.add_argument('--seed', type=int, help='first scene seed (default: the evaluation range)')
     p.add_argument('--checkpoint', default='', help='model (default: the embedded model)')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
@@ -58,7 +61,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     env = dict(os.environ)
-    env.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    use_large_data(env)
     env.setdefault('ROS_DOMAIN_ID', str(50 + os.getpid() % 50))   # keep off a shared graph
     started = time.monotonic()
     bag, live = out / 'sample_bag', out / 'live_bag'

@@ -21,6 +21,7 @@ from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Tuple
 from tqdm import tqdm
 
 from ..bags import BagError, BagReader, BagWriter, IMAGE_TYPES, RESULT_ENCODINGS, result_topic
+from ..transport import use_large_data
 
 EXAMPLE = '''examples:
   densehybrid-replay out/sample_bag                                   # recorded rate
@@ -134,7 +135,7 @@ def _plan(reader: BagReader, args: argparse.Namespace) -> Tuple[List[str], List[
 
 def replay(args: argparse.Namespace) -> Dict[str, Any]:
     """Play the bag; returns counts of published and recorded messages."""
-    os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')
+    use_large_data()
     import rclpy                                   # imported here: eval works without ROS
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,

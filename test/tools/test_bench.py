@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from densehybrid_ros.tools import bench
+from densehybrid_ros.transport import LARGE_DATA, TRANSPORT_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 STAND_IN = '''
@@ -32,7 +33,7 @@ def _finite(value) -> bool:
 
 def _run_bench(tmp_path: Path, *args: str) -> dict:
     out = tmp_path / 'bench.json'
-    env = {**os.environ, 'PYTHONPATH': str(REPO), 'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
+    env = {**os.environ, 'PYTHONPATH': str(REPO), TRANSPORT_ENV: LARGE_DATA}
     proc = subprocess.run(
         [sys.executable, '-m', 'densehybrid_ros.tools.bench', '--quick', '--threads', '1',
          '--seed', '3', '--json', str(out), *args],

@@ -13,6 +13,7 @@ from densehybrid_ros.bags import array_to_image, BagReader, _typestore
 from densehybrid_ros.tools import eval_bag
 from densehybrid_ros.tools.make_sample_bag import write_sample_bag
 from densehybrid_ros.tools.replay import cdr_stamp, main, schedule
+from densehybrid_ros.transport import LARGE_DATA, TRANSPORT_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,7 +107,7 @@ def test_lock_step_replay_records_every_result_with_the_labels(tmp_path) -> None
     frames = 3
     write_sample_bag(str(tmp_path / 'bag'), frames, (16, 24), rate=50.0)
     env = {**os.environ, 'PYTHONPATH': str(REPO), 'ROS_DOMAIN_ID': str(60 + os.getpid() % 40),
-           'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}     # as the project starts its nodes
+           TRANSPORT_ENV: LARGE_DATA}     # as the project starts its nodes
     node = subprocess.Popen([sys.executable, '-c', STAND_IN, str(frames)], env=env,
                             stdout=subprocess.PIPE, text=True)
     try:
@@ -139,7 +140,7 @@ def test_live_node_results_agree_with_offline_eval(tmp_path, tiny_checkpoint) ->
     """Sample bag -> live node (lock-step replay, recorded) -> eval == eval of the bag."""
     write_sample_bag(str(tmp_path / 'bag'), 3, (32, 64), rate=10.0, seed=4242)
     env = {**os.environ, 'PYTHONPATH': str(REPO), 'ROS_DOMAIN_ID': str(20 + os.getpid() % 40),
-           'FASTDDS_BUILTIN_TRANSPORTS': 'LARGE_DATA'}
+           TRANSPORT_ENV: LARGE_DATA}
     node = subprocess.Popen(
         [sys.executable, '-m', 'densehybrid_ros.ros.node', '--autostart', '--ros-args',
          '-p', f'checkpoint:={tiny_checkpoint}', '-p', 'device:=cpu',
@@ -177,7 +178,8 @@ def test_large_data_transport_is_the_default(monkeypatch, tmp_path, capsys) -> N
     monkeypatch.delenv('FASTDDS_BUILTIN_TRANSPORTS', raising=False)
     assert main([str(tmp_path / 'missing')]) == 2
     assert 'bag not found' in capsys.readouterr().err
-    assert os.environ['FASTDDS_BUILTIN_TRANSPORTS'] == 'LARGE_DATA'
+    assert os.environ['FASTDDS_BUILTIN_TRANSPORTS'] == LARGE_DATA
+    assert LARGE_DATA.startswith('LARGE_DATA?')
     monkeypatch.setenv('FASTDDS_BUILTIN_TRANSPORTS', 'UDPv4')
     assert main([str(tmp_path / 'missing')]) == 2
     assert os.environ['FASTDDS_BUILTIN_TRANSPORTS'] == 'UDPv4'
