@@ -310,7 +310,7 @@ class DenseHybridNode(LifecycleNode):
                 self._warn_throttled('inference', 'error', f'frame skipped: {one_line(exc)}')
 
     def _wait_for_fresh_frames(self) -> None:
-        """Wait (at most one period) for the next frame of cameras whose waiting one is stale."""
+        """Wait (at most 1.25 periods) for the next frame of cameras whose waiting one is stale."""
         now = time.monotonic()
         with self._lock:
             stale = [(cam, cam.pending, now + wait) for cam in self._cameras if cam.pending
