@@ -45,9 +45,12 @@ from .models import build_model, DenseHybridModel
 STATE_FORMAT = 'densehybrid_ros/train-state/1'
 IGNORE = 255
 
-EXAMPLE = '''example (the recipe of the embedded default model, about 1.2 h on 2 shared CPU cores):
+EXAMPLE = '''examples (the embedded default model's staged recipe is in models/MODEL_CARD.md):
   densehybrid-train synthetic --iters 1130 --energy-margin -5 --class-weights sqrt \\
       --cache runs/cache --output runs/default --json runs/default/metrics.json
+  densehybrid-train synthetic --init runs/default/model.pt --scene-size 512 1024 \\
+      --crop 192 384 --val-size 512 1024 --energy-margin -5 --inlier-margin 5 --beta 0.06 \\
+      --disc-weight 0.3 --iters 500 --lr 3e-4 --cache runs/cache --output runs/stage2
   densehybrid-train synthetic ... --resume          # continue after an interruption
   torchrun --nproc_per_node 2 -m densehybrid_ros.train synthetic --iters 100 --output runs/ddp
   densehybrid-train /data/cityscapes --negatives /data/ade20k/images \\
