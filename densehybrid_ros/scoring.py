@@ -42,12 +42,15 @@ SCORES: Dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 
 
+def _check_kind(kind: str) -> None:
+    if kind not in SCORES:
+        raise ValueError(f'unknown score {kind!r}; choose one of {sorted(SCORES)}')
+
+
 def compute_score(kind: str, logits: torch.Tensor, ood_logits: torch.Tensor) -> torch.Tensor:
     """Score by name: 'hybrid', 'generative' or 'discriminative'."""
-    try:
-        return SCORES[kind](logits, ood_logits)
-    except KeyError:
-        raise ValueError(f'unknown score {kind!r}; choose one of {sorted(SCORES)}') from None
+    _check_kind(kind)
+    return SCORES[kind](logits, ood_logits)
 
 
 def score_and_labels(kind: str, logits: torch.Tensor, ood_logits: torch.Tensor,
@@ -59,8 +62,7 @@ def score_and_labels(kind: str, logits: torch.Tensor, ood_logits: torch.Tensor,
     the logits serve as scratch space for the exponentials: no full-size temporary, about
     half the time of the separate calls on a CPU; the logits are garbage afterwards.
     """
-    if kind not in SCORES:
-        raise ValueError(f'unknown score {kind!r}; choose one of {sorted(SCORES)}')
+    _check_kind(kind)
     values, labels = logits.max(1)                                        # N x H x W
     if kind == 'discriminative':
         return discriminative_score(ood_logits), labels

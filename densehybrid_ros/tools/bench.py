@@ -195,12 +195,11 @@ class Pipelines:
                 logits, ood_logits = self.net(x)
             _sync(self.device)
             t1 = time.perf_counter()
-            # As the Segmenter does: one pass for labels and score, logits as scratch space.
-            kept = logits.clone() if keep is not None else None
+            # As the Segmenter does: one pass for labels and score, logits as scratch space
+            # (unless the caller keeps them).
             score, labels = score_and_labels('hybrid', logits.float(), ood_logits.float(),
-                                             overwrite_logits=True)
+                                             overwrite_logits=keep is None)
             pred = open_set_from_labels(labels.to(torch.uint8), score, THRESHOLD)
-            logits = kept if keep is not None else logits
             _sync(self.device)
         t2 = time.perf_counter()
         if keep is not None:
