@@ -10,10 +10,12 @@ export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA?sockets_size=16MB
 
 setup: $(STAMP)
 
-$(STAMP): requirements/core.txt requirements/ros.txt requirements/dev.txt setup.py package.xml
+$(STAMP): requirements/core.txt requirements/ros.txt requirements/dev.txt requirements/deploy.txt \
+		setup.py package.xml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check \
-		-r requirements/core.txt -r requirements/ros.txt -r requirements/dev.txt
+		-r requirements/core.txt -r requirements/ros.txt -r requirements/dev.txt \
+		-r requirements/deploy.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
