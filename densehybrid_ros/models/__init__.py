@@ -3,10 +3,12 @@
 from typing import Callable, Dict
 
 from .base import DenseHybridModel
+from .dlv3plus_wrn38 import DeepLabV3PlusWRN38
 from .ladder_resnet18 import LadderResNet18, LadderResNet18Half
 from .ldn121 import LDN121
 
 ARCHS: Dict[str, Callable[[int], DenseHybridModel]] = {
+    DeepLabV3PlusWRN38.arch: DeepLabV3PlusWRN38,
     LDN121.arch: LDN121,
     LadderResNet18.arch: LadderResNet18,
     LadderResNet18Half.arch: LadderResNet18Half,
