@@ -102,10 +102,9 @@ def _setup(context: LaunchContext) -> List[Any]:
                 ros_arguments=['--log-level', arg('log_level')], additional_env=env)
     actions: List[Any] = [node]
     if _flag(arg('rviz')):
-        from densehybrid_ros.ros.node import output_namespaces
+        from densehybrid_ros.outputs import camera_base, output_namespaces
         topics = overrides.get('input_topics') or [arg('image')]
-        cameras = [_absolute(t[:-len('/compressed')] if t.endswith('/compressed') else t,
-                             namespace) for t in topics]
+        cameras = [_absolute(camera_base(t), namespace) for t in topics]
         # RViz picks the image transport from the topic's last token (/compressed).
         shown = cameras[0] + ('/compressed' if arg('input_transport') == 'compressed' else '')
         config = rviz_config(shown, output_namespaces(cameras)[0],

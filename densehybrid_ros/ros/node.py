@@ -15,7 +15,7 @@ import math
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
@@ -33,20 +33,10 @@ from .conversions import check_message, ImageConversionError, msg_to_rgb, numpy_
 from .diagnostics import camera_status, CameraStats, diagnostic_array, ERROR, OK, status
 from .pacing import FramePeriod, fresh_wait
 from .params import check_change, declare_parameters, read_parameters, validate_all
+from ..outputs import needs, OUTPUTS, output_namespaces, Renderer
 from ..transport import use_large_data
-from .. import visualize
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
-# Output topic -> (encoding, the Segmenter outputs it is made from).
-OUTPUTS: Dict[str, Tuple[str, Tuple[str, ...]]] = {
-    'semantic': ('mono8', ('semantic',)),
-    'semantic_color': ('rgb8', ('semantic',)),
-    'anomaly_score': ('32FC1', ('score',)),
-    'anomaly_heatmap': ('rgb8', ('score',)),
-    'open_set': ('mono8', ('open_set',)),
-    'anomaly_mask': ('mono8', ('anomaly_mask',)),
-    'overlay': ('rgb8', ('open_set',)),
-}
 OUTPUT_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                         reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.VOLATILE)
@@ -61,14 +51,6 @@ def input_qos(reliability: str) -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE,
                       reliability=ReliabilityPolicy.BEST_EFFORT if reliability == 'best_effort'
                       else ReliabilityPolicy.RELIABLE)
-
-
-def output_namespaces(topics: Sequence[str]) -> List[str]:
-    """``<ns>/densehybrid`` for each resolved ``<ns>/<name>``; ``.../<name>`` if ns is shared."""
-    split = [t.rstrip('/').rsplit('/', 1) for t in topics]
-    namespaces = [ns for ns, _ in split]
-    return [f'{ns}/densehybrid' + (f'/{name}' if namespaces.count(ns) > 1 else '')
-            for ns, name in split]
 
 
 def one_line(exc: BaseException) -> str:
@@ -113,8 +95,7 @@ class DenseHybridNode(LifecycleNode):
         self._error = ''
         self._segmenter: Any = None     # densehybrid_ros.inference.Segmenter once configured
         self._calibrated_threshold = math.nan
-        self._lut: Optional[np.ndarray] = None
-        self._heat_range: Optional[Tuple[float, float]] = None
+        self._renderer: Optional[Renderer] = None      # drawing of the outputs, once configured
         self._alpha = float(values['overlay_alpha'])
         self._publish_all = bool(values['publish_all'])
         self._timeout = float(values['camera_timeout'])
@@ -156,8 +137,8 @@ class DenseHybridNode(LifecycleNode):
         self._segmenter, self._error = segmenter, ''
         self._calibrated_threshold = segmenter.threshold
         self._apply_threshold(values['anomaly_threshold'])
-        self._lut = visualize.label_lut(segmenter.meta['palette'])
-        self._heat_range = segmenter.score_range
+        self._renderer = Renderer(segmenter.palette, segmenter.meta.get('calibration'),
+                                  self._alpha)
         self._state = 'inactive'
         self.get_logger().info(
             f'configured: {segmenter.arch} from {segmenter.meta.get("path")} on '
@@ -339,41 +320,15 @@ class DenseHybridNode(LifecycleNode):
                 self._bad_message(cam, exc)
         if not jobs:
             return
-        needs: Set[str] = {need for job in jobs for name in job.outputs
-                           for need in OUTPUTS[name][1]}
-        results = segmenter([job.rgb for job in jobs], outputs=needs)
+        renderer = self._renderer
+        results = segmenter([job.rgb for job in jobs],
+                            outputs=needs(name for job in jobs for name in job.outputs))
         for job, result in zip(jobs, results):
             for name in job.outputs:
-                image = self._render(name, job.rgb, result)
+                image = renderer.render(name, job.rgb, result)
                 job.camera.publishers[name].publish(
-                    numpy_to_image(image, OUTPUTS[name][0], job.header))
+                    numpy_to_image(image, OUTPUTS[name].encoding, job.header))
             job.camera.stats.frame_processed(self._latency(job.header))
-
-    def _render(self, name: str, rgb: np.ndarray, result: Any) -> np.ndarray:
-        if name == 'semantic':
-            return result.semantic
-        if name == 'semantic_color':
-            return visualize.colorize(result.semantic, self._lut)
-        if name == 'anomaly_score':
-            return result.score
-        if name == 'anomaly_heatmap':
-            return visualize.heatmap(result.score, self._heatmap_range(result.score))
-        if name == 'open_set':
-            return result.open_set
-        if name == 'anomaly_mask':
-            return result.anomaly_mask.view(np.uint8) * np.uint8(255)
-        return visualize.overlay(rgb, visualize.colorize(result.open_set, self._lut),
-                                 self._alpha)
-
-    def _heatmap_range(self, score: np.ndarray) -> Tuple[float, float]:
-        """Return the calibrated score range; without one, freeze it from the first frame."""
-        if self._heat_range is None:
-            low, high = (float(v) for v in np.percentile(score, (1, 99)))
-            self._heat_range = (low, high if high > low else low + 1.0)
-            self.get_logger().warning(
-                f'checkpoint has no calibrated score range: heatmap range fixed to '
-                f'[{self._heat_range[0]:.3g}, {self._heat_range[1]:.3g}] from the first frame')
-        return self._heat_range
 
     def _latency(self, header: Header) -> Optional[float]:
         stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
@@ -410,6 +365,8 @@ class DenseHybridNode(LifecycleNode):
                 self._apply_threshold(param.value)
             elif param.name == 'overlay_alpha':
                 self._alpha = float(param.value)
+                if self._renderer is not None:
+                    self._renderer.alpha = self._alpha
             elif param.name == 'publish_all':
                 self._publish_all = bool(param.value)
             elif param.name == 'camera_timeout':

@@ -403,9 +403,8 @@ def bench_conversions(size: Size, reps: int, inference_width: int, seed: int,
     import torch.nn.functional as F
 
     from ..inference import Result
+    from ..outputs import OUTPUTS, Renderer
     from ..ros import conversions
-    from ..ros import node as node_module
-    from .. import visualize
     from .bench_node import make_frames
 
     log(f'conversions at {size_name(size)}')
@@ -417,8 +416,7 @@ def bench_conversions(size: Size, reps: int, inference_width: int, seed: int,
     result = Result(semantic=semantic, score=score,
                     open_set=np.where(score > THRESHOLD, np.uint8(255), semantic),
                     anomaly_mask=score > THRESHOLD)
-    stub = types.SimpleNamespace(_lut=visualize.label_lut(lut_palette), _alpha=0.5,
-                                 _heatmap_range=lambda s: (-6.0, 1.0))
+    renderer = Renderer(lut_palette, {'score_p01': -6.0, 'score_p99': 1.0}, alpha=0.5)
 
     def timed(fn: Callable[[], Any]) -> float:
         fn()                                                            # warm-up
@@ -438,11 +436,10 @@ def bench_conversions(size: Size, reps: int, inference_width: int, seed: int,
         'input_bgr8_cv_bridge': timed(lambda: conversions.msg_to_rgb(bgr_msg)),
         'outputs': {},
     }
-    for name, (encoding, _) in node_module.OUTPUTS.items():
-        image = node_module.DenseHybridNode._render(stub, name, rgb, result)
+    for name, encoding, _ in OUTPUTS.values():
+        image = renderer.render(name, rgb, result)
         out['outputs'][name] = {
-            'render': timed(lambda n=name: node_module.DenseHybridNode._render(
-                stub, n, rgb, result)),
+            'render': timed(lambda n=name: renderer.render(n, rgb, result)),
             'to_message': timed(lambda i=image, e=encoding: conversions.numpy_to_image(
                 i, e, header)),
         }

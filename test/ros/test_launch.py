@@ -37,7 +37,7 @@ def test_launch_file_names_every_argument_and_sets_large_data():
 
 def test_rviz_layout_shows_input_overlay_heatmap_and_open_set():
     pytest.importorskip('rclpy')
-    from densehybrid_ros.ros.node import OUTPUTS
+    from densehybrid_ros.outputs import OUTPUTS
     config = yaml.safe_load(RVIZ.read_text())
     displays = {d['Name']: d for d in config['Visualization Manager']['Displays']}
     assert set(displays) == {'Input', 'Overlay', 'Anomaly heatmap', 'Open set'}

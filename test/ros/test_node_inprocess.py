@@ -77,6 +77,6 @@ def test_uncalibrated_checkpoint_fixes_the_heatmap_range_once(node, uncalibrated
     assert node.trigger_configure() == SUCCESS
     assert math.isnan(node._segmenter.threshold)             # nothing flagged until set
     first = np.linspace(-5.0, 5.0, 1000, dtype=np.float32).reshape(10, 100)
-    low, high = node._heatmap_range(first)
+    low, high = node._renderer.heatmap_range(first)
     assert low == pytest.approx(-4.9, abs=0.01) and high == pytest.approx(4.9, abs=0.01)
-    assert node._heatmap_range(first * 10) == (low, high)   # never per-frame min-max
+    assert node._renderer.heatmap_range(first * 10) == (low, high)   # never per-frame min-max

@@ -21,7 +21,7 @@ from std_msgs.msg import Header  # noqa: E402
 
 from densehybrid_ros.ros.conversions import numpy_to_image  # noqa: E402
 from densehybrid_ros.ros.diagnostics import values_of  # noqa: E402
-from densehybrid_ros.ros.node import OUTPUTS  # noqa: E402
+from densehybrid_ros.outputs import OUTPUTS  # noqa: E402
 
 CAMERAS = ('/cam_a/image', '/cam_b/image')
 H, W = 720, 1280
@@ -132,7 +132,7 @@ def test_every_output_arrives_with_encoding_size_and_stamp(live):
         lambda: all(first_complete_stamp(live, cam) for cam in CAMERAS) and
         {cam: first_complete_stamp(live, cam) for cam in CAMERAS}, 90, 'all 14 outputs')
     for cam in CAMERAS:
-        for name, (encoding, _) in OUTPUTS.items():
+        for name, encoding, _ in OUTPUTS.values():
             msg = live.outputs[(cam, name)].with_stamp(stamps[cam])
             assert msg is not None, (cam, name)
             channels, itemsize = {'mono8': (1, 1), 'rgb8': (3, 1), '32FC1': (1, 4)}[encoding]
