@@ -10,36 +10,38 @@ pattern), so a bin covers a *relative* width of the score: roughly 1/4000 of a b
 default 2**20 bins even when scores span many orders of magnitude and cross zero (heavy tails),
 and single float32 values when the run's scores lie in a very narrow range (the range adapts:
 when a new score falls outside, neighbouring bins merge pairwise, which is exact). Magnitudes
-below 2**-100 are treated as +-2**-100. Memory is two int64 arrays of ``bins`` entries, whatever
-the number of frames. Two histograms with the same ``bins`` merge exactly: evaluating shards and
-merging gives the same numbers as one run.
+below 2**-100 are treated as +-2**-100; when any score is that small the figures say so with
+non-zero error bounds (their true order is unknown). Memory is two int64 arrays of ``bins``
+entries, whatever the number of frames. Two histograms with the same ``bins`` merge exactly:
+evaluating shards and merging gives the same numbers as one run. :func:`calibrate_counts` is
+the one threshold rule (here on bins, in ``scoring.calibrate`` on exact sorted scores).
 
 :class:`OpenSetConfusion` accumulates a (K+1) x (K+1) confusion matrix in which row/column K is
 the anomaly (unknown) class, and derives the open-set IoU of the DenseHybrid authors from it.
 """
 
 import math
+import sys
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-try:  # torch is optional here: accept tensors without requiring torch for numpy users
-    import torch
-except ImportError:  # pragma: no cover - torch is a core dependency of the package
-    torch = None
-
-ArrayLike = Union[np.ndarray, 'torch.Tensor', Sequence]
+ArrayLike = Union[np.ndarray, 'torch.Tensor', Sequence]  # noqa: F821 (torch is not imported)
 
 UNKNOWN_ID = 255
 IGNORE_ID = 255
 DEFAULT_BINS = 2 ** 20
 _FLOOR_BITS = int(np.float64(2.0 ** -100).view(np.int64))
+_SMALLEST = float(np.nextafter(0.0, 1.0))        # lowest value of code 1: (0, 2**-100]
 
 __all__ = ['AnomalyMetrics', 'DEFAULT_BINS', 'OpenSetConfusion', 'ScoreHistogram',
-           'fpr_at_tpr', 'load_state', 'save_state']
+           'calibrate_counts', 'fpr_at_tpr', 'load_state', 'save_state']
 
 
 def _numpy(x: ArrayLike) -> np.ndarray:
+    # A tensor exists only if its caller imported torch: importing it here would cost ~480 MB
+    # of RSS in a process that only computes metrics (509 -> 26 MiB measured).
+    torch = sys.modules.get('torch')
     if torch is not None and isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
     return np.asarray(x)
@@ -86,6 +88,7 @@ class _BinnedScores:
         self.sums = np.zeros(self.channels, dtype=np.float64)
         self.sumsq = np.zeros(self.channels, dtype=np.float64)
         self.float32_only = True      # every score so far was float32 (or narrower)
+        self.clamped = False          # some score's magnitude was below 2**-100 (one code)
 
     # -- binning ---------------------------------------------------------------------------
     def _cover(self, lo: int, hi: int, min_shift: int = 0) -> None:
@@ -117,6 +120,8 @@ class _BinnedScores:
             return
         lo = min(int(k.min()) for k in nonempty)
         hi = max(int(k.max()) for k in nonempty)
+        if lo <= 1 and hi >= -1 and not self.clamped:    # codes +-1 hold all tiny magnitudes
+            self.clamped = any(bool(np.any(np.abs(k) == 1)) for k in nonempty)
         self._cover(lo, hi)
         for c, (k, v) in enumerate(zip(keys, per_channel)):
             if not k.size:
@@ -125,8 +130,9 @@ class _BinnedScores:
             first = int(idx.min())
             hist = np.bincount(idx - first)
             self.counts[c, first:first + hist.size] += hist
-            self.sums[c] += float(v.sum())
-            self.sumsq[c] += float(np.square(v).sum())
+            with np.errstate(invalid='ignore'):        # +inf and -inf scores: a NaN mean
+                self.sums[c] += float(v.sum())
+                self.sumsq[c] += float(np.square(v).sum())
 
     def _merge(self, other: '_BinnedScores') -> None:
         if type(other) is not type(self) or other.bins != self.bins:
@@ -142,13 +148,21 @@ class _BinnedScores:
         self.sums += other.sums
         self.sumsq += other.sumsq
         self.float32_only &= other.float32_only
+        self.clamped |= other.clamped
+
+    def _exact(self) -> bool:
+        """Whether every bin holds one score value (ties only): float32 codes are 2**29 apart."""
+        return not self.clamped and (self.shift == 0
+                                     or (self.float32_only and self.shift <= 29))
 
     def _occupied(self) -> Tuple[np.ndarray, np.ndarray]:
         """Occupied bins in ascending score: (lower-edge score per bin, counts C x n)."""
         if not self.counts.shape[1]:
             return np.zeros(0), np.zeros((self.channels, 0), dtype=np.int64)
         occupied = np.flatnonzero(self.counts.any(0))
-        edges = key_values((occupied + self.base) << self.shift)
+        # The lowest bin's edge may lie below the lowest code (past -inf): clip to what was seen.
+        lower = np.maximum((occupied + self.base) << self.shift, self.kmin)
+        edges = np.where(lower == 1, _SMALLEST, key_values(lower))   # code 1 starts above 0
         return edges, self.counts[:, occupied]
 
     def _bin_values(self) -> Tuple[np.ndarray, np.ndarray]:
@@ -209,6 +223,7 @@ class _BinnedScores:
             else np.zeros((self.channels, 0), dtype=np.int64),
             'sums': self.sums.copy(), 'sumsq': self.sumsq.copy(),
             'float32_only': np.array(self.float32_only),
+            'clamped': np.array(self.clamped),
         }
 
     def load_state_dict(self, state: Dict[str, np.ndarray]) -> None:
@@ -226,6 +241,7 @@ class _BinnedScores:
         self.sums = np.asarray(state['sums'], dtype=np.float64).copy()
         self.sumsq = np.asarray(state['sumsq'], dtype=np.float64).copy()
         self.float32_only = bool(state['float32_only']) if 'float32_only' in state else False
+        self.clamped = bool(state['clamped']) if 'clamped' in state else False
 
     def _stats(self, c: int) -> Dict[str, float]:
         n = int(self.counts[c].sum()) if self.counts.shape[1] else 0
@@ -350,8 +366,7 @@ class AnomalyMetrics(_BinnedScores):
             out['undefined'] = ('no anomaly pixels: AP, AUROC and FPR95 are undefined'
                                 if neg else 'no valid pixels')
             return out
-        # One score value per bin: ties only. float32 scores are 2**29 codes apart.
-        exact = self.shift == 0 or (self.float32_only and self.shift <= 29)
+        exact = self._exact()
         p_bin, n_bin = np.diff(tp, prepend=0), np.diff(fp, prepend=0)
         tp_before, fp_before = tp - p_bin, fp - n_bin
         recall = tp / pos
@@ -402,22 +417,11 @@ class AnomalyMetrics(_BinnedScores):
         Returns ``threshold``, the achieved ``tpr`` and ``fpr`` (exact for the counted pixels up
         to bin precision), and ``score_p01`` / ``score_p99`` over all valid pixels.
         """
-        if not 0.0 < target_tpr <= 1.0:
-            raise ValueError(f'target_tpr must be in (0, 1], got {target_tpr}')
         edges, tp, fp = self._cumulative()
-        if not tp.size or tp[-1] == 0 or fp[-1] == 0:
-            raise ValueError('calibration needs both anomaly and inlier pixels (got '
-                             f'{int(tp[-1]) if tp.size else 0} anomaly, '
-                             f'{int(fp[-1]) if fp.size else 0} inlier)')
-        i = int(np.argmax(tp / tp[-1] >= target_tpr - 1e-12))
-        # Every score in bin i is >= its lower edge, so just below that edge flags the bin.
-        threshold = float(np.nextafter(np.float32(edges[i]), np.float32(-np.inf)))
+        out = calibrate_counts(edges, tp, fp, target_tpr, self.float32_only)
         _, counts = self._bin_values()
-        p01, p99 = self._quantiles(counts.sum(0), (0.01, 0.99))
-        return {'threshold': threshold, 'target_tpr': float(target_tpr),
-                'tpr': float(tp[i] / tp[-1]), 'fpr': float(fp[i] / fp[-1]),
-                'score_p01': p01, 'score_p99': p99,
-                'anomaly_pixels': int(tp[-1]), 'inlier_pixels': int(fp[-1])}
+        out['score_p01'], out['score_p99'] = self._quantiles(counts.sum(0), (0.01, 0.99))
+        return out
 
     def rates_at(self, threshold: float) -> Dict[str, float]:
         """TPR, FPR and precision of flagging ``score > threshold`` (the node's anomaly mask).
@@ -435,8 +439,8 @@ class AnomalyMetrics(_BinnedScores):
         first = min(max(index + 1, 0), self.bins)
         tp, fp = int(self.counts[1, first:].sum()), int(self.counts[0, first:].sum())
         straddle = self.counts[:, index] if 0 <= index < self.bins else np.zeros(2, np.int64)
-        exact = self.shift == 0 or (self.float32_only and self.shift <= 29
-                                    and np.float32(threshold) == threshold)
+        exact = self._exact() and (not self.float32_only or self.shift == 0
+                                   or np.float32(threshold) == threshold)
         return {'threshold': float(threshold), 'tpr': tp / pos, 'fpr': fp / neg,
                 'precision': tp / (tp + fp) if tp + fp else math.nan,
                 'error_bound': 0.0 if exact else float(max(straddle[1] / pos,
@@ -445,6 +449,39 @@ class AnomalyMetrics(_BinnedScores):
     def score_stats(self) -> Dict[str, Dict[str, float]]:
         """Score statistics of inlier and anomaly pixels separately."""
         return {'inlier': self._stats(0), 'anomaly': self._stats(1)}
+
+
+def calibrate_counts(edges: np.ndarray, tp: np.ndarray, fp: np.ndarray, target_tpr: float,
+                     float32: bool = False) -> Dict[str, Any]:
+    """Pick the threshold flagging (``score > threshold``) at least ``target_tpr`` of anomalies.
+
+    ``edges`` are the lowest scores of groups in descending order (bins or single values),
+    ``tp``/``fp`` the cumulative anomaly/inlier counts down to each group. The threshold lies
+    just below the first group that reaches the target, so the ``tpr``/``fpr`` returned are
+    exactly those of the threshold: in float32 steps for float32 scores (the node compares in
+    float32), else in float64 steps. A group at -inf cannot be flagged by ``>``.
+    """
+    if not 0.0 < target_tpr <= 1.0:
+        raise ValueError(f'target_tpr must be in (0, 1], got {target_tpr}')
+    pos, neg = (int(c[-1]) if c.size else 0 for c in (tp, fp))
+    if pos == 0 or neg == 0:
+        raise ValueError(f'calibration needs both anomaly and inlier pixels (got {pos} '
+                         f'anomaly, {neg} inlier)')
+    i = int(np.argmax(tp / pos >= target_tpr - 1e-12))
+    edge = float(edges[i])
+    if edge == -math.inf:                   # nothing at -inf is above any threshold
+        threshold, i = -math.inf, i - 1
+    elif float32:
+        up = np.float32(edge)              # smallest float32 >= edge: the group's lowest score
+        if float(up) < edge:
+            up = np.nextafter(up, np.float32(math.inf))
+        threshold = float(np.nextafter(up, np.float32(-math.inf)))
+    else:
+        threshold = float(np.nextafter(edge, -math.inf))
+    flagged_tp, flagged_fp = (int(c[i]) if i >= 0 else 0 for c in (tp, fp))
+    return {'threshold': threshold, 'target_tpr': float(target_tpr),
+            'tpr': flagged_tp / pos, 'fpr': flagged_fp / neg,
+            'anomaly_pixels': pos, 'inlier_pixels': neg}
 
 
 def fpr_at_tpr(fpr: ArrayLike, tpr: ArrayLike, target: float = 0.95) -> float:

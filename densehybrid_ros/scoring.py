@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .metrics import calibrate_counts
+
 UNKNOWN_ID = 255
 
 
@@ -102,34 +104,22 @@ def calibrate(scores: Array, is_anomaly: Array, target_tpr: float = 0.95,
     and ``fpr``, ``score_p01``/``score_p99`` over all valid pixels (the fixed heatmap range),
     pixel counts and ``measured_on``.
     """
-    if not 0.0 < target_tpr <= 1.0:
-        raise ValueError(f'target_tpr must be in (0, 1], got {target_tpr}')
-    s = _as_numpy(scores).astype(np.float64).ravel()
+    scores = _as_numpy(scores)
+    s = scores.astype(np.float64).ravel()
     a = _as_numpy(is_anomaly).ravel()
-    keep = np.isfinite(s)
+    keep = ~np.isnan(s) & ((a == 0) | (a == 1))        # +-inf scores are pixels too
     if valid is not None:
         keep &= _as_numpy(valid).ravel().astype(bool)
-    keep &= (a == 0) | (a == 1)
     s, a = s[keep], a[keep].astype(bool)
-    pos, neg = np.sort(s[a]), s[~a]
-    if pos.size == 0 or neg.size == 0:
-        raise ValueError('calibration needs both anomaly and inlier pixels '
-                         f'(got {pos.size} anomaly, {neg.size} inlier)')
-    # The k lowest anomaly scores may fall at or below the threshold: k = floor((1 - tpr) * n).
-    k = int(np.floor((1.0 - target_tpr) * pos.size + 1e-9))
-    threshold = float(np.nextafter(np.float32(pos[k]), np.float32(-np.inf)))
-    p01, p99 = np.percentile(s, [1.0, 99.0])
-    return {
-        'threshold': threshold,
-        'target_tpr': float(target_tpr),
-        'tpr': float(np.mean(pos > threshold)),
-        'fpr': float(np.mean(neg > threshold)),
-        'score_p01': float(p01),
-        'score_p99': float(p99),
-        'anomaly_pixels': int(pos.size),
-        'inlier_pixels': int(neg.size),
-        'measured_on': measured_on,
-    }
+    # Exact counts per distinct score, highest first, through the one threshold rule.
+    values, index = np.unique(s, return_inverse=True)
+    tp = np.cumsum(np.bincount(index[a], minlength=values.size)[::-1])
+    fp = np.cumsum(np.bincount(index[~a], minlength=values.size)[::-1])
+    out = calibrate_counts(values[::-1], tp, fp, target_tpr,
+                           scores.dtype in (np.float32, np.float16))
+    finite = s[np.isfinite(s)]
+    p01, p99 = np.percentile(finite, [1.0, 99.0]) if finite.size else (np.nan, np.nan)
+    return {**out, 'score_p01': float(p01), 'score_p99': float(p99), 'measured_on': measured_on}
 
 
 def _as_numpy(x: Array) -> np.ndarray:
