@@ -39,6 +39,7 @@ from .classes import default_class_names, default_palette
 from .data.cityscapes import CityscapesFolder, DatasetError
 from .data.negatives import NegativeFolder, NegativePaster, SyntheticNegatives
 from .data.synthetic import (CALIB_SEED_START, EVAL_SEED_START, SceneCache)
+from .data.tensors import to_tensors
 from .data.transforms import Compose, train_transforms
 from .models import build_model, DenseHybridModel
 
@@ -115,20 +116,7 @@ class TrainSet(Dataset):
         epoch, index = key
         rng = np.random.default_rng([self.seed, epoch, index])
         sample = self.transform(self.base[index], rng)
-        return sample_to_tensors(sample)
-
-
-def sample_to_tensors(sample: Dict[str, np.ndarray]) -> Dict[str, torch.Tensor]:
-    """Image -> 3xHxW float in [0, 1]; label -> int64; outlier/anomaly -> uint8."""
-    h, w = sample['image'].shape[:2]
-    out = {'image': torch.from_numpy(np.ascontiguousarray(
-        sample['image'].transpose(2, 0, 1))).float().div_(255.0),
-        'label': torch.from_numpy(np.ascontiguousarray(sample['label'])).long()}
-    out['outlier'] = torch.from_numpy(np.ascontiguousarray(
-        sample.get('outlier', np.zeros((h, w), np.uint8))))
-    if 'anomaly' in sample:
-        out['anomaly'] = torch.from_numpy(np.ascontiguousarray(sample['anomaly']))
-    return out
+        return to_tensors(sample)
 
 
 class EpochSampler(Sampler):
@@ -180,7 +168,7 @@ class EvalSet(Dataset):
             sample = self.paster(sample, np.random.default_rng([self.seed, 99991, index]))
             sample['anomaly'] = np.where(sample['label'] == IGNORE, IGNORE, 0).astype(np.uint8)
             sample['anomaly'][sample['outlier'] == 1] = 1
-        return sample_to_tensors(sample)
+        return to_tensors(sample)
 
 
 def build_data(args: argparse.Namespace, rank: int) -> Tuple[Dataset, Dataset, Dataset, str]:
