@@ -37,6 +37,10 @@ _ENCODINGS = {  # encoding -> (dtype, channels)
     '32FC1': (np.float32, 1),
 }
 PathLike = Union[str, Path]
+# Last name parts of label-map topics, never cameras: semantic train ids, anomaly 0/1/255 maps.
+LABEL_NAMES = ('semantic_label', 'label', 'labels', 'semantic_labels', 'gt')
+ANOMALY_NAMES = ('anomaly_label', 'anomaly_labels', 'anomaly_gt', 'ood_label')
+RESULTS_PART = '/densehybrid/'        # the node's outputs live under <ns>/densehybrid/
 
 
 class BagError(ValueError):
@@ -220,6 +224,23 @@ class BagReader:
         """All Image / CompressedImage topics, minus those containing an ``exclude`` part."""
         return sorted(t for t, (m, _) in self.topics.items()
                       if m in IMAGE_TYPES and not any(x in t for x in exclude))
+
+    def camera_topics(self) -> List[str]:
+        """Image topics that are cameras: neither node results nor label maps."""
+        return [t for t in self.image_topics(exclude=(RESULTS_PART,))
+                if t.rsplit('/', 1)[-1] not in LABEL_NAMES + ANOMALY_NAMES]
+
+    def label_topics(self) -> List[str]:
+        """Image topics that are label maps (semantic or anomaly), not node results."""
+        return [t for t in self.image_topics(exclude=(RESULTS_PART,))
+                if t.rsplit('/', 1)[-1] in LABEL_NAMES + ANOMALY_NAMES]
+
+    def label_topic(self, ns: str, names: Sequence[str]) -> Optional[str]:
+        """Label topic next to the camera (``<ns>/<name>``), else the bag's only one."""
+        for name in names:
+            if self.topics.get(f'{ns}/{name}', ('',))[0] in IMAGE_TYPES:
+                return f'{ns}/{name}'
+        return self.find(names, exclude=(RESULTS_PART,))
 
     def messages(self, topics: Sequence[str]) -> Iterator[Tuple[str, str, int, bytes]]:
         """Raw messages of ``topics`` in log-time order: (topic, type, log time ns, cdr)."""

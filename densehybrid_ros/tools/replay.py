@@ -32,7 +32,6 @@ EXAMPLE = '''examples:
 '''
 RESEND_S = 2.0
 DEDUP_WINDOW = 10_000            # (topic, stamp) pairs remembered to drop re-sent duplicates
-LABEL_SUFFIXES = ('semantic_label', 'anomaly_label', 'label', 'labels', 'anomaly_labels')
 
 
 class ReplayError(RuntimeError):
@@ -123,13 +122,11 @@ def _plan(reader: BagReader, args: argparse.Namespace) -> Tuple[List[str], List[
     if args.topics:
         topics = [reader.topic(t, role='replay') for t in args.topics]
     else:
-        topics = [t for t in reader.image_topics(exclude=('/densehybrid/',))
-                  if t.rsplit('/', 1)[-1] not in LABEL_SUFFIXES]
+        topics = reader.camera_topics()
         if not topics:
             raise BagError(f'{reader.path} has no camera image topics to play; topics: '
                            f'{reader.describe() or "none"}')
-    labels = [t for t in reader.image_topics(exclude=('/densehybrid/',))
-              if t.rsplit('/', 1)[-1] in LABEL_SUFFIXES and t not in topics]
+    labels = [t for t in reader.label_topics() if t not in topics]
     return topics, labels
 
 

@@ -183,3 +183,21 @@ def test_large_data_transport_is_the_default(monkeypatch, tmp_path, capsys) -> N
     monkeypatch.setenv('FASTDDS_BUILTIN_TRANSPORTS', 'UDPv4')
     assert main([str(tmp_path / 'missing')]) == 2
     assert os.environ['FASTDDS_BUILTIN_TRANSPORTS'] == 'UDPv4'
+
+
+def test_label_topics_are_never_played_to_the_node_as_cameras(tmp_path) -> None:
+    """A bag's ``.../gt`` and ``.../anomaly_gt`` maps are labels: only the camera is played."""
+    from densehybrid_ros.bags import BagWriter
+    with BagWriter(tmp_path / 'bag') as bag:
+        for i in range(3):
+            stamp = (i + 1) * 100_000_000
+            bag.write_image('/camera/image', np.zeros((4, 6, 3), np.uint8), 'rgb8', stamp)
+            for name in ('gt', 'anomaly_gt'):
+                bag.write_image(f'/camera/{name}', np.zeros((4, 6), np.uint8), 'mono8', stamp)
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'ROS_DOMAIN_ID': str(140 + os.getpid() % 30)}
+    result = subprocess.run(
+        [sys.executable, '-m', 'densehybrid_ros.tools.replay', str(tmp_path / 'bag'), '--fast',
+         '--quiet', '--wait-subscribers', '0', '--json', str(tmp_path / 'stats.json')],
+        env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / 'stats.json').read_text())['published'] == 3
