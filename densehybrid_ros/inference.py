@@ -2,9 +2,10 @@
 
 Pipeline:
     list of H_i x W_i x 3 uint8 RGB
-    -> group by inference size -> one N x 3 x h x w float batch per group (on the device)
-    -> model -> logits N x K x h x w, ood_logits N x 2 x h x w
-    -> score (hybrid by default) and argmax at h x w
+    -> group by inference size (at most MAX_INFERENCE_PIXELS) -> one N x 3 x h x w float batch
+       per group (on the backend's device)
+    -> backend (torch eager, onnxruntime, openvino: densehybrid_ros.backends): model, score
+       (hybrid by default) and argmax -> labels, score N x h x w
     -> back to H_i x W_i (labels nearest, scores bilinear) -> threshold -> numpy
 """
 
@@ -19,17 +20,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import load_checkpoint
+from .backends import Backend, check_backend, make_backend
+from .checkpoint import CheckpointError, load_checkpoint
 from .classes import default_class_names, default_palette
 from .models import DenseHybridModel
 from .models.fusion import fuse_for_inference
 from .paths import default_checkpoint
-from .scoring import compute_score, open_set_from_labels, score_and_labels, UNKNOWN_ID
+from .scoring import compute_score, open_set_from_labels, UNKNOWN_ID
 
 LOG = logging.getLogger(__name__)
 OUTPUTS = ('semantic', 'score', 'open_set', 'anomaly_mask')
 PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 Size = Tuple[int, int]
+# Default bound on the pixels the model sees per image (the outputs keep the camera size):
+# 2 MiP = 1024 x 2048, Cityscapes' native size. Without a bound one 8000 x 8000 frame took the
+# node past 6.7 GB RSS in 17 s (issue 15).
+MAX_INFERENCE_PIXELS = 2048 * 1024
 
 
 @dataclass
@@ -62,15 +68,21 @@ def resolve_device(device: str = 'auto') -> torch.device:
     return dev
 
 
-def inference_shape(image_shape: Sequence[int],
-                    inference_size: Union[None, int, Size]) -> Size:
-    """(h, w) the model sees for an H x W image: native, a width keeping aspect, or fixed."""
+def inference_shape(image_shape: Sequence[int], inference_size: Union[None, int, Size],
+                    max_pixels: int = MAX_INFERENCE_PIXELS) -> Size:
+    """(h, w) the model sees for an H x W image: native, a width keeping aspect, or fixed.
+
+    Larger than ``max_pixels`` (0 = no bound), the size shrinks keeping the aspect ratio.
+    """
     h, w = int(image_shape[0]), int(image_shape[1])
-    if inference_size is None or inference_size == 0:
-        return h, w
-    if isinstance(inference_size, int):
-        return max(1, round(h * inference_size / w)), inference_size
-    return int(inference_size[0]), int(inference_size[1])
+    if isinstance(inference_size, int) and inference_size > 0:
+        h, w = max(1, round(h * inference_size / w)), inference_size
+    elif inference_size is not None and not isinstance(inference_size, int):
+        h, w = int(inference_size[0]), int(inference_size[1])
+    if max_pixels and h * w > max_pixels:
+        scale = math.sqrt(max_pixels / (h * w))
+        h, w = max(1, int(h * scale)), max(1, int(w * scale))
+    return h, w
 
 
 class Segmenter:
@@ -79,41 +91,55 @@ class Segmenter:
     def __init__(self, checkpoint_path: Union[None, str, os.PathLike] = None,
                  device: str = 'auto', precision: str = 'fp32',
                  inference_size: Union[None, int, Size] = None, score: str = 'hybrid',
-                 channels_last: bool = True, fuse: bool = True) -> None:
+                 channels_last: bool = True, fuse: bool = True, backend: str = 'torch',
+                 artifacts: Sequence[Union[str, os.PathLike]] = (),
+                 max_inference_pixels: int = MAX_INFERENCE_PIXELS) -> None:
         path = checkpoint_path if checkpoint_path else default_checkpoint()
-        dev = resolve_device(device)
+        check_backend(backend, precision)
         model, meta = load_checkpoint(path, device='cpu')
+        check_finite(model, path)
         if fuse:
             model = fuse_for_inference(model)
-        self._setup(model, meta, dev, precision, inference_size, score, channels_last)
+        self._setup(model, meta, device, precision, inference_size, score, channels_last,
+                    backend, artifacts, max_inference_pixels)
 
     @classmethod
     def from_model(cls, model: DenseHybridModel, meta: Optional[Dict[str, Any]] = None,
                    device: str = 'auto', precision: str = 'fp32',
                    inference_size: Union[None, int, Size] = None, score: str = 'hybrid',
-                   channels_last: bool = True) -> 'Segmenter':
+                   channels_last: bool = True, backend: str = 'torch',
+                   artifacts: Sequence[Union[str, os.PathLike]] = (),
+                   max_inference_pixels: int = MAX_INFERENCE_PIXELS) -> 'Segmenter':
         """Wrap an in-memory model as it is (training-time evaluation, tests); no folding."""
         self = cls.__new__(cls)
-        self._setup(model, dict(meta or {}), resolve_device(device), precision, inference_size,
-                    score, channels_last)
+        self._setup(model, dict(meta or {}), device, precision, inference_size, score,
+                    channels_last, backend, artifacts, max_inference_pixels)
         return self
 
-    def _setup(self, model: DenseHybridModel, meta: Dict[str, Any], device: torch.device,
+    def _setup(self, model: DenseHybridModel, meta: Dict[str, Any], device: str,
                precision: str, inference_size: Union[None, int, Size], score: str,
-               channels_last: bool) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f'precision must be one of {sorted(PRECISIONS)}, got {precision!r}')
-        if precision == 'fp16' and device.type != 'cuda':
-            raise ValueError('fp16 needs a CUDA device; use bf16 on the CPU')
+               channels_last: bool, backend: str, artifacts: Sequence[Any],
+               max_inference_pixels: int) -> None:
+        check_backend(backend, precision)
         if isinstance(inference_size, int) and inference_size < 0:
             raise ValueError(f'inference width must be >= 0, got {inference_size}')
+        if max_inference_pixels < 0:
+            raise ValueError(f'max_inference_pixels must be >= 0, got {max_inference_pixels}')
         compute_score(score, torch.zeros(1, 2, 1, 1), torch.zeros(1, 2, 1, 1))  # validates name
-        self.device, self.precision, self.score_kind = device, precision, score
-        self.inference_size = inference_size
+        # Graph runtimes take host arrays: 'auto' is the CPU for them (ORT's CUDA provider only
+        # when asked for explicitly).
+        dev = resolve_device('cpu' if backend != 'torch' and device == 'auto' else device)
+        self.precision, self.score_kind, self.backend_name = precision, score, backend
+        self.inference_size, self.max_inference_pixels = inference_size, max_inference_pixels
         self.meta = meta
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = model.eval().to(device, memory_format=self.memory_format)
-        calibration = meta.get('calibration') or {}
+        self.model = model.eval()
+        self.backend: Backend = make_backend(
+            backend, model=model, meta=meta, precision=precision, score=score, device=str(dev),
+            channels_last=channels_last, artifacts=artifacts)
+        self.device = self.backend.device            # where preprocessing puts the batch
+        self.memory_format = torch.channels_last if channels_last and backend == 'torch' \
+            else torch.contiguous_format
+        calibration = self.backend.calibration or meta.get('calibration') or {}
         self._threshold = float(calibration.get('threshold', math.nan))
         low, high = calibration.get('score_p01'), calibration.get('score_p99')
         self.score_range = (float(low), float(high)) if low is not None and high is not None \
@@ -121,7 +147,7 @@ class Segmenter:
         if math.isnan(self._threshold):
             LOG.warning('checkpoint has no calibrated threshold: no pixel is flagged anomalous '
                         'until one is set (densehybrid-eval --threshold-from-tpr 0.95)')
-        LOG.info('Segmenter: %s on %s (%s)', model.arch, device, precision)
+        LOG.info('Segmenter: %s on %s, %s backend (%s)', model.arch, dev, backend, precision)
 
     @property
     def threshold(self) -> float:
@@ -168,7 +194,8 @@ class Segmenter:
         groups: Dict[Size, List[int]] = {}
         for i, image in enumerate(images):
             _check_image(i, image)
-            groups.setdefault(inference_shape(image.shape, self.inference_size), []).append(i)
+            size = inference_shape(image.shape, self.inference_size, self.max_inference_pixels)
+            groups.setdefault(size, []).append(i)
         results: List[Result] = [Result() for _ in images]
         for size, indices in groups.items():
             for i, result in zip(indices, self._run([images[i] for i in indices], size, wanted)):
@@ -178,18 +205,10 @@ class Segmenter:
     @torch.inference_mode()
     def _run(self, images: List[np.ndarray], size: Size, wanted: set) -> List[Result]:
         x = self._preprocess(images, size)                               # N x 3 x h x w
-        dtype = PRECISIONS[self.precision]
-        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype != torch.float32):
-            logits, ood_logits = self.model(x)                           # N x K|2 x h x w
         need_score = bool(wanted & {'score', 'open_set', 'anomaly_mask'})
         need_labels = bool(wanted & {'semantic', 'open_set'})
-        score = labels = None
-        if need_score:     # one pass gives both; the logits are scratch space afterwards
-            score, labels = score_and_labels(self.score_kind, logits.float(),
-                                             ood_logits.float(), overwrite_logits=True)
-        elif need_labels:
-            labels = logits.argmax(1)
-        labels = labels.to(torch.uint8) if need_labels else None        # N x h x w
+        labels, score = self.backend.infer(x, need_score)                 # N x h x w each
+        labels = labels if need_labels else None
         # Back to each image's size: on the CPU with OpenCV on the final uint8/float32 maps
         # (no float detour for labels), on a GPU on the device before the one copy to the host.
         on_cpu = self.device.type == 'cpu'
@@ -250,6 +269,19 @@ def _resize(x: torch.Tensor, size: Sequence[int], mode: str) -> torch.Tensor:
                              mode='nearest')[0, 0].to(x.dtype)
     return F.interpolate(x[None, None], size=tuple(size), mode='bilinear',
                          align_corners=False)[0, 0]
+
+
+@torch.inference_mode()
+def check_finite(model: DenseHybridModel, source: Any, size: Size = (64, 128)) -> None:
+    """Refuse a model whose outputs are not finite (NaN weights): one pass on a grey ramp."""
+    ramp = torch.linspace(0.0, 1.0, size[0] * size[1]).view(1, 1, *size).expand(1, 3, *size)
+    outputs = model.eval()(ramp.contiguous())
+    for name, out in zip(('logits', 'ood_logits'), outputs):
+        bad = int((~torch.isfinite(out)).sum())
+        if bad:
+            raise CheckpointError(f'{source}: the model gives non-finite {name} ({bad} of '
+                                  f'{out.numel()} values NaN or inf on a test image); its '
+                                  f'weights are broken')
 
 
 def _check_image(index: int, image: np.ndarray) -> None:

@@ -51,7 +51,10 @@ class SpatialPyramidPooling(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]                                   # (h, w) at stride 32
-        aspect = size[1] / size[0]
+        # Plain ints: the grid is a constant of the input size. round() on the traced size
+        # tensors of torch.onnx's legacy exporter failed; int() bakes the value in instead
+        # (one static graph per inference size, like the adaptive pooling kernels).
+        aspect = int(size[1]) / int(size[0])
         x = self.spp[0](x)                                    # N x bottleneck x h x w
         levels = [x]
         for i, g in enumerate(self.grids):

@@ -1,0 +1,241 @@
+"""Export a checkpoint's whole per-frame computation as one static graph per inference size.
+
+The graph maps ``image`` (N x 3 x h x w float32 RGB in [0, 1]) to ``labels`` (N x h x w,
+uint8 when K <= 255 else int32) and ``score`` (N x h x w float32): model, hybrid score and argmax
+in one graph, so a runtime does everything between preprocessing and the resize back.
+Dynamic H/W does not export (and a symbolic-shape export bakes the adaptive pooling kernels of
+the export size in), so every size gets its own static graph; the batch stays dynamic.
+
+An artifact is a folder: ``model.onnx`` or ``model.xml``/``model.bin`` (OpenVINO IR), plus
+``meta.json`` (arch, classes, palette, input size, precision, the threshold calibrated for
+that precision, the weights' digest). :func:`ensure_artifact` caches exports by weights digest,
+format, size, precision and score.
+"""
+
+import contextlib
+import copy
+import hashlib
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, Iterable, Optional, Sequence, Tuple, Union
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from .classes import default_class_names, default_palette
+from .models import DenseHybridModel
+from .scoring import score_and_labels
+
+FORMAT = 'densehybrid_ros-artifact/1'
+FORMATS = {'onnx': 'model.onnx', 'openvino': 'model.xml'}
+PRECISIONS = ('fp32', 'fp16', 'bf16', 'int8')
+OPSET = 18
+Size = Tuple[int, int]
+PathLike = Union[str, os.PathLike]
+
+
+class ExportError(ValueError):
+    """An export or artifact that cannot be made or used, with the reason."""
+
+
+class FrameGraph(nn.Module):
+    """Model + score + argmax: ``image`` -> (``labels``, ``score``), the unit that is exported."""
+
+    def __init__(self, model: DenseHybridModel, score: str = 'hybrid',
+                 dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.model, self.score, self.dtype = model, score, dtype
+        self.label_dtype = torch.uint8 if model.num_classes <= 255 else torch.int32
+
+    def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        logits, ood_logits = self.model(image.to(self.dtype))          # N x K|2 x h x w
+        # In fp16 too: the score subtracts the max before exp (scoring.py), so it stays finite.
+        score, labels = score_and_labels(self.score, logits, ood_logits, overwrite_logits=True)
+        return labels.to(self.label_dtype), score.float()
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 (hex, 16 chars) of a model's state_dict: names, shapes and bytes, in order."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(f'{name}:{tuple(tensor.shape)}:{tensor.dtype};'.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def file_digest(path: PathLike) -> str:
+    """SHA-256 (hex) of a file, e.g. the source checkpoint."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_onnx(model: DenseHybridModel, size: Size, path: PathLike, score: str = 'hybrid',
+                precision: str = 'fp32') -> Path:
+    """Write the static-size ONNX graph of ``model`` (fp32, or fp16 weights and compute)."""
+    if precision not in ('fp32', 'fp16'):
+        raise ExportError(f'an ONNX graph is fp32 or fp16, not {precision!r} (bf16 and int8 '
+                          f'are OpenVINO precisions)')
+    dtype = torch.float16 if precision == 'fp16' else torch.float32
+    graph = FrameGraph(copy.deepcopy(model).to(dtype), score, dtype).eval()
+    example = torch.rand(2, 3, int(size[0]), int(size[1]))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    batch = torch.export.Dim('batch', min=1, max=64)
+    # The dynamo exporter prints progress lines on stdout (not logging): keep tools' output clean.
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter('ignore')
+        program = torch.onnx.export(
+            graph, (example,), dynamo=True, opset_version=OPSET, input_names=['image'],
+            output_names=['labels', 'score'], dynamic_shapes={'image': {0: batch}},
+            external_data=False, verbose=False)
+        program.save(str(path))
+    return path
+
+
+def to_openvino(onnx_path: PathLike, path: PathLike) -> Any:
+    """Convert an ONNX graph to an OpenVINO model (fp32 weights; precision is a runtime hint)."""
+    ov = require('openvino', 'the OpenVINO backend')
+    ov_model = ov.convert_model(str(onnx_path))
+    if path is not None:
+        ov.save_model(ov_model, str(path), compress_to_fp16=False)
+    return ov_model
+
+
+def build_meta(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, size: Size,
+               precision: str, score: str, calibration: Optional[Dict[str, Any]] = None
+               ) -> Dict[str, Any]:
+    """Build the artifact's ``meta.json``: everything a backend needs without the checkpoint."""
+    k = model.num_classes
+    palette = meta.get('palette')
+    palette = default_palette(k) if palette is None else np.asarray(palette, np.uint8)
+    return {
+        'format': FORMAT, 'runtime_format': fmt, 'arch': model.arch, 'num_classes': k,
+        'class_names': list(meta.get('class_names') or default_class_names(k)),
+        'palette': np.asarray(palette).tolist(), 'input_size': [int(size[0]), int(size[1])],
+        'precision': precision, 'score': score,
+        'labels_dtype': 'uint8' if k <= 255 else 'int32',
+        'calibration': dict(calibration if calibration is not None
+                            else meta.get('calibration') or {}),
+        'weights_sha256': weights_digest(model),
+        'checkpoint_sha256': meta.get('checkpoint_sha256', ''),
+        'opset': OPSET, 'torch': torch.__version__,
+    }
+
+
+def write_artifact(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, size: Size,
+                   output: PathLike, precision: str = 'fp32', score: str = 'hybrid',
+                   calibration_frames: Optional[Iterable[np.ndarray]] = None) -> Path:
+    """Export ``model`` at ``size`` into the artifact folder ``output``; returns the folder."""
+    if fmt not in FORMATS:
+        raise ExportError(f'format must be one of {sorted(FORMATS)}, got {fmt!r}')
+    check_precision(fmt, precision)
+    if precision == 'int8' and calibration_frames is None:
+        raise ExportError('int8 needs calibration frames (densehybrid-export --calibration '
+                          'DIR_OR_BAG)')
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    calibration = None
+    if fmt == 'onnx':
+        export_onnx(model, size, output / FORMATS['onnx'], score, precision)
+    else:
+        tmp = output / '_graph.onnx'
+        export_onnx(model, size, tmp, score)
+        if precision == 'int8':
+            from .quantize import quantize_openvino
+            calibration = quantize_openvino(model, meta, tmp, size, calibration_frames,
+                                            output / FORMATS['openvino'])
+        else:
+            to_openvino(tmp, output / FORMATS['openvino'])
+        tmp.unlink()
+    info = build_meta(model, meta, fmt, size, precision, score, calibration)
+    (output / 'meta.json').write_text(json.dumps(info, indent=1) + '\n')
+    return output
+
+
+def check_precision(fmt: str, precision: str) -> None:
+    """Raise :class:`ExportError` for a precision the runtime format cannot run."""
+    allowed = {'onnx': ('fp32', 'fp16'), 'openvino': ('fp32', 'fp16', 'bf16', 'int8')}[fmt]
+    if precision not in allowed:
+        raise ExportError(f'precision {precision!r} is not supported for {fmt}; choose one of '
+                          f'{", ".join(allowed)}')
+
+
+def read_artifact(path: PathLike) -> Dict[str, Any]:
+    """Read and check an artifact folder's ``meta.json``; adds ``graph`` (the model file)."""
+    path = Path(path)
+    meta_path = path / 'meta.json'
+    try:
+        info = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise ExportError(f'{path} is not an export artifact (no meta.json; make one with '
+                          f'densehybrid-export)') from None
+    except (OSError, ValueError) as exc:
+        raise ExportError(f'{meta_path} cannot be read: {exc}') from None
+    if not isinstance(info, dict) or info.get('format') != FORMAT:
+        raise ExportError(f'{meta_path} is not a {FORMAT} artifact')
+    graph = path / FORMATS.get(info.get('runtime_format'), '?')
+    if not graph.is_file():
+        raise ExportError(f'{path}: graph file {graph.name} is missing')
+    info['graph'] = str(graph)
+    return info
+
+
+def cache_dir() -> Path:
+    """Where lazily exported graphs live: $DENSEHYBRID_CACHE or ~/.cache/densehybrid_ros."""
+    root = os.environ.get('DENSEHYBRID_CACHE') or os.path.join(
+        os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'densehybrid_ros')
+    return Path(root) / 'artifacts'
+
+
+def ensure_artifact(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, size: Size,
+                    precision: str, score: str, root: Optional[PathLike] = None) -> Path:
+    """Return the cached artifact for these weights/size/precision, exporting it if missing."""
+    if precision == 'int8':
+        raise ExportError('int8 is not exported lazily (it needs calibration frames): make an '
+                          'artifact with densehybrid-export --precision int8 --calibration '
+                          'DIR_OR_BAG and pass it to the Segmenter')
+    key = f'{weights_digest(model)}_{fmt}_{size[0]}x{size[1]}_{precision}_{score}'
+    folder = Path(root) if root is not None else cache_dir()
+    target = folder / key
+    if (target / 'meta.json').is_file():
+        return target
+    tmp = folder / f'.{key}.{os.getpid()}'
+    write_artifact(model, meta, fmt, size, tmp, 'fp32' if precision == 'bf16' else precision,
+                   score)
+    info = json.loads((tmp / 'meta.json').read_text())
+    info['precision'] = precision              # bf16 / fp16 hints run the same fp32 IR
+    (tmp / 'meta.json').write_text(json.dumps(info, indent=1) + '\n')
+    try:
+        os.replace(tmp, target)                # atomic: a concurrent exporter may have won
+    except OSError:
+        _remove(tmp)
+    return target
+
+
+def require(module: str, what: str) -> Any:
+    """Import an optional runtime package or raise a clear error naming the install step."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ExportError(f'{what} needs the Python package {module!r}, which is not '
+                          f'installed ({exc}); install requirements/deploy.txt') from None
+
+
+def _remove(path: Path) -> None:
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def as_size(values: Sequence[int]) -> Size:
+    """(h, w) from two positive integers, with a clear error otherwise."""
+    if len(values) != 2 or any(int(v) < 16 for v in values):
+        raise ExportError(f'size must be two integers H W >= 16, got {list(values)}')
+    return int(values[0]), int(values[1])
