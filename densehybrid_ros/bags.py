@@ -25,11 +25,6 @@ IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 STORAGES = ('mcap', 'sqlite3')
-# Node output name -> encoding, as published by the densehybrid node under <ns>/densehybrid/.
-RESULT_ENCODINGS = {
-    'semantic': 'mono8', 'semantic_color': 'rgb8', 'anomaly_score': '32FC1',
-    'anomaly_heatmap': 'rgb8', 'open_set': 'mono8', 'anomaly_mask': 'mono8', 'overlay': 'rgb8',
-}
 _ENCODINGS = {  # encoding -> (dtype, channels)
     'rgb8': (np.uint8, 3), 'bgr8': (np.uint8, 3), 'rgba8': (np.uint8, 4),
     'bgra8': (np.uint8, 4), 'mono8': (np.uint8, 1), '8UC1': (np.uint8, 1),
@@ -63,13 +58,24 @@ def stamp_ns(msg: Any) -> int:
     return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
-def result_topic(input_topic: str, output: str) -> str:
-    """Node output topic for an input ``<ns>/<name>[/compressed]``: ``<ns>/densehybrid/<out>``."""
-    topic = input_topic.rstrip('/')
-    if topic.endswith('/compressed'):          # image_transport naming: <base>/compressed
-        topic = topic[:-len('/compressed')]
-    ns = topic.rpartition('/')[0]
-    return f'{ns}/densehybrid/{output}'
+def cdr_stamp(raw: bytes) -> int:
+    """Header stamp (ns) of a serialized message whose first field is std_msgs/Header."""
+    if len(raw) < 12:
+        raise ValueError(f'message of {len(raw)} bytes is too short for a header')
+    sec, nanosec = struct.unpack_from(_cdr_order(raw) + 'iI', raw, 4)
+    return sec * 1_000_000_000 + nanosec
+
+
+def set_cdr_stamp(raw: bytearray, stamp: int) -> bytes:
+    """Write ``stamp`` (ns) into the header of a serialized message; return the bytes."""
+    struct.pack_into(_cdr_order(raw) + 'iI', raw, 4, stamp // 1_000_000_000,
+                     stamp % 1_000_000_000)
+    return bytes(raw)
+
+
+def _cdr_order(raw: bytes) -> str:
+    """Byte order of a CDR payload: bit 0 of its 4-byte encapsulation header (1 = little)."""
+    return '<' if raw[1] & 1 else '>'
 
 
 # --------------------------------------------------------------------------- conversions

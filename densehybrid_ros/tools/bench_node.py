@@ -31,17 +31,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..bags import cdr_stamp, set_cdr_stamp
+from ..outputs import needs, OUTPUTS, output_topics
 from ..transport import LARGE_DATA, TRANSPORT_ENV
 
 INPUT_TOPIC = '/bench/image'
-OUTPUT_NS = '/bench/densehybrid'
-ALL_OUTPUTS = ('semantic', 'semantic_color', 'anomaly_score', 'anomaly_heatmap', 'open_set',
-               'anomaly_mask', 'overlay')
-# Segmenter outputs each node output is made from (mirrors the node's OUTPUTS table).
-NEEDS = {'semantic': ('semantic',), 'semantic_color': ('semantic',),
-         'anomaly_score': ('score',), 'anomaly_heatmap': ('score',),
-         'open_set': ('open_set',), 'anomaly_mask': ('anomaly_mask',),
-         'overlay': ('open_set',)}
+OUTPUT_TOPICS = output_topics([INPUT_TOPIC])[INPUT_TOPIC]     # /bench/densehybrid/<output>
 READY_TIMEOUT_S = 180.0
 # Reliable input: best-effort 2.7 MB frames get lost in bursts on a loaded host (whole seconds
 # without a frame after an overload phase), which would measure the transport, not the node.
@@ -218,13 +213,13 @@ class LiveNodeBench:
         self.node = Helper('node', cmd, self.env, self.work_dir, stdin=False)
         self.helpers.append(self.node)
         self.pub = self._helper('publisher', '--frames-file', str(frames_file))
-        self.sub = self._subscriber(ALL_OUTPUTS)
+        self.sub = self._subscriber(list(OUTPUTS))
         self.pub.send({'cmd': 'wait_subscribers', 'timeout': READY_TIMEOUT_S})
         self._wait(self.pub, 'subscribers', READY_TIMEOUT_S)
 
     def _subscriber(self, outputs: Sequence[str]) -> Helper:
         sub = self._helper('subscriber', '--topics',
-                           *[f'{OUTPUT_NS}/{name}' for name in outputs])
+                           *[OUTPUT_TOPICS[name] for name in outputs])
         self._wait(sub, 'ready', READY_TIMEOUT_S)
         return sub
 
@@ -387,8 +382,8 @@ def run_live_bench(checkpoint: Path, frames: List[np.ndarray], frame_count: int,
 
     worker = BareWorker(Segmenter(checkpoint, device=device, precision=precision,
                                   inference_size=inference_width or None))
-    all_needs = sorted({n for name in ALL_OUTPUTS for n in NEEDS[name]})
-    score_needs = list(NEEDS['anomaly_score'])
+    all_needs = sorted(needs(OUTPUTS))
+    score_needs = sorted(needs(['anomaly_score']))
     worker.times(frames, 2, (all_needs, score_needs))                       # warm-up
 
     def bare(needs: List[str]) -> Callable[[int], float]:
@@ -429,7 +424,7 @@ def run_live_bench(checkpoint: Path, frames: List[np.ndarray], frame_count: int,
         finally:
             bench.close()
             worker.close()
-    for key, run, outputs in (('node_overhead', all_outputs, ALL_OUTPUTS),
+    for key, run, outputs in (('node_overhead', all_outputs, list(OUTPUTS)),
                               ('node_overhead_score_only', score_only, ('anomaly_score',))):
         ratios = [p / b for p, b in zip(run['published'], run['bare'])]
         received = [r / b for r, b in zip(run['received'], run['bare'])]
@@ -489,16 +484,6 @@ def _serialized_frames(frames: np.ndarray) -> List[bytearray]:
     return out
 
 
-def _patch_stamp(raw: bytearray, stamp_ns: int) -> bytes:
-    """Write ``stamp_ns`` into the header of a serialized message (CDR, after 4 bytes)."""
-    import struct
-
-    endian = '<' if raw[1] & 1 else '>'
-    struct.pack_into(endian + 'iI', raw, 4, stamp_ns // 1_000_000_000,
-                     stamp_ns % 1_000_000_000)
-    return bytes(raw)
-
-
 def _publisher_main(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -518,7 +503,7 @@ def _publisher_main(args: argparse.Namespace) -> int:
     def send() -> int:
         nonlocal index
         stamp = time.time_ns()
-        pub.publish(_patch_stamp(raw[index % len(raw)], stamp))
+        pub.publish(set_cdr_stamp(raw[index % len(raw)], stamp))
         index += 1
         return stamp
 
@@ -558,8 +543,6 @@ def _subscriber_main(args: argparse.Namespace) -> int:
     from rclpy.executors import ExternalShutdownException
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
-
-    from .replay import cdr_stamp
 
     rclpy.init()
     node = rclpy.create_node('densehybrid_bench_subscriber')

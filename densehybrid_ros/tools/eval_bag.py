@@ -28,10 +28,9 @@ from tqdm import tqdm
 from .benchmarks import (BenchmarkError, detect_layout, frames as benchmark_frames, LAYOUTS,
                          pairs, STREETHAZARDS_CLASSES)
 from .report import plot_curves, plot_histogram, write_json
-from .. import visualize
-from ..bags import (BagError, BagReader, BagWriter, Frame, IMAGE_TYPES, RESULT_ENCODINGS,
-                    result_topic, STORAGES)
+from ..bags import BagError, BagReader, BagWriter, Frame, IMAGE_TYPES, STORAGES
 from ..metrics import AnomalyMetrics, load_state, OpenSetConfusion, save_state, ScoreHistogram
+from ..outputs import camera_base, needs, OUTPUTS, output_topics, Renderer
 
 EXAMPLE = '''examples:
   densehybrid-eval out/sample_bag --output out/eval                  # sample bag, embedded model
@@ -229,7 +228,7 @@ def _bag_source(args: argparse.Namespace, path: Path, select: Callable[[int], bo
                     raise BagError(f'{path}: found {len(cams)} camera image topics, pass '
                                    f'--image-topic; topics: {bag.describe() or "none"}')
                 roles['image'] = cams[0]
-            ns = result_topic(roles['image'], 'x').rsplit('/densehybrid/', 1)[0]
+            ns = camera_base(roles['image']).rpartition('/')[0]
         if not args.no_labels:
             label = bag.topic(args.label_topic, role='label') if args.label_topic \
                 else _label_topic(bag, ns, LABEL_NAMES)
@@ -285,7 +284,7 @@ class Runner:
         self.palette: Optional[np.ndarray] = None
         self.threshold = math.nan
         self.threshold_source = 'none'
-        self.score_range: Optional[Tuple[float, float]] = None
+        self.renderer: Optional[Renderer] = None      # draws pictures as the node does
         self.checkpoint: Optional[str] = None
 
     def load_model(self, recorded: bool) -> int:
@@ -305,6 +304,7 @@ class Runner:
             self.class_names = list(meta.get('class_names') or default_class_names(k))
             self.palette = np.asarray(meta['palette'], np.uint8) if 'palette' in meta \
                 else default_palette(k)
+            self.renderer = Renderer(self.palette, meta.get('calibration'), args.alpha)
             self.threshold_source = 'applied by the node (recorded open_set)'
             return k
         from ..inference import Segmenter
@@ -319,7 +319,7 @@ class Runner:
         elif not math.isnan(seg.threshold):
             self.threshold_source = 'checkpoint calibration'
         self.threshold = seg.threshold
-        self.score_range = seg.score_range
+        self.renderer = Renderer(seg.palette, seg.meta.get('calibration'), args.alpha)
         return int(seg.model.num_classes)
 
     def results(self, frames: List[Frame]) -> List[Dict[str, np.ndarray]]:
@@ -343,8 +343,8 @@ class Runner:
                 raise EvalError(f'frame {f.index}: camera image must be 8-bit colour or mono8, '
                                 f'got {None if image is None else (image.dtype, image.shape)}')
             images.append(image)
-        return [{'score': r.score, 'semantic': r.semantic, 'open_set': r.open_set}
-                for r in self.segmenter(images)]
+        return [{'score': r.score, 'semantic': r.semantic, 'open_set': r.open_set,
+                 'anomaly_mask': r.anomaly_mask} for r in self.segmenter(images)]
 
     def pictures(self, frame: Frame, result: Dict[str, np.ndarray]) -> None:
         """Write overlay, heatmap and open-set PNGs of one frame."""
@@ -361,41 +361,33 @@ class Runner:
                             cv2.cvtColor(rendered[key], cv2.COLOR_RGB2BGR))
 
     def render(self, frame: Frame, result: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        """Colour pictures like the node publishes them."""
-        lut = visualize.label_lut(self.palette)
-        score = result['score']
-        if self.score_range is None:
-            low, high = (float(v) for v in np.percentile(score, (1, 99)))
-            self.score_range = (low, high if high > low else low + 1.0)
-        out = {'anomaly_heatmap': visualize.heatmap(score, self.score_range)}
-        if 'semantic' in result:
-            out['semantic_color'] = visualize.colorize(result['semantic'], lut)
-        if 'open_set' in result:
-            out['open_set_color'] = visualize.colorize(result['open_set'], lut)
+        """Colour pictures drawn as the node draws them (``outputs.Renderer``)."""
         image = frame.arrays.get('image')
+        names = [name for name in ('anomaly_heatmap', 'semantic_color', 'open_set_color',
+                                   'overlay') if self._drawable(name, result, image)]
+        out = self.renderer.render_all(names, image, result)
         if image is not None and image.ndim == 3:
             out['image'] = image
-            if 'open_set' in result:
-                out['overlay'] = visualize.overlay(image, out['open_set_color'],
-                                                   self.args.alpha)
         return out
+
+    @staticmethod
+    def _drawable(name: str, result: Dict[str, np.ndarray], image: Optional[np.ndarray]
+                  ) -> bool:
+        """Whether ``result`` (and the camera image, for the overlay) has what ``name`` needs."""
+        have = {key for key, value in result.items() if value is not None}
+        return needs([name]) <= have and (name != 'overlay'
+                                          or (image is not None and image.ndim == 3))
 
     def write_bag(self, bag: BagWriter, source: Source, frame: Frame,
                   result: Dict[str, np.ndarray]) -> None:
         """Write the node's result topics for one frame, and copy its label messages."""
-        base = f'{source.namespace}/x'
-        rendered = self.render(frame, result)
-        arrays = {
-            'anomaly_score': result['score'], 'anomaly_heatmap': rendered['anomaly_heatmap'],
-            'semantic': result.get('semantic'), 'semantic_color': rendered.get('semantic_color'),
-            'open_set': result.get('open_set'), 'overlay': rendered.get('overlay'),
-            'anomaly_mask': None if 'open_set' not in result or self.segmenter is None
-            else (result['score'] > self.threshold).astype(np.uint8) * np.uint8(255),
-        }
-        for name, array in arrays.items():
-            if array is not None:
-                bag.write_image(result_topic(base, name), array, RESULT_ENCODINGS[name],
-                                frame.stamp, frame.frame_id)
+        base = f'{source.namespace}/image'          # one camera: <ns>/densehybrid/<output>
+        topics = output_topics([base])[base]
+        image = frame.arrays.get('image')
+        for name, spec in OUTPUTS.items():
+            if self._drawable(name, result, image):
+                bag.write_image(topics[name], self.renderer.render(name, image, result),
+                                spec.encoding, frame.stamp, frame.frame_id)
         for role, (msgtype, raw) in frame.raw.items():
             bag.write_raw(source.topics[role], msgtype, raw, frame.stamp)
 

@@ -12,7 +12,6 @@ from collections import deque
 import json
 import os
 from pathlib import Path
-import struct
 import sys
 import threading
 import time
@@ -20,7 +19,8 @@ from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 from tqdm import tqdm
 
-from ..bags import BagError, BagReader, BagWriter, IMAGE_TYPES, RESULT_ENCODINGS, result_topic
+from ..bags import BagError, BagReader, BagWriter, cdr_stamp, IMAGE_TYPES
+from ..outputs import output_topics
 from ..transport import use_large_data
 
 EXAMPLE = '''examples:
@@ -68,15 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     p.add_argument('--json', help='write the playback statistics here')
     return p
-
-
-def cdr_stamp(raw: bytes) -> int:
-    """Header stamp (ns) of a serialized message whose first field is std_msgs/Header."""
-    if len(raw) < 12:
-        raise ValueError(f'message of {len(raw)} bytes is too short for a header')
-    endian = '<' if raw[1] & 1 else '>'
-    sec, nanosec = struct.unpack_from(endian + 'iI', raw, 4)
-    return sec * 1_000_000_000 + nanosec
 
 
 def schedule(log_times: Sequence[int], rate: float, fast: bool) -> List[float]:
@@ -172,8 +163,8 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
                              durability=DurabilityPolicy.VOLATILE)
         if args.record:
             recorder = Recorder(args.record, args.overwrite)
-            record = args.record_topics or [result_topic(t, name) for t in topics
-                                            for name in RESULT_ENCODINGS]
+            record = args.record_topics or [out for per in output_topics(topics).values()
+                                            for out in per.values()]
             for topic in record:
                 def callback(raw: bytes, topic: str = topic) -> None:
                     recorder.write(topic, 'sensor_msgs/msg/Image', raw, cdr_stamp(raw))

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from densehybrid_ros.bags import (array_to_compressed, array_to_image, BagError, BagReader,
-                                  BagWriter, image_to_array, result_topic)
+from densehybrid_ros.bags import (_typestore, array_to_compressed, array_to_image, BagError,
+                                  BagReader, BagWriter, cdr_stamp, image_to_array, set_cdr_stamp)
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (5, 7, 3), dtype=np.uint8)
@@ -66,14 +66,17 @@ def test_undecodable_compressed_data_raises() -> None:
         image_to_array(msg, 'camera')
 
 
-@pytest.mark.parametrize('topic, expect', [
-    ('/camera/image', '/camera/densehybrid/overlay'),
-    ('/robot/front/image_raw', '/robot/front/densehybrid/overlay'),
-    ('image', '/densehybrid/overlay'),
-    ('/camera/image/compressed', '/camera/densehybrid/overlay'),
-])
-def test_result_topics_follow_the_node(topic, expect) -> None:
-    assert result_topic(topic, 'overlay') == expect
+@pytest.mark.parametrize('stamp', [0, 1_700_000_000_123_456_789, 5 * 10 ** 9 + 1])
+def test_cdr_stamp_reads_and_writes_the_header_of_serialized_images(stamp) -> None:
+    msg = array_to_image(np.zeros((2, 3), np.uint8), 'mono8', stamp, 'cam')
+    raw = bytes(_typestore().serialize_cdr(msg, msg.__msgtype__))
+    assert cdr_stamp(raw) == stamp
+    patched = set_cdr_stamp(bytearray(raw), stamp + 7)
+    assert cdr_stamp(patched) == stamp + 7
+    back = _typestore().deserialize_cdr(patched, msg.__msgtype__)
+    assert (back.header.frame_id, bytes(back.data)) == ('cam', bytes(6))    # rest untouched
+    with pytest.raises(ValueError, match='too short'):
+        cdr_stamp(raw[:8])
 
 
 def _bag(path, entries, storage='mcap'):

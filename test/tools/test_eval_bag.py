@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, jaccard_score, roc_auc_score, roc_curve
 
-from densehybrid_ros.bags import BagReader, BagWriter, result_topic
+from densehybrid_ros.bags import BagReader, BagWriter
+from densehybrid_ros.outputs import output_topics
 from densehybrid_ros.checkpoint import load_checkpoint
 from densehybrid_ros.data.synthetic import make_scene
 from densehybrid_ros.inference import Segmenter
@@ -110,7 +111,7 @@ def test_outputs_are_written(baseline) -> None:
     for name, _ in (('semantic', 0), ('semantic_color', 0), ('anomaly_score', 0),
                     ('anomaly_heatmap', 0), ('open_set', 0), ('anomaly_mask', 0),
                     ('overlay', 0)):
-        assert topics[result_topic('/camera/image', name)][1] == FRAMES, name
+        assert topics[output_topics(['/camera/image'])['/camera/image'][name]][1] == FRAMES, name
     assert topics['/camera/semantic_label'][1] == FRAMES            # labels copied along
     assert '/camera/image' not in topics                            # without --copy-images
 

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from densehybrid_ros.bags import array_to_image, BagReader, _typestore
+from densehybrid_ros.bags import BagReader
 from densehybrid_ros.tools import eval_bag
 from densehybrid_ros.tools.make_sample_bag import write_sample_bag
-from densehybrid_ros.tools.replay import cdr_stamp, main, schedule
+from densehybrid_ros.tools.replay import main, schedule
 from densehybrid_ros.transport import LARGE_DATA, TRANSPORT_ENV
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,13 +26,6 @@ REPO = Path(__file__).resolve().parents[2]
 ])
 def test_schedule_follows_recorded_time(log_times, rate, fast, expect) -> None:
     assert schedule(log_times, rate, fast) == pytest.approx(expect)
-
-
-@pytest.mark.parametrize('stamp', [0, 1_700_000_000_123_456_789, 5 * 10 ** 9 + 1])
-def test_cdr_stamp_reads_the_header_of_serialized_images(stamp) -> None:
-    msg = array_to_image(np.zeros((2, 3), np.uint8), 'mono8', stamp, 'cam')
-    raw = bytes(_typestore().serialize_cdr(msg, msg.__msgtype__))
-    assert cdr_stamp(raw) == stamp
 
 
 @pytest.mark.parametrize('argv, at_least', [
@@ -201,3 +194,46 @@ def test_label_topics_are_never_played_to_the_node_as_cameras(tmp_path) -> None:
         env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / 'stats.json').read_text())['published'] == 3
+
+
+@pytest.mark.timeout(180)
+def test_two_cameras_in_one_namespace_record_the_topics_the_node_publishes(
+        tmp_path, tiny_checkpoint) -> None:
+    """/camera/left + /camera/right -> the node's /camera/densehybrid/{left,right}/<output>."""
+    from densehybrid_ros.bags import BagWriter
+    from densehybrid_ros.outputs import OUTPUTS, output_topics
+
+    cameras, frames = ['/camera/left', '/camera/right'], 8
+    with BagWriter(tmp_path / 'bag') as bag:
+        for i in range(frames):                                  # 4 Hz, both cameras
+            for camera in cameras:
+                bag.write_image(camera, np.full((32, 64, 3), 30 * i, np.uint8), 'rgb8',
+                                10 ** 9 + i * 250_000_000, camera.strip('/'))
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'ROS_DOMAIN_ID': str(160 + os.getpid() % 40),
+           TRANSPORT_ENV: LARGE_DATA}
+    node = subprocess.Popen(
+        [sys.executable, '-m', 'densehybrid_ros.ros.node', '--autostart', '--ros-args',
+         '-p', f'checkpoint:={tiny_checkpoint}', '-p', 'device:=cpu',
+         '-p', f'input_topics:=[{",".join(cameras)}]'], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        replay = subprocess.run(
+            [sys.executable, '-m', 'densehybrid_ros.tools.replay', str(tmp_path / 'bag'),
+             '--reliable', '--wait-subscribers', '90', '--record', str(tmp_path / 'rec'),
+             '--drain', '3', '--quiet'], env=env, capture_output=True, text=True, timeout=150)
+        assert replay.returncode == 0, replay.stderr
+    finally:
+        node.terminate()
+        try:
+            node.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            node.kill()
+            node.wait()
+    expected = {camera: {name: f'/camera/densehybrid/{camera.rsplit("/", 1)[1]}/{name}'
+                         for name in OUTPUTS} for camera in cameras}
+    assert output_topics(cameras) == expected
+    with BagReader(tmp_path / 'rec') as reader:
+        recorded = {topic: count for topic, (_, count) in reader.topics.items()}
+    # Every topic replay subscribed to got messages from the node, and nothing else is there.
+    assert set(recorded) == {t for per in expected.values() for t in per.values()}, recorded
+    assert all(count >= 1 for count in recorded.values()), recorded
