@@ -1,10 +1,10 @@
 """Colour maps for labels and scores, and overlays (numpy and OpenCV only).
 
 Every function is a table lookup or one OpenCV call over the whole image: no per-pixel Python.
-The heatmap range is fixed (from calibration) so colours mean the same score in every frame.
+The heatmap range is given, never taken per frame; ``outputs.py`` holds the one rule choosing it.
 """
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -65,20 +65,3 @@ def overlay(image: np.ndarray, color: np.ndarray, alpha: float,
     out = image.copy()
     out[mask] = blended[mask]
     return out
-
-
-def render(image: np.ndarray, semantic: np.ndarray, open_set: np.ndarray, score: np.ndarray,
-           lut: np.ndarray, score_range: Tuple[float, float], alpha: float = 0.5
-           ) -> Dict[str, np.ndarray]:
-    """Draw one result: semantic_color, anomaly_heatmap, open_set_color and overlay (RGB).
-
-    The overlay blends the open-set colours over the camera image, so unknown pixels stand out
-    in the unknown colour on top of the class colours.
-    """
-    open_color = colorize(open_set, lut)
-    return {
-        'semantic_color': colorize(semantic, lut),
-        'anomaly_heatmap': heatmap(score, score_range),
-        'open_set_color': open_color,
-        'overlay': overlay(image, open_color, alpha),
-    }

@@ -2,7 +2,7 @@
 
 CORE_MODULES = ['densehybrid_ros.models', 'densehybrid_ros.scoring', 'densehybrid_ros.checkpoint',
                 'densehybrid_ros.inference', 'densehybrid_ros.visualize',
-                'densehybrid_ros.classes', 'densehybrid_ros.paths']
+                'densehybrid_ros.classes', 'densehybrid_ros.paths', 'densehybrid_ros.outputs']
 OPTIONAL_CORE = ['densehybrid_ros.metrics', 'densehybrid_ros.data', 'densehybrid_ros.train',
                  'densehybrid_ros.bags']
 

@@ -8,12 +8,12 @@ import sys
 from typing import List, Optional
 
 import cv2
-import numpy as np
 
-from .. import visualize
 from ..checkpoint import CheckpointError
 from ..inference import Segmenter
+from ..outputs import Renderer
 
+PICTURES = ('semantic_color', 'anomaly_heatmap', 'open_set_color', 'overlay')
 EXAMPLE = '''example:
   densehybrid-segment frame.png --output out/
   densehybrid-segment --synthetic 3 --output out/          # generated road scenes
@@ -72,17 +72,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    lut = visualize.label_lut(seg.palette)
-    if seg.score_range is None:
-        print('note: the checkpoint has no calibrated heatmap range; using per-image '
-              '1st-99th percentiles', file=sys.stderr)
+    renderer = Renderer(seg.palette, seg.meta.get('calibration'), args.alpha)
+    if renderer.score_range is None:
+        print('note: the checkpoint has no calibrated heatmap range; using the first '
+              "image's 1st-99th percentiles for every image", file=sys.stderr)
     stats = []
     for name, image in items:
         r = seg([image])[0]
-        low_high = seg.score_range or (float(np.percentile(r.score, 1)),
-                                       float(np.percentile(r.score, 99)) + 1e-6)
-        pictures = visualize.render(image, r.semantic, r.open_set, r.score, lut, low_high,
-                                    args.alpha)
+        pictures = renderer.render_all(PICTURES, image, r)
         pictures['input'] = image
         for kind, rgb in pictures.items():
             cv2.imwrite(str(out / f'{name}_{kind}.png'), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))

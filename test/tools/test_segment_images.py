@@ -1,0 +1,29 @@
+"""densehybrid-segment: pictures drawn with the node's renderer and its one heatmap range rule."""
+
+import cv2
+import numpy as np
+
+from densehybrid_ros import visualize
+from densehybrid_ros.checkpoint import save_checkpoint
+from densehybrid_ros.data.synthetic import make_scene
+from densehybrid_ros.inference import Segmenter
+from densehybrid_ros.models import build_model
+from densehybrid_ros.outputs import range_of
+from densehybrid_ros.tools.segment_images import main
+
+
+def test_uncalibrated_heatmaps_share_the_first_images_range(tmp_path, capsys) -> None:
+    import torch
+    torch.manual_seed(1)
+    checkpoint = tmp_path / 'uncalibrated.pt'
+    save_checkpoint(checkpoint, build_model('ladder_resnet18_half', 19), {})
+    assert main(['--synthetic', '2', '--size', '64', '128', '--seed', '7', '--device', 'cpu',
+                 '--checkpoint', str(checkpoint), '--output', str(tmp_path / 'out')]) == 0
+    assert "first image's 1st-99th percentiles" in capsys.readouterr().err
+    seg = Segmenter(str(checkpoint), device='cpu')
+    scores = [seg([make_scene(seed, (64, 128), anomaly_family='eval')['image']])[0].score
+              for seed in (7, 8)]
+    assert range_of(scores[0]) != range_of(scores[1])       # a per-image range would differ
+    drawn = cv2.cvtColor(cv2.imread(str(tmp_path / 'out' / 'scene_8_anomaly_heatmap.png')),
+                         cv2.COLOR_BGR2RGB)
+    assert np.array_equal(drawn, visualize.heatmap(scores[1], range_of(scores[0])))
