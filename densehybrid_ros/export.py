@@ -150,7 +150,7 @@ def write_artifact(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, size
         if precision == 'int8':
             from .quantize import quantize_openvino
             calibration = quantize_openvino(model, meta, tmp, size, calibration_frames,
-                                            output / FORMATS['openvino'])
+                                            output / FORMATS['openvino'], score)
         else:
             to_openvino(tmp, output / FORMATS['openvino'])
         tmp.unlink()
@@ -161,7 +161,8 @@ def write_artifact(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, size
 
 def check_precision(fmt: str, precision: str) -> None:
     """Raise :class:`ExportError` for a precision the runtime format cannot run."""
-    allowed = {'onnx': ('fp32', 'fp16'), 'openvino': ('fp32', 'fp16', 'bf16', 'int8')}[fmt]
+    # OpenVINO's bf16 runs the fp32 IR with a precision hint; int8 is an NNCF-quantised IR.
+    allowed = {'onnx': ('fp32', 'fp16'), 'openvino': ('fp32', 'bf16', 'int8')}[fmt]
     if precision not in allowed:
         raise ExportError(f'precision {precision!r} is not supported for {fmt}; choose one of '
                           f'{", ".join(allowed)}')
@@ -207,11 +208,7 @@ def ensure_artifact(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, siz
     if (target / 'meta.json').is_file():
         return target
     tmp = folder / f'.{key}.{os.getpid()}'
-    write_artifact(model, meta, fmt, size, tmp, 'fp32' if precision == 'bf16' else precision,
-                   score)
-    info = json.loads((tmp / 'meta.json').read_text())
-    info['precision'] = precision              # bf16 / fp16 hints run the same fp32 IR
-    (tmp / 'meta.json').write_text(json.dumps(info, indent=1) + '\n')
+    write_artifact(model, meta, fmt, size, tmp, precision, score)
     try:
         os.replace(tmp, target)                # atomic: a concurrent exporter may have won
     except OSError:
@@ -239,3 +236,29 @@ def as_size(values: Sequence[int]) -> Size:
     if len(values) != 2 or any(int(v) < 16 for v in values):
         raise ExportError(f'size must be two integers H W >= 16, got {list(values)}')
     return int(values[0]), int(values[1])
+
+
+def export_checkpoint(checkpoint: PathLike, fmt: str, size: Size, output: PathLike,
+                      precision: str = 'fp32', calibration: Optional[PathLike] = None,
+                      score: str = 'hybrid', calibration_limit: int = 64) -> Dict[str, Any]:
+    """Load, check and fold a checkpoint, export it; returns the artifact's metadata."""
+    from .checkpoint import load_checkpoint
+    from .inference import check_finite
+    from .models.fusion import fuse_for_inference
+    if fmt not in FORMATS:
+        raise ExportError(f'format must be one of {sorted(FORMATS)}, got {fmt!r}')
+    check_precision(fmt, precision)
+    if calibration is not None and precision != 'int8':
+        raise ExportError('--calibration is for --precision int8 only')
+    frames = None
+    if precision == 'int8':
+        if calibration is None:
+            raise ExportError('int8 needs --calibration DIR_OR_BAG (frames from your cameras)')
+        from .quantize import calibration_frames
+        frames = calibration_frames(calibration, calibration_limit)
+    model, meta = load_checkpoint(checkpoint, device='cpu')
+    check_finite(model, checkpoint)
+    meta = dict(meta, checkpoint_sha256=file_digest(checkpoint))
+    folder = write_artifact(fuse_for_inference(model), meta, fmt, size, output, precision,
+                            score, frames)
+    return read_artifact(folder)

@@ -231,26 +231,31 @@ class Segmenter:
         return results
 
     def _preprocess(self, images: List[np.ndarray], size: Size) -> torch.Tensor:
-        """Stack uint8 HWC images of any sizes into one float batch at ``size`` on the device."""
-        if all(image.shape == images[0].shape for image in images):
-            chunks = [np.stack(images)]
-        else:
-            chunks = [image[None] for image in images]
-        batches = []
-        for chunk in chunks:
-            if self.device.type == 'cpu' and chunk.shape[1:3] != size:
-                # On the CPU, resize the uint8 image with OpenCV (area averaging when shrinking):
-                # several times cheaper than a float antialiased resize in torch.
-                chunk = np.stack([_resize_np(im, size, cv2.INTER_AREA if size[0] < im.shape[0]
-                                             else cv2.INTER_LINEAR) for im in chunk])
-            x = torch.from_numpy(chunk).to(self.device, non_blocking=True)  # n x H x W x 3
-            x = x.permute(0, 3, 1, 2).float().div_(255.0)                   # n x 3 x H x W
-            if tuple(x.shape[-2:]) != size:
-                x = F.interpolate(x, size=size, mode='bilinear', align_corners=False,
-                                  antialias=size[0] < x.shape[-2])
-            batches.append(x)
-        x = batches[0] if len(batches) == 1 else torch.cat(batches)
-        return x.contiguous(memory_format=self.memory_format)
+        return to_batch(images, size, self.device, self.memory_format)
+
+
+def to_batch(images: Sequence[np.ndarray], size: Size, device: torch.device = torch.device('cpu'),
+             memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """Stack uint8 HWC images of any sizes into one float batch at ``size`` on the device."""
+    if all(image.shape == images[0].shape for image in images):
+        chunks = [np.stack(images)]
+    else:
+        chunks = [image[None] for image in images]
+    batches = []
+    for chunk in chunks:
+        if device.type == 'cpu' and chunk.shape[1:3] != size:
+            # On the CPU, resize the uint8 image with OpenCV (area averaging when shrinking):
+            # several times cheaper than a float antialiased resize in torch.
+            chunk = np.stack([_resize_np(im, size, cv2.INTER_AREA if size[0] < im.shape[0]
+                                         else cv2.INTER_LINEAR) for im in chunk])
+        x = torch.from_numpy(chunk).to(device, non_blocking=True)  # n x H x W x 3
+        x = x.permute(0, 3, 1, 2).float().div_(255.0)                   # n x 3 x H x W
+        if tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x, size=size, mode='bilinear', align_corners=False,
+                              antialias=size[0] < x.shape[-2])
+        batches.append(x)
+    x = batches[0] if len(batches) == 1 else torch.cat(batches)
+    return x.contiguous(memory_format=memory_format)
 
 
 def _resize_np(x: np.ndarray, size: Sequence[int], interpolation: int) -> np.ndarray:

@@ -59,7 +59,7 @@ class GraphBackend(Backend):
     def __init__(self, model: Optional[DenseHybridModel], meta: Dict[str, Any],
                  precision: str = 'fp32', score: str = 'hybrid', device: str = 'cpu',
                  artifacts: Sequence[Union[str, Path]] = (), cache: Optional[str] = None,
-                 threads: int = 0) -> None:
+                 threads: int = 0, **_: Any) -> None:
         self.model, self.meta, self.precision, self.score = model, meta, precision, score
         self.cache, self.threads, self.device_name = cache, threads, device
         self.digest = weights_digest(model) if model is not None else None
