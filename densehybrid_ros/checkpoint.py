@@ -26,12 +26,14 @@ import torch
 from .classes import (CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, default_class_names,
                       default_palette)
 from .models import ARCHS, build_model, DenseHybridModel
+from .models.signature import guess_arch, strip_module_prefix
 
 FORMAT = 'densehybrid_ros/1'
 PathLike = Union[str, os.PathLike]
 
 __all__ = ['CITYSCAPES_CLASSES', 'CITYSCAPES_PALETTE', 'CheckpointError', 'FORMAT',
-           'import_official', 'load_checkpoint', 'load_state_dict_strict', 'read_checkpoint',
+           'check_fit', 'import_official', 'load_checkpoint', 'load_state_dict_strict',
+           'read_checkpoint',
            'save_checkpoint']
 
 
@@ -66,6 +68,7 @@ def save_checkpoint(path: PathLike, model: DenseHybridModel, meta: Mapping[str, 
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        os.chmod(tmp, 0o666 & ~_umask())    # mkstemp makes 0600; a checkpoint is no secret
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -76,6 +79,8 @@ def save_checkpoint(path: PathLike, model: DenseHybridModel, meta: Mapping[str, 
 def read_checkpoint(path: PathLike) -> Dict[str, Any]:
     """Load a checkpoint file's dict safely (tensors and plain types only), without a model."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f'{path} is a directory, not a checkpoint file')
     if not path.is_file():
         raise CheckpointError(f'checkpoint not found: {path}')
     try:
@@ -92,7 +97,7 @@ def read_checkpoint(path: PathLike) -> Dict[str, Any]:
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
         raise CheckpointError(
             f'cannot read {path}: the file is truncated or not a PyTorch checkpoint '
-            f'({path.stat().st_size} bytes; {_first_line(exc)})') from None
+            f'({path.stat().st_size} bytes; {_first_sentence(exc)})') from None
     if not isinstance(obj, dict):
         raise CheckpointError(f'{path} holds a {type(obj).__name__}, not a checkpoint dict')
     return obj
@@ -104,9 +109,13 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = 'cpu'
     ckpt = read_checkpoint(path)
     if ckpt.get('format') != FORMAT:
         if _looks_like_state_dict(ckpt):
+            guess = guess_arch(ckpt)
+            arch = guess or '{' + ','.join(sorted(ARCHS)) + '}'
             raise CheckpointError(
                 f'{path} is a raw state_dict, not a densehybrid_ros checkpoint; convert it with '
-                f'`densehybrid-import {path} --arch ldn121 --output model.pt`')
+                f'`densehybrid-import {path} --arch {arch} --output model.pt`'
+                + (f' (its keys are those of {guess})' if guess else
+                   ' (its keys match no known architecture)'))
         raise CheckpointError(f'{path} has format {ckpt.get("format")!r}, expected {FORMAT!r}')
     missing = [k for k in ('arch', 'num_classes', 'state_dict') if k not in ckpt]
     if missing:
@@ -126,6 +135,13 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = 'cpu'
 def load_state_dict_strict(model: DenseHybridModel, state_dict: Mapping[str, torch.Tensor],
                            source: str = 'state_dict') -> None:
     """``load_state_dict(strict=True)`` with an error that names the first mismatching keys."""
+    check_fit(model, state_dict, source)
+    model.load_state_dict(state_dict, strict=True)
+
+
+def check_fit(model: DenseHybridModel, state_dict: Mapping[str, torch.Tensor],
+              source: str = 'state_dict') -> None:
+    """Raise a CheckpointError naming the first missing, unexpected and mis-shaped keys."""
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
@@ -140,34 +156,58 @@ def load_state_dict_strict(model: DenseHybridModel, state_dict: Mapping[str, tor
                 parts.append(f'{len(keys)} {label}: {", ".join(keys[:3])}{more}')
         raise CheckpointError(f'{source} does not fit arch {model.arch!r} with '
                               f'{model.num_classes} classes: ' + '; '.join(parts))
-    model.load_state_dict(state_dict, strict=True)
 
 
-def import_official(state_dict_or_path: Union[PathLike, Mapping[str, torch.Tensor]], arch: str,
-                    num_classes: int, class_names: Optional[Sequence[str]] = None,
+def import_official(state_dict_or_path: Union[PathLike, Mapping[str, Any]],
+                    arch: Optional[str] = None, num_classes: Optional[int] = None,
+                    class_names: Optional[Sequence[str]] = None,
                     calibration: Optional[Mapping[str, Any]] = None
                     ) -> Tuple[DenseHybridModel, Dict[str, Any]]:
-    """Build ``arch`` from an authors' raw state_dict (strict); returns ``(model, meta)``."""
+    """Build a model from an authors' raw state_dict (strict); returns ``(model, meta)``.
+
+    ``arch`` None: told from the keys. Wrappers (``{'state_dict': ...}``, ``module.`` keys) are
+    undone. A project checkpoint re-imports with its arch, classes, palette and calibration;
+    ``calibration`` fields given here override the stored ones.
+    """
     if isinstance(state_dict_or_path, Mapping):
-        state_dict, source = dict(state_dict_or_path), 'state_dict'
+        container, source = dict(state_dict_or_path), 'state_dict'
     else:
-        state_dict, source = read_checkpoint(state_dict_or_path), str(state_dict_or_path)
-        for wrapper in ('state_dict', 'model'):       # {'state_dict': ...} style containers
-            if isinstance(state_dict.get(wrapper), Mapping):
-                state_dict = dict(state_dict[wrapper])
-    if state_dict.get('format') == FORMAT:
-        raise CheckpointError(f'{source} is already a densehybrid_ros checkpoint')
-    if state_dict and all(k.startswith('module.') for k in state_dict):   # DataParallel
-        state_dict = {k[len('module.'):]: v for k, v in state_dict.items()}
+        container, source = read_checkpoint(state_dict_or_path), str(state_dict_or_path)
+    state_dict = container
+    for wrapper in ('state_dict', 'model'):           # {'state_dict': ...} style containers
+        if isinstance(container.get(wrapper), Mapping):
+            state_dict = dict(container[wrapper])
+            break
+    state_dict = strip_module_prefix(state_dict)
+    previous = container if container.get('format') == FORMAT else {}
+    if previous:
+        if arch is not None and arch != previous.get('arch'):
+            raise CheckpointError(f'{source} is a densehybrid_ros checkpoint of arch '
+                                  f'{previous.get("arch")!r}, not {arch!r}')
+        arch, num_classes = previous.get('arch'), int(previous.get('num_classes', 0))
+        class_names = class_names or previous.get('class_names')
+    if arch is None:
+        arch = guess_arch(state_dict)
+        if arch is None:
+            raise CheckpointError(f'cannot tell the architecture of {source} from its keys '
+                                  f'(first: {", ".join(list(state_dict)[:3])}); give --arch, '
+                                  f'one of: {", ".join(sorted(ARCHS))}')
+    num_classes = num_classes or 19
+    with torch.device('meta'):        # check keys and shapes before allocating the weights
+        check_fit(build_model(arch, num_classes), state_dict, source=source)
     model = build_model(arch, num_classes)
     load_state_dict_strict(model, state_dict, source=source)
     names = list(class_names) if class_names else default_class_names(num_classes)
+    palette = (np.asarray(previous['palette'], dtype=np.uint8)
+               if previous.get('palette') is not None and names == previous.get('class_names')
+               else default_palette(num_classes, names))
+    merged = {**(previous.get('calibration') or {}), **(calibration or {})}
+    origin = os.path.basename(source) if source != 'state_dict' else source
     meta = {
         'format': FORMAT, 'arch': arch, 'num_classes': num_classes, 'class_names': names,
-        'palette': default_palette(num_classes, names),
-        'calibration': dict(calibration) if calibration else None,
-        'train': {'imported_from': os.path.basename(source) if source != 'state_dict'
-                  else source},
+        'palette': palette, 'calibration': merged or None,
+        'train': ({**previous.get('train', {}), 'reimported_from': origin} if previous
+                  else {'imported_from': origin}),
     }
     return model.eval(), meta
 
@@ -200,6 +240,19 @@ def _unpickler_reason(exc: BaseException) -> str:
     return lines[0][:200] if lines else type(exc).__name__
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_sentence(exc: BaseException) -> str:
+    """Return the first sentence of an error, whole (torch zip errors run to 300+ chars)."""
     text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    sentence = text[0].split('. ')[0].rstrip('.')
+    if len(sentence) > 200:                           # cut at a word, and say so
+        sentence = sentence[:200].rsplit(' ', 1)[0] + ' ...'
+    return sentence
+
+
+def _umask() -> int:
+    """Return the process umask (reading it means setting it; set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -1,15 +1,16 @@
 """Inference-time folding of BatchNorm into the convolution that feeds it.
 
 Wherever a convolution's only consumer is a BatchNorm (DenseNet's conv1 -> norm2, every ResNet
-conv -> bn), the BN is an affine map of the conv output and becomes the conv's weight scale and
-bias. Pre-activation units (BN -> ReLU -> conv) cannot fold their BN (the ReLU is in between),
-so where the BN reads DenseNet's channel-slice views of the block buffer (a slow strided path
-for BatchNorm) the BN and its ReLU become one ``relu(x * scale + shift)`` module. The
-fused model computes the same function; its state_dict differs, so it is for inference only
+conv -> bn, WRN-38's conv -> ``bnX = Sequential(BN, ReLU)``, the ASPP and DeepLab decoder
+units), the BN is an affine map of the conv output and becomes the conv's weight scale and bias.
+Pre-activation units (BN -> ReLU -> conv) cannot fold their BN (the ReLU is in between), so
+where the BN reads DenseNet's channel-slice views of the block buffer (a slow strided path for
+BatchNorm) the BN and its ReLU become one ``relu(x * scale + shift)`` module. The fused model
+computes the same function; its state_dict differs, so it is for inference only
 (the Segmenter fuses a copy after loading).
 """
 
-from typing import Iterable, Tuple
+from typing import Iterable, Optional, Tuple
 
 import torch
 from torch import nn
@@ -55,11 +56,20 @@ def _pairs(module: nn.Module) -> Iterable[Tuple[str, str]]:
         return [('conv1', 'bn1'), ('conv2', 'bn2')]
     names = [name for name, _ in module.named_children()]
     children = dict(module.named_children())
-    if isinstance(module, nn.Sequential):       # stems and ResNet downsample branches
+    if isinstance(module, nn.Sequential):       # stems, downsample branches, WRN-38 convs
         return [(a, b) for a, b in zip(names, names[1:])
-                if isinstance(children[a], nn.Conv2d)
-                and isinstance(children[b], nn.BatchNorm2d)]
+                if isinstance(children[a], nn.Conv2d) and _leading_bn(children[b]) is not None]
     return []
+
+
+def _leading_bn(module: nn.Module) -> Optional[nn.BatchNorm2d]:
+    """Return the BN itself, or the first child of a ``Sequential(BN, ReLU)`` (WRN-38's bn2)."""
+    if isinstance(module, nn.BatchNorm2d):
+        return module
+    first = module[0] if isinstance(module, nn.Sequential) and len(module) else None
+    if isinstance(first, nn.BatchNorm2d):
+        return first
+    return None
 
 
 def _bn_relu_pairs(module: nn.Module) -> Iterable[Tuple[str, str]]:
@@ -78,10 +88,14 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
         raise ValueError('fuse_for_inference needs a model in eval mode')
     for module in list(model.modules()):
         for conv_name, bn_name in _pairs(module):
-            conv, bn = getattr(module, conv_name), getattr(module, bn_name)
-            if isinstance(bn, nn.BatchNorm2d) and isinstance(conv, nn.Conv2d):
+            conv, holder = getattr(module, conv_name), getattr(module, bn_name)
+            bn = _leading_bn(holder)
+            if bn is not None and isinstance(conv, nn.Conv2d):
                 setattr(module, conv_name, fold_bn(conv, bn))
-                setattr(module, bn_name, nn.Identity())
+                if holder is bn:
+                    setattr(module, bn_name, nn.Identity())
+                else:
+                    holder[0] = nn.Identity()
     for module in list(model.modules()):
         for bn_name, relu_name in _bn_relu_pairs(module):
             setattr(module, bn_name, ScaleShiftReLU(getattr(module, bn_name)))

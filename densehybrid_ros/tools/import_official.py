@@ -1,7 +1,11 @@
-"""densehybrid-import: turn an authors' raw DenseHybrid state_dict into a project checkpoint."""
+"""densehybrid-import: turn an authors' raw DenseHybrid state_dict into a project checkpoint.
+
+Tensors are read onto the CPU (map_location), so files saved from CUDA import on any machine.
+"""
 
 import argparse
 import json
+from pathlib import Path
 import sys
 from typing import List, Optional
 
@@ -10,6 +14,7 @@ from ..models import ARCHS
 
 EXAMPLE = '''example:
   densehybrid-import ldn121_smiyc.pt --arch ldn121 --output models/ldn121_smiyc.pt
+  densehybrid-import wrn38_smiyc.pth --output models/dlv3plus_wrn38_smiyc.pt   # arch guessed
   densehybrid-import weights.pt --arch ldn121 --threshold -3.2 --score-range -12 2 \\
       --output ldn121_calibrated.pt
 '''
@@ -21,10 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog='densehybrid-import', description=__doc__, epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('state_dict', help="the authors' .pt/.pth state_dict file")
-    parser.add_argument('--arch', default='ldn121', choices=sorted(ARCHS),
-                        help='architecture of the weights (default: ldn121)')
-    parser.add_argument('--num-classes', type=int, default=19,
-                        help='closed-set classes (default: 19, Cityscapes names and palette)')
+    parser.add_argument('--arch', choices=sorted(ARCHS),
+                        help='architecture of the weights (default: told from the keys)')
+    parser.add_argument('--num-classes', type=int,
+                        help='closed-set classes (default: 19, Cityscapes names and palette; '
+                             "a project checkpoint's own)")
     parser.add_argument('--class-names', nargs='+', help='class names, if not Cityscapes')
     parser.add_argument('--threshold', type=float,
                         help='anomaly threshold to store (else calibrate with densehybrid-eval '
@@ -32,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--score-range', type=float, nargs=2, metavar=('LOW', 'HIGH'),
                         help='fixed heatmap range of the hybrid score')
     parser.add_argument('--output', required=True, help='where to write the checkpoint')
+    parser.add_argument('--force', action='store_true', help='overwrite an existing --output')
     parser.add_argument('--json', help='also write a summary JSON here')
     return parser
 
@@ -39,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point."""
     args = build_parser().parse_args(argv)
+    if Path(args.output).exists() and not args.force:
+        print(f'densehybrid-import: error: {args.output} exists; give --force to overwrite it',
+              file=sys.stderr)
+        return 2
     calibration = {}
     if args.threshold is not None:
         calibration['threshold'] = args.threshold
@@ -55,9 +66,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     meta['train'] = {**meta['train'], 'command': ' '.join(['densehybrid-import'] + (
         argv if argv is not None else sys.argv[1:]))}
     path = save_checkpoint(args.output, model, meta)
-    summary = {'output': str(path), 'arch': args.arch, 'num_classes': args.num_classes,
+    summary = {'output': str(path), 'arch': meta['arch'], 'num_classes': meta['num_classes'],
                'parameters': sum(p.numel() for p in model.parameters()),
-               'calibrated': bool(calibration.get('threshold') is not None)}
+               'calibrated': (meta['calibration'] or {}).get('threshold') is not None}
     print(json.dumps(summary))
     if args.json:
         with open(args.json, 'w', encoding='utf-8') as f:
