@@ -15,9 +15,7 @@ import csv
 from dataclasses import dataclass, field
 import math
 from pathlib import Path
-import queue
 import sys
-import threading
 import time
 from typing import Any, Callable, Dict, Generator, Iterator, List, Optional, Sequence, Tuple
 
@@ -28,9 +26,12 @@ from tqdm import tqdm
 from .benchmarks import (BenchmarkError, detect_layout, frames as benchmark_frames, LAYOUTS,
                          pairs, STREETHAZARDS_CLASSES)
 from .report import plot_curves, plot_histogram, write_json
-from ..bags import BagError, BagReader, BagWriter, Frame, IMAGE_TYPES, STORAGES
-from ..metrics import AnomalyMetrics, load_state, OpenSetConfusion, save_state, ScoreHistogram
+from ..bags import (ANOMALY_NAMES, BagError, BagReader, BagWriter, Frame, LABEL_NAMES,
+                    STORAGES)
+from ..evaluation import Evaluation, rejection_counts
 from ..outputs import camera_base, needs, OUTPUTS, output_topics, Renderer
+from ..prefetch import prefetch
+from ..staging import staged_folder
 
 EXAMPLE = '''examples:
   densehybrid-eval out/sample_bag --output out/eval                  # sample bag, embedded model
@@ -43,103 +44,12 @@ EXAMPLE = '''examples:
   densehybrid-eval big_bag --shard 0/4 --output out/s0   # ... on 4 machines, then:
   densehybrid-eval merge out/s0 out/s1 out/s2 out/s3 --output out/all
 '''
-LABEL_NAMES = ('semantic_label', 'label', 'labels', 'semantic_labels', 'gt')
-ANOMALY_NAMES = ('anomaly_label', 'anomaly_labels', 'anomaly_gt', 'ood_label')
-NOT_CAMERA = ('/densehybrid/',)
 CITYSCAPES_FALLBACK = 19
 RECORDED_PICTURES = ('overlay', 'anomaly_heatmap', 'semantic_color')   # node topics reused
 
 
 class EvalError(ValueError):
     """Input that cannot be evaluated as asked; the message says why."""
-
-
-# ------------------------------------------------------------------------------ accumulate
-@dataclass
-class Evaluation:
-    """Streaming state of one evaluation run (mergeable across shards)."""
-
-    num_classes: int
-    anomaly: AnomalyMetrics = field(default_factory=AnomalyMetrics)
-    scores: ScoreHistogram = field(default_factory=ScoreHistogram)
-    confusion: Optional[OpenSetConfusion] = None
-    frames: int = 0
-    anomaly_frames: int = 0
-    semantic_frames: int = 0
-    # Pixels rejected as unknown (open_set == 255): [anomalies rejected, anomalies,
-    # inliers rejected, inliers]. Exactly what the node flagged, at its threshold.
-    mask_counts: np.ndarray = field(default_factory=lambda: np.zeros(4, np.int64))
-
-    def __post_init__(self) -> None:
-        if self.confusion is None:
-            self.confusion = OpenSetConfusion(self.num_classes)
-
-    def add(self, score: np.ndarray, anomaly: Optional[np.ndarray] = None,
-            label: Optional[np.ndarray] = None, open_set: Optional[np.ndarray] = None,
-            semantic: Optional[np.ndarray] = None) -> None:
-        """Add one frame's score map and whatever ground truth and predictions it has."""
-        self.frames += 1
-        self.scores.update(score)
-        if anomaly is not None:
-            self.anomaly.update(score, anomaly)
-            self.anomaly_frames += 1
-            if open_set is not None:
-                rejected = open_set == 255
-                ano, inl = anomaly == 1, anomaly == 0
-                self.mask_counts += [np.count_nonzero(rejected & ano), np.count_nonzero(ano),
-                                     np.count_nonzero(rejected & inl), np.count_nonzero(inl)]
-        if label is not None and open_set is not None:
-            self.confusion.update(open_set, label, anomaly, semantic=semantic)
-            self.semantic_frames += 1
-
-    def merge(self, other: 'Evaluation') -> 'Evaluation':
-        """Add another shard's state."""
-        self.anomaly.merge(other.anomaly)
-        self.scores.merge(other.scores)
-        self.confusion.merge(other.confusion)
-        self.frames += other.frames
-        self.anomaly_frames += other.anomaly_frames
-        self.semantic_frames += other.semantic_frames
-        self.mask_counts += other.mask_counts
-        return self
-
-    def save(self, path: Path) -> None:
-        """Write the metric state (state.npz)."""
-        save_state(str(path), anomaly=self.anomaly, scores=self.scores,
-                   confusion=self.confusion)
-
-    @classmethod
-    def load(cls, path: Path, counts: Dict[str, int]) -> 'Evaluation':
-        """Read a state.npz written by :meth:`save` (frame counts from metrics.json)."""
-        state = load_state(str(path))
-        confusion = state['confusion']
-        return cls(confusion.num_classes, state['anomaly'], state['scores'], confusion,
-                   int(counts.get('frames', 0)), int(counts.get('anomaly_frames', 0)),
-                   int(counts.get('semantic_frames', 0)),
-                   np.asarray(counts.get('unknown_mask_counts', [0] * 4), np.int64))
-
-    def summary(self, class_names: Sequence[str]) -> Dict[str, Any]:
-        """Figures for metrics.json."""
-        out: Dict[str, Any] = {'frames': self.frames, 'anomaly_frames': self.anomaly_frames,
-                               'semantic_frames': self.semantic_frames,
-                               'score_stats': self.scores.compute()}
-        if self.anomaly_frames:
-            out['anomaly'] = self.anomaly.compute()
-            out['score_stats_by_class'] = self.anomaly.score_stats()
-        hit_a, ano, hit_i, inl = (int(v) for v in self.mask_counts)
-        if ano and inl:
-            out['unknown_mask'] = {'tpr': hit_a / ano, 'fpr': hit_i / inl,
-                                   'precision': hit_a / (hit_a + hit_i) if hit_a + hit_i
-                                   else math.nan}
-        out['unknown_mask_counts'] = [hit_a, ano, hit_i, inl]
-        if self.semantic_frames:
-            figures = self.confusion.compute()
-            names = list(class_names)[:self.num_classes]
-            names += [str(i) for i in range(len(names), self.num_classes)]
-            figures['per_class_iou'] = dict(zip(names, figures['per_class_iou']))
-            figures['closed_per_class_iou'] = dict(zip(names, figures['closed_per_class_iou']))
-            out['open_set'] = figures
-        return out
 
 
 # --------------------------------------------------------------------------------- sources
@@ -207,8 +117,7 @@ def _bag_source(args: argparse.Namespace, path: Path, select: Callable[[int], bo
     try:
         roles: Dict[str, str] = {}
         recorded = args.recorded
-        cams = [t for t in bag.image_topics(exclude=NOT_CAMERA)
-                if t.rsplit('/', 1)[-1] not in LABEL_NAMES + ANOMALY_NAMES]
+        cams = bag.camera_topics()
         if not recorded and not args.image_topic and not cams and bag.find(['anomaly_score']):
             recorded = True            # only result topics: a recording of the live node
         if recorded:
@@ -231,9 +140,9 @@ def _bag_source(args: argparse.Namespace, path: Path, select: Callable[[int], bo
             ns = camera_base(roles['image']).rpartition('/')[0]
         if not args.no_labels:
             label = bag.topic(args.label_topic, role='label') if args.label_topic \
-                else _label_topic(bag, ns, LABEL_NAMES)
+                else bag.label_topic(ns, LABEL_NAMES)
             anomaly = bag.topic(args.anomaly_topic, role='anomaly label') \
-                if args.anomaly_topic else _label_topic(bag, ns, ANOMALY_NAMES)
+                if args.anomaly_topic else bag.label_topic(ns, ANOMALY_NAMES)
             if label:
                 roles['label'] = label
             if anomaly:
@@ -248,15 +157,6 @@ def _bag_source(args: argparse.Namespace, path: Path, select: Callable[[int], bo
     except BaseException:
         bag.close()
         raise
-
-
-def _label_topic(bag: BagReader, ns: str, names: Sequence[str]) -> Optional[str]:
-    """Return the label topic next to the camera (``<ns>/<name>``), else the only one."""
-    for name in names:
-        topic = f'{ns}/{name}'
-        if bag.topics.get(topic, ('',))[0] in IMAGE_TYPES:
-            return topic
-    return bag.find(names, exclude=NOT_CAMERA)
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -276,9 +176,9 @@ def _check_sizes(frame: Frame, shape: Tuple[int, int], base: str) -> None:
 class Runner:
     """Runs the model (or reads recorded results) over a source and writes the outputs."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, output: Path) -> None:
         self.args = args
-        self.output = Path(args.output)
+        self.output = output                # the staging folder (see evaluate)
         self.segmenter = None
         self.class_names: List[str] = []
         self.palette: Optional[np.ndarray] = None
@@ -310,7 +210,8 @@ class Runner:
         from ..inference import Segmenter
         self.segmenter = seg = Segmenter(args.checkpoint, device=args.device,
                                          precision=args.precision,
-                                         inference_size=args.inference_width or None)
+                                         inference_size=args.inference_width or None,
+                                         backend=args.backend)
         self.checkpoint = str(seg.meta.get('path', args.checkpoint))
         self.class_names, self.palette = seg.class_names, seg.palette
         if args.threshold is not None:
@@ -392,49 +293,6 @@ class Runner:
             bag.write_raw(source.topics[role], msgtype, raw, frame.stamp)
 
 
-def prefetch(items: Iterator[Frame], depth: int) -> Generator[Frame, None, None]:
-    """Read ``items`` in a background thread up to ``depth`` ahead; errors re-raised here."""
-    if depth <= 0:
-        yield from items
-        return
-    slots: 'queue.Queue[Tuple[Any, Optional[BaseException]]]' = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def put(entry: Tuple[Any, Optional[BaseException]]) -> bool:
-        while not stop.is_set():
-            try:
-                slots.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((item, None)):
-                    return
-        except BaseException as exc:     # handed to the consumer, raised in its thread
-            put((done, exc))
-            return
-        put((done, None))
-
-    worker = threading.Thread(target=produce, name='eval-reader', daemon=True)
-    worker.start()
-    try:
-        while True:
-            item, exc = slots.get()
-            if item is done:
-                if exc is not None:
-                    raise exc
-                return
-            yield item
-    finally:
-        stop.set()
-        worker.join(timeout=10.0)
-
-
 class FrameTable:
     """frames.csv: one row per evaluated frame, written as it goes (survives Ctrl-C)."""
 
@@ -450,15 +308,14 @@ class FrameTable:
         """Append the row of one frame."""
         score, open_set = result['score'], result.get('open_set')
         anomaly = frame.arrays.get('anomaly')
-        rejected = open_set == 255 if open_set is not None else None
         row: List[Any] = [frame.index, frame.stamp, frame.frame_id,
                           f'{float(score.mean()):.6g}', f'{float(score.max()):.6g}',
-                          '' if rejected is None else f'{rejected.mean():.6g}']
+                          '' if open_set is None else f'{(open_set == 255).mean():.6g}']
         if anomaly is not None:
-            ano, inl = anomaly == 1, anomaly == 0
-            row += [int(ano.sum()), int(inl.sum())]
-            row += ['', ''] if rejected is None else [int((rejected & ano).sum()),
-                                                      int((rejected & inl).sum())]
+            counts = rejection_counts(open_set if open_set is not None
+                                      else np.zeros_like(anomaly), anomaly)
+            hit_a, ano, hit_i, inl = (int(v) for v in counts)
+            row += [ano, inl] + (['', ''] if open_set is None else [hit_a, hit_i])
         else:
             row += [''] * 4
         self.writer.writerow(row)
@@ -500,13 +357,26 @@ def _batches(frames: Iterator[Frame], size: int) -> Iterator[List[Frame]]:
 
 
 def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
-    """Run one evaluation; returns the metrics.json content."""
+    """Run one evaluation; returns the metrics.json content.
+
+    Results are written to a temporary folder and moved into ``--output`` only when the run
+    produced them: a failed run leaves an earlier good result there untouched (issue 15).
+    """
+    with staged_folder(args.output) as staging:
+        summary, broken = _evaluate(args, staging)
+    if broken is not None:            # the frames before a broken message were evaluated
+        raise EvalError(f'{broken}; the metrics of the {summary["frames"]} frames before it '
+                        f'are in {Path(args.output) / "metrics.json"}')
+    return summary
+
+
+def _evaluate(args: argparse.Namespace, output: Path
+              ) -> Tuple[Dict[str, Any], Optional[BagError]]:
+    """Evaluate into ``output``; returns the summary and the error that cut the input short."""
     started = time.monotonic()
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
     stats: Dict[str, int] = {}
     source = open_source(args, stats)
-    runner = Runner(args)
+    runner = Runner(args, output)
     interrupted = False
     broken: Optional[BagError] = None
     frames: Optional[Generator[Frame, None, None]] = None
@@ -588,17 +458,13 @@ def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
     if broken is not None:
         summary['error'] = str(broken)
     run.save(output / 'state.npz')
-    finish(args, run, summary, runner.class_names)
-    if broken is not None:
-        raise EvalError(f'{broken}; the metrics of the {run.frames} frames before it are in '
-                        f'{output / "metrics.json"}')
-    return summary
+    finish(args, run, summary, runner.class_names, output)
+    return summary, broken
 
 
 def finish(args: argparse.Namespace, run: Evaluation, summary: Dict[str, Any],
-           class_names: Sequence[str]) -> None:
-    """Calibrate (optionally), write plots, metrics.json and --json."""
-    output = Path(args.output)
+           class_names: Sequence[str], output: Path) -> None:
+    """Calibrate (optionally), write plots, metrics.json into ``output`` and --json."""
     current = (summary.get('threshold') or {}).get('value')
     anomaly = summary.get('anomaly') or {}
     if current is not None and math.isfinite(current) and anomaly.get('anomaly_pixels') \
@@ -613,10 +479,14 @@ def finish(args: argparse.Namespace, run: Evaluation, summary: Dict[str, Any],
             summary['open_set']['note'] = (
                 'open-set figures use the threshold in effect during this run; evaluate with '
                 'the calibrated checkpoint for open-mIoU at the new threshold')
-        target = Path(args.calibrated_checkpoint) if args.calibrated_checkpoint else \
-            output / (Path(summary['checkpoint']).stem + '_calibrated.pt')
-        summary['calibrated_checkpoint'] = str(write_calibrated(summary['checkpoint'], target,
-                                                                calibration))
+        name = Path(summary['checkpoint']).stem + '_calibrated.pt'
+        if args.calibrated_checkpoint:
+            target = write_calibrated(summary['checkpoint'], Path(args.calibrated_checkpoint),
+                                      calibration)
+        else:                          # into the staging folder, reported where it will be
+            write_calibrated(summary['checkpoint'], output / name, calibration)
+            target = Path(args.output) / name
+        summary['calibrated_checkpoint'] = str(target)
     plot_curves(run.anomaly, output)
     threshold = summary.get('calibration', {}).get('threshold', summary['threshold']['value'])
     plot_histogram(output, run.anomaly if run.anomaly_frames else None, run.scores,
@@ -667,7 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
     model = p.add_argument_group('model')
     model.add_argument('--checkpoint', help='model checkpoint (default: the embedded model)')
     model.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    model.add_argument('--precision', default='fp32', choices=['fp32', 'fp16', 'bf16'])
+    model.add_argument('--precision', default='fp32',
+                       help='fp32, fp16 or bf16; int8 with openvino (default fp32)')
+    model.add_argument('--backend', default='torch',
+                       help='torch (default), onnxruntime or openvino (an exported graph)')
     model.add_argument('--inference-width', type=int, default=0,
                        help='resize to this width for inference (0: native)')
     model.add_argument('--batch', type=int, default=1, help='frames per forward pass')
@@ -748,12 +621,11 @@ def merge(args: argparse.Namespace) -> Dict[str, Any]:
                                             for s in summaries)}
     if args.checkpoint:
         summary['checkpoint'] = args.checkpoint
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    total.save(output / 'state.npz')
-    merge_tables([Path(folder) / 'frames.csv' for folder in args.shards],
-                 output / 'frames.csv')
-    finish(args, total, summary, names)
+    with staged_folder(args.output) as output:
+        total.save(output / 'state.npz')
+        merge_tables([Path(folder) / 'frames.csv' for folder in args.shards],
+                     output / 'frames.csv')
+        finish(args, total, summary, names, output)
     return summary
 
 

@@ -434,35 +434,6 @@ def test_labels_next_to_the_chosen_camera_are_used(tiny_checkpoint, tmp_path) ->
     assert figures['anomaly']['anomaly_pixels'] == int((right['anomaly'] == 1).sum())
 
 
-@pytest.mark.parametrize('depth', [0, 1, 3])
-def test_prefetch_keeps_order_and_raises_in_the_consumer(depth) -> None:
-    def items():
-        yield from range(5)
-        raise RuntimeError('broken at 5')
-
-    got = []
-    with pytest.raises(RuntimeError, match='broken at 5'):
-        for item in eval_bag.prefetch(items(), depth):
-            got.append(item)
-    assert got == list(range(5))
-
-
-def test_prefetch_stops_its_reader_when_closed() -> None:
-    import threading
-    produced = []
-
-    def items():
-        for i in range(1000):
-            produced.append(i)
-            yield i
-
-    frames = eval_bag.prefetch(items(), 2)
-    assert next(frames) == 0
-    frames.close()
-    assert not any(t.name == 'eval-reader' for t in threading.enumerate())
-    assert len(produced) < 10
-
-
 def test_batched_inference_gives_the_same_figures(baseline, sample_bag, tiny_checkpoint,
                                                   tmp_path) -> None:
     batched = run_eval(tmp_path, str(sample_bag), '--checkpoint', str(tiny_checkpoint),
@@ -472,3 +443,31 @@ def test_batched_inference_gives_the_same_figures(baseline, sample_bag, tiny_che
         assert batched['anomaly'][key] == pytest.approx(baseline['anomaly'][key], abs=1e-4)
     assert batched['open_set']['open_miou'] == pytest.approx(baseline['open_set']['open_miou'],
                                                              abs=1e-3)
+
+
+def test_a_failed_run_leaves_the_earlier_results_intact(sample_bag, tiny_checkpoint, tmp_path,
+                                                        capsys) -> None:
+    """Issue 15: a failing eval once cut frames.csv to its header next to the old metrics."""
+    run_eval(tmp_path, str(sample_bag), '--checkpoint', str(tiny_checkpoint), name='o')
+    out = tmp_path / 'o'
+    before = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob('*')) if p.is_file()}
+    scene = make_scene(SEED, SIZE, anomaly_family='eval')
+    _write_bag(tmp_path / 'bad', [(5, '/cam/image', scene['image'], 'rgb8'),
+                                  (5, '/cam/anomaly_label', scene['anomaly'][:, :32], 'mono8')])
+    assert eval_bag.main([str(tmp_path / 'bad'), '--checkpoint', str(tiny_checkpoint),
+                          '--output', str(out), '--quiet', '--device', 'cpu']) == 2
+    assert 'labels must have the image size' in capsys.readouterr().err
+    after = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob('*')) if p.is_file()}
+    assert after == before and len(before) > 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['bad', 'o']    # no staging left
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--backend', 'tensorflow'], "unknown backend 'tensorflow'"),
+    (['--backend', 'onnxruntime', '--precision', 'int8'], 'precision must be one of'),
+])
+def test_backend_and_precision_reach_the_segmenter(sample_bag, tiny_checkpoint, tmp_path,
+                                                   capsys, argv, message) -> None:
+    code = eval_bag.main([str(sample_bag), '--checkpoint', str(tiny_checkpoint), *argv,
+                          '--output', str(tmp_path / 'o'), '--quiet', '--device', 'cpu'])
+    assert code == 2 and message in capsys.readouterr().err
