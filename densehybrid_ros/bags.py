@@ -4,7 +4,8 @@
   finds topics by name with helpful errors, and yields :class:`Frame` objects: messages of
   several topics joined by their header stamp.
 * :class:`BagWriter` writes sensor_msgs/Image messages (mcap by default, sqlite3 on request).
-* :func:`image_to_array` / :func:`array_to_image` convert between messages and numpy arrays.
+* :func:`image_to_array` / :func:`array_to_image` convert between messages and numpy arrays,
+  a thin rosbags adapter over ``images`` (the decoder the node uses too).
 
 Corrupt or truncated bags, undecodable messages, and missing topics raise :class:`BagError`
 with the path and a one-line cause.
@@ -18,19 +19,16 @@ import sqlite3
 import struct
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-import cv2
 import numpy as np
+
+from .images import (decode_compressed, decode_compressed_map, decode_map, decode_rgb, encode,
+                     encode_compressed, ImageError)
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 STORAGES = ('mcap', 'sqlite3')
-_ENCODINGS = {  # encoding -> (dtype, channels)
-    'rgb8': (np.uint8, 3), 'bgr8': (np.uint8, 3), 'rgba8': (np.uint8, 4),
-    'bgra8': (np.uint8, 4), 'mono8': (np.uint8, 1), '8UC1': (np.uint8, 1),
-    '8UC3': (np.uint8, 3), 'mono16': (np.uint16, 1), '16UC1': (np.uint16, 1),
-    '32FC1': (np.float32, 1),
-}
+CAMERA_ROLES = ('image',)      # roles of BagReader.frames decoded as camera images (RGB)
 PathLike = Union[str, Path]
 # Last name parts of label-map topics, never cameras: semantic train ids, anomaly 0/1/255 maps.
 LABEL_NAMES = ('semantic_label', 'label', 'labels', 'semantic_labels', 'gt')
@@ -79,71 +77,37 @@ def _cdr_order(raw: bytes) -> str:
 
 
 # --------------------------------------------------------------------------- conversions
-def image_to_array(msg: Any, what: str = 'image') -> np.ndarray:
-    """Decode an Image / CompressedImage message: colour -> H x W x 3 RGB, else H x W."""
-    if hasattr(msg, 'format'):                                   # CompressedImage
-        buf = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-        decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if buf.size else None
-        if decoded is None:
-            raise BagError(f'{what}: compressed data ({msg.format!r}, {buf.size} bytes) '
-                           f'cannot be decoded')
-        if decoded.ndim == 3 and decoded.shape[2] == 4:
-            return cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGB)
-        if decoded.ndim == 3:
-            return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
-        return decoded
-    enc = str(msg.encoding)
-    if enc not in _ENCODINGS:
-        raise BagError(f'{what}: unsupported encoding {enc!r} (supported: '
-                       f'{", ".join(sorted(_ENCODINGS))})')
-    dtype, channels = _ENCODINGS[enc]
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    itemsize = np.dtype(dtype).itemsize
-    data = np.asarray(msg.data, dtype=np.uint8)
-    if h == 0 or w == 0 or step < w * channels * itemsize or data.size < h * step:
-        raise BagError(f'{what}: {w}x{h} {enc} with step {step} does not fit its '
-                       f'{data.size} data bytes')
-    rows = data[:h * step].reshape(h, step)[:, :w * channels * itemsize]
-    order = '>' if msg.is_bigendian else '<'
-    arr = rows.copy().view(np.dtype(dtype).newbyteorder(order) if itemsize > 1 else dtype)
-    arr = arr.reshape(h, w, channels) if channels > 1 else arr.reshape(h, w)
-    if itemsize > 1:
-        arr = arr.astype(np.dtype(dtype).newbyteorder('='), copy=False)
-    if enc in ('bgr8', 'bgra8'):
-        return np.ascontiguousarray(arr[..., 2::-1])
-    if enc == 'rgba8':
-        return np.ascontiguousarray(arr[..., :3])
-    return arr
+def image_to_array(msg: Any, what: str = 'image', camera: bool = False) -> np.ndarray:
+    """Decode an Image / CompressedImage: a ``camera`` -> H x W x 3 RGB, else a label/output map.
+
+    Cameras accept what the node accepts (``images.CAMERA_ENCODINGS``); maps come back with
+    their own dtype (``images.MAP_ENCODINGS``). Failures: :class:`BagError` naming ``what``.
+    """
+    try:
+        if hasattr(msg, 'format'):                                   # CompressedImage
+            decode = decode_compressed if camera else decode_compressed_map
+            return decode(msg.data, str(msg.format))
+        shape = (str(msg.encoding), int(msg.height), int(msg.width), int(msg.step), msg.data)
+        return decode_rgb(*shape) if camera else decode_map(*shape, bool(msg.is_bigendian))
+    except ImageError as exc:
+        raise BagError(f'{what}: {exc.cause}: {exc}') from None
 
 
 def array_to_image(array: np.ndarray, encoding: str, stamp: int, frame_id: str = '') -> Any:
-    """Build a sensor_msgs/Image (rosbags type) from a numpy array."""
-    if encoding not in _ENCODINGS:
-        raise ValueError(f'unsupported encoding {encoding!r}')
-    dtype, channels = _ENCODINGS[encoding]
-    array = np.ascontiguousarray(array, dtype=dtype)
-    if array.ndim != (3 if channels > 1 else 2) or (channels > 1 and array.shape[2] != channels):
-        raise ValueError(f'{encoding} needs {channels} channel(s), got shape {array.shape}')
-    types = _typestore().types
-    header = _header(stamp, frame_id)
-    h, w = array.shape[:2]
-    return types[IMAGE_TYPE](header=header, height=h, width=w, encoding=encoding,
-                             is_bigendian=0, step=w * channels * array.itemsize,
-                             data=array.reshape(-1).view(np.uint8))
+    """Build a sensor_msgs/Image (rosbags type) from an array of the encoding's dtype."""
+    height, width, step, data = encode(array, encoding)
+    return _typestore().types[IMAGE_TYPE](header=_header(stamp, frame_id), height=height,
+                                          width=width, encoding=encoding, is_bigendian=0,
+                                          step=step, data=data)
 
 
 def array_to_compressed(array: np.ndarray, fmt: str, stamp: int, frame_id: str = '') -> Any:
     """Build a sensor_msgs/CompressedImage (jpeg or png) from RGB or mono uint8 data."""
-    if fmt not in ('jpeg', 'png'):
-        raise ValueError(f'compressed format must be jpeg or png, got {fmt!r}')
-    bgr = cv2.cvtColor(array, cv2.COLOR_RGB2BGR) if array.ndim == 3 else array
-    ok, buf = cv2.imencode('.jpg' if fmt == 'jpeg' else '.png', bgr)
-    if not ok:
-        raise ValueError(f'cannot encode a {array.shape} array as {fmt}')
+    data = np.frombuffer(encode_compressed(array, fmt), np.uint8)
     kind = 'rgb8' if array.ndim == 3 else 'mono8'
     return _typestore().types[COMPRESSED_TYPE](
-        header=_header(stamp, frame_id), format=f'{kind}; {fmt} compressed bgr8'
-        if array.ndim == 3 else f'{kind}; {fmt} compressed mono8', data=buf.reshape(-1))
+        header=_header(stamp, frame_id), data=data,
+        format=f'{kind}; {fmt} compressed {"bgr8" if array.ndim == 3 else "mono8"}')
 
 
 def _header(stamp: int, frame_id: str) -> Any:
@@ -283,7 +247,8 @@ class BagReader:
         ``partial``, frames whose other roles never come (evicted after ``max_pending`` newer
         stamps, or at the end) are yielded with what they have. ``stats`` counts
         ``unmatched`` messages and ``partial`` frames. Roles in ``keep_raw`` also keep their
-        CDR bytes.
+        CDR bytes. The ``image`` role (:data:`CAMERA_ROLES`) is decoded as a camera (H x W x 3
+        RGB, as the node decodes it); other roles as label/output maps.
         """
         by_topic = {topic: role for role, topic in roles.items()}
         stats = stats if stats is not None else {}
@@ -318,7 +283,7 @@ class BagReader:
                     frame = pending[stamp] = Frame(-1, stamp, str(msg.header.frame_id))
                     heapq.heappush(order, stamp)
             frame.arrays[role] = image_to_array(msg, f'{role} message on {topic} at stamp '
-                                                f'{_fmt_stamp(stamp)}')
+                                                f'{_fmt_stamp(stamp)}', role in CAMERA_ROLES)
             if role in keep_raw:
                 frame.raw[role] = (msgtype, raw)
             if frame.index >= 0 and len(frame.arrays) == len(roles):

@@ -33,8 +33,7 @@ PathLike = Union[str, os.PathLike]
 
 __all__ = ['CITYSCAPES_CLASSES', 'CITYSCAPES_PALETTE', 'CheckpointError', 'FORMAT',
            'check_fit', 'import_official', 'load_checkpoint', 'load_state_dict_strict',
-           'read_checkpoint',
-           'save_checkpoint']
+           'read_checkpoint', 'save_checkpoint']
 
 
 class CheckpointError(ValueError):

@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -134,3 +135,63 @@ def test_import_of_the_wrong_architecture_names_mismatching_keys():
         import_official(_official_state_dict('ladder_resnet18'), 'ldn121', 19)
     with pytest.raises(CheckpointError, match=r'shape mismatch.*logits\.conv\.weight'):
         import_official(_official_state_dict('ldn121', 19), 'ldn121', 11)
+
+
+@pytest.mark.parametrize('umask, mode', [(0o022, 0o644), (0o027, 0o640)])
+def test_saved_checkpoints_are_readable_as_the_umask_allows(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        path = save_checkpoint(tmp_path / 'm.pt', build_model('ladder_resnet18_half', 3), {})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == mode
+
+
+def test_truncated_checkpoint_message_ends_with_a_whole_sentence(tmp_path):
+    path = save_checkpoint(tmp_path / 'm.pt', build_model('ladder_resnet18_half', 3), {})
+    _truncate(path)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    # torch's reason runs on for 300+ characters; keep its first sentence, whole
+    assert re.search(r'\(\d+ bytes; PytorchStreamReader failed reading zip archive: '
+                     r'failed finding central directory\)$', str(err.value)), str(err.value)
+
+
+def test_a_directory_is_named_as_a_directory(tmp_path):
+    with pytest.raises(CheckpointError, match='is a directory, not a checkpoint file'):
+        load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize('arch', ['ladder_resnet18_half', 'ldn121'])
+def test_raw_state_dict_hint_names_the_arch_of_its_keys(tmp_path, arch):
+    path = tmp_path / 'raw.pth'
+    torch.save(build_model(arch, 19).state_dict(), path)
+    with pytest.raises(CheckpointError, match=rf'--arch {arch} --output .*keys are those of'):
+        load_checkpoint(path)
+    torch.save({'foo.weight': torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match=r'--arch \{dlv3plus_wrn38,.*match no known arch'):
+        load_checkpoint(path)
+
+
+def test_reimporting_a_calibrated_checkpoint_keeps_calibration_names_and_palette(tmp_path):
+    names = ['road', 'car', 'sky']
+    palette = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]], np.uint8)
+    calib = {'threshold': -2.5, 'score_p01': -8.0, 'score_p99': 1.0, 'measured_on': 'bag x'}
+    path = save_checkpoint(tmp_path / 'cal.pt', build_model('ladder_resnet18_half', 3),
+                           {'class_names': names, 'palette': palette, 'calibration': calib})
+    model, meta = import_official(path)                       # arch from the checkpoint
+    assert meta['arch'] == 'ladder_resnet18_half' and meta['num_classes'] == 3
+    assert meta['calibration'] == calib and meta['class_names'] == names
+    assert np.array_equal(meta['palette'], palette)
+    _, meta = import_official(path, calibration={'threshold': -1.0})   # a given field wins
+    assert meta['calibration'] == {**calib, 'threshold': -1.0}
+    with pytest.raises(CheckpointError, match="of arch 'ladder_resnet18_half', not 'ldn121'"):
+        import_official(path, 'ldn121')
+
+
+def test_import_tells_the_arch_from_the_keys_and_says_when_it_cannot(tmp_path):
+    state = _official_state_dict('ladder_resnet18', 19)
+    model, meta = import_official({'module.' + k: v for k, v in state.items()})
+    assert meta['arch'] == 'ladder_resnet18'
+    with pytest.raises(CheckpointError, match='cannot tell the architecture .* give --arch'):
+        import_official({'encoder.weight': torch.zeros(3)})

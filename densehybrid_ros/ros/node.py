@@ -29,10 +29,11 @@ from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from .conversions import check_message, ImageConversionError, msg_to_rgb, numpy_to_image
+from .conversions import check_message, msg_to_rgb, numpy_to_image
 from .diagnostics import camera_status, CameraStats, diagnostic_array, ERROR, OK, status
 from .pacing import FramePeriod, fresh_wait
 from .params import check_change, declare_parameters, read_parameters, validate_all
+from ..images import ImageError
 from ..outputs import needs, OUTPUTS, output_namespaces, Renderer
 from ..transport import use_large_data
 
@@ -259,7 +260,7 @@ class DenseHybridNode(LifecycleNode):
         now = time.monotonic()
         try:
             check_message(msg)         # O(1) header checks; decoding happens in the worker
-        except ImageConversionError as exc:
+        except ImageError as exc:
             self._bad_message(cam, exc)
             return
         with self._lock:
@@ -316,7 +317,7 @@ class DenseHybridNode(LifecycleNode):
                 continue                  # nobody listens to this camera: compute nothing
             try:
                 jobs.append(_Job(cam, msg.header, msg_to_rgb(msg), outputs))
-            except ImageConversionError as exc:
+            except ImageError as exc:
                 self._bad_message(cam, exc)
         if not jobs:
             return
@@ -336,7 +337,7 @@ class DenseHybridNode(LifecycleNode):
             return None
         return (self.get_clock().now().nanoseconds - stamp) * 1e-9
 
-    def _bad_message(self, cam: Camera, exc: ImageConversionError) -> None:
+    def _bad_message(self, cam: Camera, exc: ImageError) -> None:
         cam.stats.bad_message(exc.cause)
         self._warn_throttled(cam.topic, exc.cause, f'dropped a bad message on {cam.topic}: '
                                                    f'{exc.cause}: {exc}')

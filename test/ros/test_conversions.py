@@ -1,4 +1,4 @@
-"""Image <-> numpy conversions: every accepted encoding, padding, and each bad-message cause."""
+"""rclpy Image <-> numpy adapter: same decoding as the bag tools, cv_bridge as the reference."""
 
 import cv2
 import numpy as np
@@ -8,9 +8,13 @@ pytest.importorskip('cv_bridge')
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
+from densehybrid_ros import bags, images  # noqa: E402
 from densehybrid_ros.ros import conversions as conv  # noqa: E402
 
+from cv_bridge import CvBridge  # noqa: E402
+
 RGB = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)  # odd sizes
+BRIDGE = CvBridge()        # the reference implementation, never used by the package
 
 
 def raw(array: np.ndarray, encoding: str, pad: int = 0) -> Image:
@@ -32,7 +36,7 @@ def raw(array: np.ndarray, encoding: str, pad: int = 0) -> Image:
 ])
 @pytest.mark.parametrize('pad', [0, 3, 64])
 def test_colour_encodings_to_rgb(encoding, make, pad):
-    out = conv.image_to_rgb(raw(make(RGB), encoding, pad))
+    out = conv.msg_to_rgb(raw(make(RGB), encoding, pad))
     assert out.dtype == np.uint8 and out.flags['C_CONTIGUOUS']
     np.testing.assert_array_equal(out, RGB)
 
@@ -40,32 +44,32 @@ def test_colour_encodings_to_rgb(encoding, make, pad):
 @pytest.mark.parametrize('pad', [0, 5])
 def test_mono8_is_replicated_to_rgb(pad):
     gray = RGB[..., 0].copy()
-    out = conv.image_to_rgb(raw(gray, 'mono8', pad))
+    out = conv.msg_to_rgb(raw(gray, 'mono8', pad))
     assert out.shape == gray.shape + (3,)
     for c in range(3):
         np.testing.assert_array_equal(out[..., c], gray)
 
 
 def test_encoding_names_are_case_sensitive_as_in_ros():
-    with pytest.raises(conv.UnsupportedEncodingError, match='RGB8'):
-        conv.image_to_rgb(raw(RGB, 'RGB8'))
+    with pytest.raises(images.UnsupportedEncodingError, match='RGB8'):
+        conv.msg_to_rgb(raw(RGB, 'RGB8'))
 
 
 @pytest.mark.parametrize('msg,error,cause', [
-    (raw(RGB[..., :2].copy(), '8UC2'), conv.UnsupportedEncodingError, 'unsupported_encoding'),
-    (raw(RGB, 'rgb16'), conv.UnsupportedEncodingError, 'unsupported_encoding'),
-    (Image(height=0, width=4, encoding='rgb8', step=12), conv.EmptyImageError, 'zero_size'),
-    (Image(height=4, width=0, encoding='rgb8', step=0), conv.EmptyImageError, 'zero_size'),
-    (Image(height=2, width=4, encoding='rgb8', step=8, data=bytes(16)), conv.BadStepError,
+    (raw(RGB[..., :2].copy(), '8UC2'), images.UnsupportedEncodingError, 'unsupported_encoding'),
+    (raw(RGB, 'rgb16'), images.UnsupportedEncodingError, 'unsupported_encoding'),
+    (Image(height=0, width=4, encoding='rgb8', step=12), images.EmptyImageError, 'zero_size'),
+    (Image(height=4, width=0, encoding='rgb8', step=0), images.EmptyImageError, 'zero_size'),
+    (Image(height=2, width=4, encoding='rgb8', step=8, data=bytes(16)), images.BadStepError,
      'bad_step'),
     (Image(height=4, width=4, encoding='rgb8', step=12, data=bytes(47)),
-     conv.TruncatedDataError, 'data_too_short'),
+     images.TruncatedDataError, 'data_too_short'),
 ])
 def test_bad_raw_messages_raise_named_errors(msg, error, cause):
     with pytest.raises(error) as info:
-        conv.image_to_rgb(msg)
+        conv.msg_to_rgb(msg)
     assert info.value.cause == cause
-    assert isinstance(info.value, conv.ImageConversionError)
+    assert isinstance(info.value, images.ImageError)
     assert str(info.value)      # the message says what is wrong
 
 
@@ -86,15 +90,15 @@ def test_compressed_gray_png_becomes_rgb():
 
 
 @pytest.mark.parametrize('data,error', [
-    (b'', conv.EmptyImageError),
-    (b'\xff\xd8\xff\xe0 not really a jpeg' * 4, conv.UndecodableImageError),
-    (conv.rgb_to_compressed(RGB, 'jpeg').data[:40].tobytes(), conv.UndecodableImageError),
+    (b'', images.EmptyImageError),
+    (b'\xff\xd8\xff\xe0 not really a jpeg' * 4, images.UndecodableImageError),
+    (conv.rgb_to_compressed(RGB, 'jpeg').data[:40].tobytes(), images.UndecodableImageError),
 ])
 def test_bad_compressed_messages_raise_named_errors(data, error):
     msg = CompressedImage(format='jpeg')
     msg.data = data
     with pytest.raises(error):
-        conv.compressed_to_rgb(msg)
+        conv.msg_to_rgb(msg)
 
 
 @pytest.mark.parametrize('encoding,array', [
@@ -109,7 +113,7 @@ def test_outputs_read_back_through_cv_bridge(encoding, array):
     assert msg.step * msg.height == len(msg.data)
     assert (msg.header.frame_id, msg.header.stamp.sec, msg.header.stamp.nanosec) == \
         ('cam', 12, 345)
-    back = conv.bridge().imgmsg_to_cv2(msg, desired_encoding='passthrough')
+    back = BRIDGE.imgmsg_to_cv2(msg, desired_encoding='passthrough')
     np.testing.assert_array_equal(back, array)
 
 
@@ -121,9 +125,9 @@ def test_output_with_wrong_dtype_is_refused():
 def test_cheap_checks_catch_empty_compressed_and_bad_raw_headers():
     conv.check_message(conv.rgb_to_compressed(RGB, 'jpeg'))
     conv.check_message(raw(RGB, 'rgb8', pad=2))
-    with pytest.raises(conv.EmptyImageError):
+    with pytest.raises(images.EmptyImageError):
         conv.check_message(CompressedImage(format='jpeg'))
-    with pytest.raises(conv.UnsupportedEncodingError):
+    with pytest.raises(images.UnsupportedEncodingError):
         conv.check_message(raw(RGB, 'yuv422'))
 
 
@@ -134,9 +138,43 @@ def test_outputs_are_byte_identical_to_cv_bridge(encoding, array):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')     # 1.13 on numpy < 2.3: tostring, deprecated
-            reference = conv.bridge().cv2_to_imgmsg(array, encoding)
+            reference = BRIDGE.cv2_to_imgmsg(array, encoding)
     except AttributeError:
         pytest.skip('this cv_bridge cannot encode on this numpy')
     ours = conv.numpy_to_image(array, encoding)
     for field in ('height', 'width', 'encoding', 'is_bigendian', 'step', 'data'):
         assert getattr(ours, field) == getattr(reference, field), field
+
+
+@pytest.mark.parametrize('encoding, make', [
+    ('rgb8', lambda x: x), ('bgr8', lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2BGR)),
+    ('rgba8', lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2RGBA)),
+    ('bgra8', lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2BGRA)),
+    ('mono8', lambda x: np.ascontiguousarray(x[..., 0])),
+])
+def test_decoding_matches_cv_bridge(encoding, make):
+    msg = raw(make(RGB), encoding)
+    np.testing.assert_array_equal(conv.msg_to_rgb(msg),
+                                  BRIDGE.imgmsg_to_cv2(msg, desired_encoding='rgb8'))
+
+
+@pytest.mark.parametrize('encoding, array', [
+    ('rgb8', RGB), ('bgr8', RGB), ('rgba8', np.dstack([RGB, RGB[..., :1]])),
+    ('bgra8', np.dstack([RGB, RGB[..., :1]])), ('mono8', RGB[..., 0]),
+    ('8UC3', RGB), ('mono16', RGB[..., :2]), ('32FC1', RGB[..., :4]), ('yuv422', RGB[..., :2]),
+])
+@pytest.mark.parametrize('pad', [0, 6])
+def test_node_and_bag_tools_accept_exactly_the_same_cameras(encoding, array, pad):
+    """The same bytes as an rclpy message (node) and a rosbags message (eval, replay)."""
+    ros = raw(np.ascontiguousarray(array), encoding, pad)
+    bag = bags.array_to_image(np.zeros((1, 1), np.uint8), 'mono8', 1)
+    bag.encoding, bag.height, bag.width, bag.step = encoding, ros.height, ros.width, ros.step
+    bag.data = np.frombuffer(bytes(ros.data), np.uint8)
+    try:
+        ours = conv.msg_to_rgb(ros)
+    except images.ImageError as exc:
+        with pytest.raises(bags.BagError, match=exc.cause):
+            bags.image_to_array(bag, camera=True)
+        assert encoding in ('8UC3', 'mono16', '32FC1', 'yuv422')
+    else:
+        np.testing.assert_array_equal(bags.image_to_array(bag, camera=True), ours)

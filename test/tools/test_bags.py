@@ -17,19 +17,35 @@ def _msg(array: np.ndarray, kind: str, **fields):
     return msg
 
 
-@pytest.mark.parametrize('array, encoding, expect', [
-    (RGB, 'rgb8', RGB),
-    (RGB[..., ::-1], 'bgr8', RGB),
-    (np.dstack([RGB, np.full((5, 7), 9, np.uint8)]), 'rgba8', RGB),
-    (np.dstack([RGB[..., ::-1], np.full((5, 7), 9, np.uint8)]), 'bgra8', RGB),
-    (RGB[..., 0], 'mono8', RGB[..., 0]),
-    (RGB[..., 0].astype(np.uint16) * 257, 'mono16', RGB[..., 0].astype(np.uint16) * 257),
-    (np.linspace(-3, 3, 35, dtype=np.float32).reshape(5, 7), '32FC1',
-     np.linspace(-3, 3, 35, dtype=np.float32).reshape(5, 7)),
+@pytest.mark.parametrize('array, encoding', [
+    (RGB, 'rgb8'), (RGB[..., ::-1], 'bgr8'),
+    (np.dstack([RGB, np.full((5, 7), 9, np.uint8)]), 'rgba8'),
+    (np.dstack([RGB[..., ::-1], np.full((5, 7), 9, np.uint8)]), 'bgra8'),
+    (np.ascontiguousarray(RGB[..., 1]), 'mono8'),
 ])
-def test_encodings_decode_to_rgb_or_single_channel(array, encoding, expect) -> None:
+def test_cameras_decode_to_rgb_as_the_node_does(array, encoding) -> None:
+    got = image_to_array(array_to_image(array, encoding, 123, 'cam'), camera=True)
+    expect = np.repeat(RGB[..., 1:2], 3, axis=2) if encoding == 'mono8' else RGB
+    assert got.dtype == np.uint8 and np.array_equal(got, expect)
+
+
+@pytest.mark.parametrize('array, encoding', [
+    (RGB, 'rgb8'), (np.ascontiguousarray(RGB[..., 0]), 'mono8'),
+    (np.linspace(-3, 3, 35, dtype=np.float32).reshape(5, 7), '32FC1'),
+])
+def test_maps_decode_with_their_own_dtype(array, encoding) -> None:
     got = image_to_array(array_to_image(array, encoding, 123, 'cam'))
-    assert got.dtype == expect.dtype and np.array_equal(got, expect)
+    assert got.dtype == array.dtype and np.array_equal(got, array)
+
+
+@pytest.mark.parametrize('encoding, camera', [('mono16', True), ('mono16', False),
+                                              ('32FC1', True), ('bgr8', False)])
+def test_encodings_the_node_would_refuse_are_refused(encoding, camera) -> None:
+    array = np.zeros((5, 7), np.uint16 if encoding == 'mono16' else np.float32) \
+        if encoding != 'bgr8' else RGB
+    msg = array_to_image(array, encoding, 1)
+    with pytest.raises(BagError, match=f"camera at 1: unsupported_encoding: .*'{encoding}'"):
+        image_to_array(msg, 'camera at 1', camera=camera)
 
 
 def test_row_padding_and_big_endian_are_honoured() -> None:
@@ -41,29 +57,32 @@ def test_row_padding_and_big_endian_are_honoured() -> None:
 
 
 @pytest.mark.parametrize('fields, message', [
-    ({'encoding': 'yuv422'}, "unsupported encoding 'yuv422'"),
-    ({'step': 2}, 'does not fit'),
-    ({'height': 50}, 'does not fit'),
-    ({'width': 0}, 'does not fit'),
+    ({'encoding': 'yuv422'}, "unsupported_encoding: unsupported encoding 'yuv422'"),
+    ({'step': 2}, 'bad_step: step 2 < width 7'),
+    ({'height': 50}, 'data_too_short'),
+    ({'width': 0}, 'zero_size'),
 ])
 def test_inconsistent_images_raise(fields, message) -> None:
     with pytest.raises(BagError, match=message):
-        image_to_array(_msg(RGB, 'rgb8', **fields))
+        image_to_array(_msg(RGB, 'rgb8', **fields), camera=True)
 
 
 @pytest.mark.parametrize('fmt, array', [('png', RGB), ('png', RGB[..., 0]), ('jpeg', RGB)])
 def test_compressed_images_round_trip(fmt, array) -> None:
-    got = image_to_array(array_to_compressed(array, fmt, 5))
+    got = image_to_array(array_to_compressed(np.ascontiguousarray(array), fmt, 5))
     assert got.shape == array.shape
     if fmt == 'png':
         assert np.array_equal(got, array)
+    camera = image_to_array(array_to_compressed(np.ascontiguousarray(array), fmt, 5),
+                            camera=True)
+    assert camera.shape == array.shape[:2] + (3,)
 
 
 def test_undecodable_compressed_data_raises() -> None:
     msg = array_to_compressed(RGB, 'png', 5)
     msg.data = np.frombuffer(b'not an image', np.uint8)
-    with pytest.raises(BagError, match='cannot be decoded'):
-        image_to_array(msg, 'camera')
+    with pytest.raises(BagError, match='camera: undecodable: cannot decode'):
+        image_to_array(msg, 'camera', camera=True)
 
 
 @pytest.mark.parametrize('stamp', [0, 1_700_000_000_123_456_789, 5 * 10 ** 9 + 1])

@@ -248,7 +248,8 @@ def test_compressed_images_are_evaluated(tiny_checkpoint, tmp_path) -> None:
 @pytest.mark.parametrize('encoding, convert, error', [
     ('mono8', lambda rgb: rgb[..., 1], None),                  # grey cameras, as the node
     ('bgra8', lambda rgb: np.dstack([rgb[..., ::-1], np.full(SIZE, 255, np.uint8)]), None),
-    ('mono16', lambda rgb: rgb[..., 1].astype(np.uint16) * 256, 'must be 8-bit colour'),
+    ('mono16', lambda rgb: rgb[..., 1].astype(np.uint16) * 256,
+     "unsupported encoding 'mono16'"),                          # refused as the node does
 ])
 def test_camera_encodings(tiny_checkpoint, tmp_path, capsys, encoding, convert, error) -> None:
     scene = make_scene(SEED, SIZE, anomaly_family='eval')

@@ -1,0 +1,186 @@
+"""Image message bytes <-> numpy: the one decoder and encoder every path uses (pure core).
+
+The node (``ros/conversions.py``, rclpy messages) and the bag tools (``bags.py``, rosbags
+messages) are thin adapters that pass ``(encoding, height, width, step, data)`` here, so the
+node and offline evaluation accept exactly the same data.
+
+* Camera images: :data:`CAMERA_ENCODINGS` (rgb8, bgr8, rgba8, bgra8, mono8) or JPEG/PNG become
+  H x W x 3 uint8 RGB. Not accepted: 16-bit, Bayer, YUV and ``8UC3`` (its channel order is
+  unknown), which the model cannot take without a guess.
+* Maps (labels, recorded node outputs): :data:`MAP_ENCODINGS` (mono8, 8UC1, rgb8, 32FC1) come
+  back with their own dtype and channels.
+
+Every way bytes can be unusable raises its own :class:`ImageError` subclass whose ``cause`` is
+a short key used in counters and logs.
+"""
+
+from typing import Dict, Tuple, Union
+
+import cv2
+import numpy as np
+
+Buffer = Union[bytes, bytearray, memoryview, np.ndarray]
+# encoding -> (dtype, channels): what :func:`encode` writes. Decoding accepts the subsets below
+# (16-bit is writable only so that tests and tools can produce it and see it refused).
+ENCODINGS: Dict[str, Tuple[type, int]] = {
+    'rgb8': (np.uint8, 3), 'bgr8': (np.uint8, 3), 'rgba8': (np.uint8, 4),
+    'bgra8': (np.uint8, 4), 'mono8': (np.uint8, 1), '8UC1': (np.uint8, 1),
+    'mono16': (np.uint16, 1), '16UC1': (np.uint16, 1), '32FC1': (np.float32, 1),
+}
+CAMERA_ENCODINGS = ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8')
+MAP_ENCODINGS = ('mono8', '8UC1', 'rgb8', '32FC1')
+_TO_RGB = {'bgr8': cv2.COLOR_BGR2RGB, 'rgba8': cv2.COLOR_RGBA2RGB,
+           'bgra8': cv2.COLOR_BGRA2RGB, 'mono8': cv2.COLOR_GRAY2RGB}
+COMPRESSED_FORMATS = {'jpeg': '.jpg', 'png': '.png'}
+
+
+class ImageError(ValueError):
+    """Bytes that cannot be turned into an image; ``cause`` names why."""
+
+    cause = 'conversion_failed'
+
+
+class UnsupportedEncodingError(ImageError):
+    """The raw encoding is not one of those accepted for this use."""
+
+    cause = 'unsupported_encoding'
+
+
+class EmptyImageError(ImageError):
+    """Width, height or compressed data size is zero."""
+
+    cause = 'zero_size'
+
+
+class BadStepError(ImageError):
+    """``step`` is smaller than one row of pixels."""
+
+    cause = 'bad_step'
+
+
+class TruncatedDataError(ImageError):
+    """``data`` holds fewer than ``height * step`` bytes."""
+
+    cause = 'data_too_short'
+
+
+class UndecodableImageError(ImageError):
+    """Compressed data that OpenCV cannot decode (corrupt JPEG/PNG, unknown format)."""
+
+    cause = 'undecodable'
+
+
+# ------------------------------------------------------------------------------ decoding
+def check_raw(encoding: str, height: int, width: int, step: int, size: int,
+              accepted: Tuple[str, ...] = CAMERA_ENCODINGS) -> None:
+    """O(1) checks of a raw image header against its ``size`` data bytes; raise if unusable."""
+    if encoding not in accepted:
+        raise UnsupportedEncodingError(
+            f'unsupported encoding {encoding!r} (accepted: {", ".join(accepted)})')
+    if width == 0 or height == 0:
+        raise EmptyImageError(f'zero-size image {width}x{height}')
+    dtype, channels = ENCODINGS[encoding]
+    row = width * channels * np.dtype(dtype).itemsize
+    if step < row:
+        raise BadStepError(f'step {step} < width {width} x {channels} channels x '
+                           f'{np.dtype(dtype).itemsize} bytes for {encoding}')
+    if size < height * step:
+        raise TruncatedDataError(f'data has {size} bytes, fewer than height {height} x step '
+                                 f'{step} = {height * step}')
+
+
+def _pixels(encoding: str, height: int, width: int, step: int, data: Buffer,
+            bigendian: bool, accepted: Tuple[str, ...]) -> np.ndarray:
+    """H x W (x C) view of the pixels, row padding skipped without a copy (not contiguous)."""
+    buf = np.frombuffer(data, np.uint8)
+    check_raw(encoding, height, width, step, buf.size, accepted)
+    dtype, channels = ENCODINGS[encoding]
+    order = '>' if bigendian else '<'
+    itemsize = np.dtype(dtype).itemsize
+    rows = buf[:height * step].reshape(height, step)[:, :width * channels * itemsize]
+    if itemsize > 1:            # multi-byte pixels: reinterpret aligned, native-order copy
+        rows = np.ascontiguousarray(rows).view(np.dtype(dtype).newbyteorder(order))
+        rows = rows.astype(np.dtype(dtype).newbyteorder('='), copy=False)
+    return rows.reshape((height, width, channels) if channels > 1 else (height, width))
+
+
+def decode_rgb(encoding: str, height: int, width: int, step: int, data: Buffer) -> np.ndarray:
+    """Raw camera image (:data:`CAMERA_ENCODINGS`, any row padding) -> H x W x 3 uint8 RGB."""
+    pixels = _pixels(encoding, height, width, step, data, False, CAMERA_ENCODINGS)
+    if encoding == 'rgb8':
+        return np.ascontiguousarray(pixels)      # a view of ``data`` unless rows are padded
+    return cv2.cvtColor(pixels, _TO_RGB[encoding])
+
+
+def decode_map(encoding: str, height: int, width: int, step: int, data: Buffer,
+               bigendian: bool = False) -> np.ndarray:
+    """Raw label or output map (:data:`MAP_ENCODINGS`) -> H x W (x 3) array of its own dtype."""
+    return np.array(_pixels(encoding, height, width, step, data, bigendian, MAP_ENCODINGS))
+
+
+def _imdecode(data: Buffer, fmt: str, flags: int) -> np.ndarray:
+    buf = np.frombuffer(data, np.uint8)
+    if buf.size == 0:
+        raise EmptyImageError(f'compressed image ({fmt or "no format"}) has no data')
+    try:
+        array = cv2.imdecode(buf, flags)
+    except cv2.error as exc:
+        array, reason = None, ' '.join(str(exc).split())
+    else:
+        reason = 'not a readable JPEG or PNG'
+    if array is None or array.size == 0:
+        raise UndecodableImageError(f'cannot decode {fmt or "compressed"} data '
+                                    f'({buf.size} bytes): {reason}')
+    return array
+
+
+def decode_compressed(data: Buffer, fmt: str = '') -> np.ndarray:
+    """JPEG or PNG camera image -> H x W x 3 uint8 RGB (grey, alpha and 16-bit converted)."""
+    return cv2.cvtColor(_imdecode(data, fmt, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def decode_compressed_map(data: Buffer, fmt: str = '') -> np.ndarray:
+    """PNG (or JPEG) map -> H x W as stored when single-channel, else H x W x 3 RGB."""
+    array = _imdecode(data, fmt, cv2.IMREAD_UNCHANGED)
+    if array.ndim == 2:
+        return array
+    return cv2.cvtColor(array, cv2.COLOR_BGRA2RGB if array.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+
+
+# ------------------------------------------------------------------------------ encoding
+def encode(array: np.ndarray, encoding: str) -> Tuple[int, int, int, np.ndarray]:
+    """H x W (x C) array -> ``(height, width, step, flat uint8 data)``, little-endian, no padding.
+
+    The array must already have the encoding's dtype and channels (no silent conversion).
+    """
+    if encoding not in ENCODINGS:
+        raise UnsupportedEncodingError(f'cannot encode {encoding!r} (encodings: '
+                                       f'{", ".join(ENCODINGS)})')
+    dtype, channels = ENCODINGS[encoding]
+    array = np.asarray(array)
+    shape_ok = array.ndim == 2 if channels == 1 else (array.ndim == 3
+                                                      and array.shape[2] == channels)
+    if array.dtype != dtype or not shape_ok:
+        raise ValueError(f'{encoding} needs a {np.dtype(dtype).name} array shaped H x W'
+                         f'{"" if channels == 1 else f" x {channels}"}, '
+                         f'got {array.dtype} {array.shape}')
+    array = np.ascontiguousarray(array.astype(np.dtype(dtype).newbyteorder('<'), copy=False))
+    height, width = array.shape[:2]
+    return height, width, width * channels * array.itemsize, array.reshape(-1).view(np.uint8)
+
+
+def encode_compressed(array: np.ndarray, fmt: str = 'jpeg', quality: int = 90) -> bytes:
+    """H x W x 3 uint8 RGB or H x W uint8 -> JPEG or PNG bytes."""
+    if fmt not in COMPRESSED_FORMATS:
+        raise ValueError(f'compressed format must be one of {", ".join(COMPRESSED_FORMATS)}, '
+                         f'got {fmt!r}')
+    if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3
+                                                           and array.shape[2] == 3)):
+        raise ValueError(f'{fmt} needs H x W x 3 RGB or H x W uint8, got {array.dtype} '
+                         f'{array.shape}')
+    bgr = cv2.cvtColor(array, cv2.COLOR_RGB2BGR) if array.ndim == 3 else array
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if fmt == 'jpeg' else []
+    ok, buf = cv2.imencode(COMPRESSED_FORMATS[fmt], bgr, params)
+    if not ok:
+        raise ValueError(f'OpenCV cannot encode a {array.shape} array as {fmt}')
+    return buf.tobytes()

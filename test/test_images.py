@@ -1,0 +1,119 @@
+"""The one image decoder/encoder: accepted encodings, padding, byte order, named failures."""
+
+import cv2
+import numpy as np
+import pytest
+
+from densehybrid_ros import images
+
+RGB = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)  # odd sizes
+SCORE = np.linspace(-7, 3, 37 * 53, dtype=np.float32).reshape(37, 53)
+
+
+def raw(array: np.ndarray, pad: int = 0, order: str = '<'):
+    """(height, width, step, bytes) built by hand, rows padded by ``pad`` bytes."""
+    h, w = array.shape[:2]
+    if array.dtype.itemsize > 1:
+        array = array.astype(array.dtype.newbyteorder(order))
+    row = np.ascontiguousarray(array).view(np.uint8).reshape(h, -1)
+    padded = np.zeros((h, row.shape[1] + pad), np.uint8)
+    padded[:, :row.shape[1]] = row
+    return h, w, padded.shape[1], padded.tobytes()
+
+
+@pytest.mark.parametrize('encoding, make', [
+    ('rgb8', lambda x: x),
+    ('bgr8', lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2BGR)),
+    ('rgba8', lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2RGBA)),
+    ('bgra8', lambda x: cv2.cvtColor(x, cv2.COLOR_RGB2BGRA)),
+    ('mono8', lambda x: np.ascontiguousarray(x[..., 1])),
+])
+@pytest.mark.parametrize('pad', [0, 3, 64])
+def test_camera_encodings_become_rgb(encoding, make, pad):
+    out = images.decode_rgb(encoding, *raw(make(RGB), pad))
+    assert out.shape == RGB.shape and out.dtype == np.uint8 and out.flags['C_CONTIGUOUS']
+    expect = np.repeat(RGB[..., 1:2], 3, axis=2) if encoding == 'mono8' else RGB
+    np.testing.assert_array_equal(out, expect)
+
+
+@pytest.mark.parametrize('encoding, array', [
+    ('mono8', RGB[..., 0].copy()), ('8UC1', RGB[..., 2].copy()), ('rgb8', RGB),
+    ('32FC1', SCORE),
+])
+@pytest.mark.parametrize('pad, order', [(0, '<'), (8, '<'), (4, '>')])
+def test_maps_keep_their_dtype_and_byte_order_is_honoured(encoding, array, pad, order):
+    out = images.decode_map(encoding, *raw(array, pad, order), bigendian=order == '>')
+    assert out.dtype == array.dtype and out.dtype.isnative
+    np.testing.assert_array_equal(out, array)
+
+
+@pytest.mark.parametrize('decode, encoding', [
+    (images.decode_rgb, 'mono16'), (images.decode_rgb, '8UC3'), (images.decode_rgb, '32FC1'),
+    (images.decode_rgb, 'yuv422'), (images.decode_rgb, 'RGB8'),    # names are case-sensitive
+    (images.decode_map, 'bgr8'), (images.decode_map, 'mono16'),
+])
+def test_encodings_outside_the_agreed_sets_are_refused(decode, encoding):
+    with pytest.raises(images.UnsupportedEncodingError, match=repr(encoding)) as info:
+        decode(encoding, *raw(RGB))
+    assert info.value.cause == 'unsupported_encoding'
+
+
+@pytest.mark.parametrize('shape, error, cause', [
+    ((0, 4, 12, bytes(0)), images.EmptyImageError, 'zero_size'),
+    ((4, 0, 0, bytes(0)), images.EmptyImageError, 'zero_size'),
+    ((2, 4, 8, bytes(16)), images.BadStepError, 'bad_step'),
+    ((4, 4, 12, bytes(47)), images.TruncatedDataError, 'data_too_short'),
+])
+def test_bad_headers_raise_named_errors(shape, error, cause):
+    with pytest.raises(error) as info:
+        images.decode_rgb('rgb8', *shape)
+    assert info.value.cause == cause and isinstance(info.value, images.ImageError)
+    with pytest.raises(error):
+        images.check_raw('rgb8', *shape[:3], len(shape[3]))
+
+
+def test_compressed_png_is_lossless_and_jpeg_close():
+    png = images.encode_compressed(RGB, 'png')
+    np.testing.assert_array_equal(images.decode_compressed(png, 'png'), RGB)
+    smooth = cv2.GaussianBlur(RGB, (9, 9), 3)
+    out = images.decode_compressed(images.encode_compressed(smooth, 'jpeg', 95), 'jpeg')
+    assert out.shape == smooth.shape and np.abs(out.astype(int) - smooth).mean() < 4
+
+
+def test_grey_png_is_rgb_for_cameras_and_single_channel_for_maps():
+    png = images.encode_compressed(RGB[..., 1].copy(), 'png')
+    camera = images.decode_compressed(png, 'png')
+    assert camera.shape == RGB.shape and np.array_equal(camera[..., 0], RGB[..., 1])
+    np.testing.assert_array_equal(images.decode_compressed_map(png, 'png'), RGB[..., 1])
+
+
+@pytest.mark.parametrize('data, error', [
+    (b'', images.EmptyImageError),
+    (b'\xff\xd8\xff\xe0 not really a jpeg' * 4, images.UndecodableImageError),
+    (images.encode_compressed(RGB, 'jpeg')[:40], images.UndecodableImageError),
+])
+def test_bad_compressed_data_raises_named_errors(data, error):
+    with pytest.raises(error, match='jpeg|no data'):
+        images.decode_compressed(data, 'jpeg')
+
+
+@pytest.mark.parametrize('encoding, array', [
+    ('rgb8', RGB), ('bgr8', RGB), ('mono8', RGB[..., 0].copy()), ('32FC1', SCORE),
+    ('mono16', RGB[..., 0].astype(np.uint16) * 257),
+])
+def test_encode_is_unpadded_little_endian(encoding, array):
+    height, width, step, data = images.encode(array, encoding)
+    assert (height, width) == array.shape[:2] and step * height == data.size
+    assert data.dtype == np.uint8 and data.tobytes() == np.ascontiguousarray(
+        array.astype(array.dtype.newbyteorder('<'))).tobytes()
+
+
+def test_encode_refuses_wrong_dtype_shape_and_names():
+    with pytest.raises(ValueError, match='mono8 needs a uint8'):
+        images.encode(SCORE, 'mono8')
+    with pytest.raises(ValueError, match='rgb8 needs .* x 3'):
+        images.encode(RGB[..., 0], 'rgb8')
+    with pytest.raises(images.UnsupportedEncodingError, match="'yuv422'"):
+        images.encode(RGB, 'yuv422')
+    with pytest.raises(ValueError, match='compressed format'):
+        images.encode_compressed(RGB, 'bmp')
