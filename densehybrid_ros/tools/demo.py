@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--seed', type=int, help='first scene seed (default: the evaluation range)')
     p.add_argument('--checkpoint', default='', help='model (default: the embedded model)')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    p.add_argument('--precision', default='fp32',
+                   help='fp32, fp16 or bf16; int8 with openvino (default fp32)')
+    p.add_argument('--backend', default='torch',
+                   help='torch (default), onnxruntime or openvino (an exported graph)')
     p.add_argument('--json', help='also write the metrics JSON here')
     return p
 
@@ -73,6 +77,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                                     f'input_topics:=[{CAMERA}]', '-p', f'device:={args.device}']
     if args.checkpoint:
         node_cmd += ['-p', f'checkpoint:={args.checkpoint}']
+    node_cmd += ['-p', f'precision:={args.precision}']
+    if args.backend != 'torch':        # the node's parameter is new: only set when chosen
+        node_cmd += ['-p', f'backend:={args.backend}']
     try:
         _run('writing the sample bag', make_bag, env)
         print('[demo] starting the node (log: node.log)', flush=True)
@@ -114,14 +121,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         'frames': metrics.get('frames'), 'seconds': round(time.monotonic() - started, 1),
         'ap': anomaly.get('ap'), 'auroc': anomaly.get('auroc'), 'fpr95': anomaly.get('fpr95'),
         'open_miou': open_set.get('open_miou'), 'closed_miou': open_set.get('closed_miou'),
-        'pictures': str(out / 'eval'),
+        'pictures': str(out / 'eval' / 'frames'),
+        'megabytes_written': round(_megabytes(out), 1),
     }
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
     print(f'[demo] done in {summary["seconds"]} s: AP {_fmt(summary["ap"])}, '
           f'FPR95 {_fmt(summary["fpr95"])}, open-mIoU {_fmt(summary["open_miou"])}')
     print(f'[demo] overlay, heatmap and open-set pictures: {summary["pictures"]}/')
+    print(f'[demo] {summary["megabytes_written"]} MB written to {out}/ (sample bag, recording, '
+          f'evaluation); delete it when done')
     return 0
+
+
+def _megabytes(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob('*') if p.is_file()) / 1e6
 
 
 def _fmt(value: object) -> str:
