@@ -10,8 +10,8 @@ node and offline evaluation accept exactly the same data.
 * Maps (labels, recorded node outputs): :data:`MAP_ENCODINGS` (mono8, 8UC1, rgb8, 32FC1) come
   back with their own dtype and channels.
 
-Every way bytes can be unusable raises its own :class:`ImageError` subclass whose ``cause`` is
-a short key used in counters and logs.
+Every way bytes can be unusable raises :class:`ImageError` with a ``cause`` from
+:data:`CAUSES`, the short key used in diagnostics counters and logs.
 """
 
 from typing import Dict, Tuple, Union
@@ -35,39 +35,20 @@ COMPRESSED_FORMATS = {'jpeg': '.jpg', 'png': '.png'}
 
 
 class ImageError(ValueError):
-    """Bytes that cannot be turned into an image; ``cause`` names why."""
+    """Bytes that cannot be turned into an image; ``cause`` is one of :data:`CAUSES`."""
 
-    cause = 'conversion_failed'
-
-
-class UnsupportedEncodingError(ImageError):
-    """The raw encoding is not one of those accepted for this use."""
-
-    cause = 'unsupported_encoding'
+    def __init__(self, cause: str, message: str) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
-class EmptyImageError(ImageError):
-    """Width, height or compressed data size is zero."""
-
-    cause = 'zero_size'
-
-
-class BadStepError(ImageError):
-    """``step`` is smaller than one row of pixels."""
-
-    cause = 'bad_step'
-
-
-class TruncatedDataError(ImageError):
-    """``data`` holds fewer than ``height * step`` bytes."""
-
-    cause = 'data_too_short'
-
-
-class UndecodableImageError(ImageError):
-    """Compressed data that OpenCV cannot decode (corrupt JPEG/PNG, unknown format)."""
-
-    cause = 'undecodable'
+CAUSES = {
+    'unsupported_encoding': 'the raw encoding is not one of those accepted for this use',
+    'zero_size': 'width, height or compressed data size is zero',
+    'bad_step': 'step is smaller than one row of pixels',
+    'data_too_short': 'data holds fewer than height x step bytes',
+    'undecodable': 'compressed data OpenCV cannot decode (corrupt JPEG/PNG, unknown format)',
+}
 
 
 # ------------------------------------------------------------------------------ decoding
@@ -75,18 +56,18 @@ def check_raw(encoding: str, height: int, width: int, step: int, size: int,
               accepted: Tuple[str, ...] = CAMERA_ENCODINGS) -> None:
     """O(1) checks of a raw image header against its ``size`` data bytes; raise if unusable."""
     if encoding not in accepted:
-        raise UnsupportedEncodingError(
-            f'unsupported encoding {encoding!r} (accepted: {", ".join(accepted)})')
+        raise ImageError('unsupported_encoding', f'unsupported encoding {encoding!r} '
+                                                 f'(accepted: {", ".join(accepted)})')
     if width == 0 or height == 0:
-        raise EmptyImageError(f'zero-size image {width}x{height}')
+        raise ImageError('zero_size', f'zero-size image {width}x{height}')
     dtype, channels = ENCODINGS[encoding]
     row = width * channels * np.dtype(dtype).itemsize
     if step < row:
-        raise BadStepError(f'step {step} < width {width} x {channels} channels x '
-                           f'{np.dtype(dtype).itemsize} bytes for {encoding}')
+        raise ImageError('bad_step', f'step {step} < width {width} x {channels} channels x '
+                                     f'{np.dtype(dtype).itemsize} bytes for {encoding}')
     if size < height * step:
-        raise TruncatedDataError(f'data has {size} bytes, fewer than height {height} x step '
-                                 f'{step} = {height * step}')
+        raise ImageError('data_too_short', f'data has {size} bytes, fewer than height '
+                                           f'{height} x step {step} = {height * step}')
 
 
 def _pixels(encoding: str, height: int, width: int, step: int, data: Buffer,
@@ -121,7 +102,7 @@ def decode_map(encoding: str, height: int, width: int, step: int, data: Buffer,
 def _imdecode(data: Buffer, fmt: str, flags: int) -> np.ndarray:
     buf = np.frombuffer(data, np.uint8)
     if buf.size == 0:
-        raise EmptyImageError(f'compressed image ({fmt or "no format"}) has no data')
+        raise ImageError('zero_size', f'compressed image ({fmt or "no format"}) has no data')
     try:
         array = cv2.imdecode(buf, flags)
     except cv2.error as exc:
@@ -129,8 +110,8 @@ def _imdecode(data: Buffer, fmt: str, flags: int) -> np.ndarray:
     else:
         reason = 'not a readable JPEG or PNG'
     if array is None or array.size == 0:
-        raise UndecodableImageError(f'cannot decode {fmt or "compressed"} data '
-                                    f'({buf.size} bytes): {reason}')
+        raise ImageError('undecodable', f'cannot decode {fmt or "compressed"} data '
+                                        f'({buf.size} bytes): {reason}')
     return array
 
 
@@ -154,8 +135,8 @@ def encode(array: np.ndarray, encoding: str) -> Tuple[int, int, int, np.ndarray]
     The array must already have the encoding's dtype and channels (no silent conversion).
     """
     if encoding not in ENCODINGS:
-        raise UnsupportedEncodingError(f'cannot encode {encoding!r} (encodings: '
-                                       f'{", ".join(ENCODINGS)})')
+        raise ImageError('unsupported_encoding', f'cannot encode {encoding!r} (encodings: '
+                                                 f'{", ".join(ENCODINGS)})')
     dtype, channels = ENCODINGS[encoding]
     array = np.asarray(array)
     shape_ok = array.ndim == 2 if channels == 1 else (array.ndim == 3

@@ -53,23 +53,24 @@ def test_maps_keep_their_dtype_and_byte_order_is_honoured(encoding, array, pad, 
     (images.decode_map, 'bgr8'), (images.decode_map, 'mono16'),
 ])
 def test_encodings_outside_the_agreed_sets_are_refused(decode, encoding):
-    with pytest.raises(images.UnsupportedEncodingError, match=repr(encoding)) as info:
+    with pytest.raises(images.ImageError, match=repr(encoding)) as info:
         decode(encoding, *raw(RGB))
     assert info.value.cause == 'unsupported_encoding'
 
 
-@pytest.mark.parametrize('shape, error, cause', [
-    ((0, 4, 12, bytes(0)), images.EmptyImageError, 'zero_size'),
-    ((4, 0, 0, bytes(0)), images.EmptyImageError, 'zero_size'),
-    ((2, 4, 8, bytes(16)), images.BadStepError, 'bad_step'),
-    ((4, 4, 12, bytes(47)), images.TruncatedDataError, 'data_too_short'),
+@pytest.mark.parametrize('shape, cause', [
+    ((0, 4, 12, bytes(0)), 'zero_size'),
+    ((4, 0, 0, bytes(0)), 'zero_size'),
+    ((2, 4, 8, bytes(16)), 'bad_step'),
+    ((4, 4, 12, bytes(47)), 'data_too_short'),
 ])
-def test_bad_headers_raise_named_errors(shape, error, cause):
-    with pytest.raises(error) as info:
+def test_bad_headers_raise_named_causes(shape, cause):
+    with pytest.raises(images.ImageError) as info:
         images.decode_rgb('rgb8', *shape)
-    assert info.value.cause == cause and isinstance(info.value, images.ImageError)
-    with pytest.raises(error):
+    assert info.value.cause == cause and cause in images.CAUSES and str(info.value)
+    with pytest.raises(images.ImageError) as info:
         images.check_raw('rgb8', *shape[:3], len(shape[3]))
+    assert info.value.cause == cause
 
 
 def test_compressed_png_is_lossless_and_jpeg_close():
@@ -87,14 +88,15 @@ def test_grey_png_is_rgb_for_cameras_and_single_channel_for_maps():
     np.testing.assert_array_equal(images.decode_compressed_map(png, 'png'), RGB[..., 1])
 
 
-@pytest.mark.parametrize('data, error', [
-    (b'', images.EmptyImageError),
-    (b'\xff\xd8\xff\xe0 not really a jpeg' * 4, images.UndecodableImageError),
-    (images.encode_compressed(RGB, 'jpeg')[:40], images.UndecodableImageError),
+@pytest.mark.parametrize('data, cause', [
+    (b'', 'zero_size'),
+    (b'\xff\xd8\xff\xe0 not really a jpeg' * 4, 'undecodable'),
+    (images.encode_compressed(RGB, 'jpeg')[:40], 'undecodable'),
 ])
-def test_bad_compressed_data_raises_named_errors(data, error):
-    with pytest.raises(error, match='jpeg|no data'):
+def test_bad_compressed_data_raises_named_causes(data, cause):
+    with pytest.raises(images.ImageError, match='jpeg') as info:
         images.decode_compressed(data, 'jpeg')
+    assert info.value.cause == cause
 
 
 @pytest.mark.parametrize('encoding, array', [
@@ -113,7 +115,7 @@ def test_encode_refuses_wrong_dtype_shape_and_names():
         images.encode(SCORE, 'mono8')
     with pytest.raises(ValueError, match='rgb8 needs .* x 3'):
         images.encode(RGB[..., 0], 'rgb8')
-    with pytest.raises(images.UnsupportedEncodingError, match="'yuv422'"):
+    with pytest.raises(images.ImageError, match="'yuv422'"):
         images.encode(RGB, 'yuv422')
     with pytest.raises(ValueError, match='compressed format'):
         images.encode_compressed(RGB, 'bmp')

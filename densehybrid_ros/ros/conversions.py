@@ -1,8 +1,8 @@
 """sensor_msgs Image / CompressedImage <-> numpy: a thin rclpy adapter over ``images``.
 
 Decoding and encoding live in the pure core (``densehybrid_ros.images``), shared with the bag
-tools, so the node accepts exactly what offline evaluation accepts. Failures raise the named
-``images.ImageError`` subclasses (``cause`` is the key used in diagnostics counters).
+tools, so the node accepts exactly what offline evaluation accepts. Failures raise
+``images.ImageError`` (its ``cause`` is the key used in diagnostics counters).
 """
 
 from typing import Optional, Union
@@ -11,8 +11,8 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from ..images import (check_raw, decode_compressed, decode_rgb, EmptyImageError, encode,
-                      encode_compressed)
+from ..images import (check_raw, decode_compressed, decode_rgb, encode, encode_compressed,
+                      ImageError)
 
 ImageMsg = Union[Image, CompressedImage]
 
@@ -21,7 +21,8 @@ def check_message(msg: ImageMsg) -> None:
     """O(1) checks of either kind of message (compressed data errors show only when decoding)."""
     if isinstance(msg, CompressedImage):
         if len(msg.data) == 0:
-            raise EmptyImageError(f'compressed image ({msg.format or "no format"}) has no data')
+            raise ImageError('zero_size',
+                             f'compressed image ({msg.format or "no format"}) has no data')
     else:
         check_raw(msg.encoding, msg.height, msg.width, msg.step, len(msg.data))
 

@@ -51,25 +51,22 @@ def test_mono8_is_replicated_to_rgb(pad):
 
 
 def test_encoding_names_are_case_sensitive_as_in_ros():
-    with pytest.raises(images.UnsupportedEncodingError, match='RGB8'):
+    with pytest.raises(images.ImageError, match='RGB8'):
         conv.msg_to_rgb(raw(RGB, 'RGB8'))
 
 
-@pytest.mark.parametrize('msg,error,cause', [
-    (raw(RGB[..., :2].copy(), '8UC2'), images.UnsupportedEncodingError, 'unsupported_encoding'),
-    (raw(RGB, 'rgb16'), images.UnsupportedEncodingError, 'unsupported_encoding'),
-    (Image(height=0, width=4, encoding='rgb8', step=12), images.EmptyImageError, 'zero_size'),
-    (Image(height=4, width=0, encoding='rgb8', step=0), images.EmptyImageError, 'zero_size'),
-    (Image(height=2, width=4, encoding='rgb8', step=8, data=bytes(16)), images.BadStepError,
-     'bad_step'),
-    (Image(height=4, width=4, encoding='rgb8', step=12, data=bytes(47)),
-     images.TruncatedDataError, 'data_too_short'),
+@pytest.mark.parametrize('msg,cause', [
+    (raw(RGB[..., :2].copy(), '8UC2'), 'unsupported_encoding'),
+    (raw(RGB, 'rgb16'), 'unsupported_encoding'),
+    (Image(height=0, width=4, encoding='rgb8', step=12), 'zero_size'),
+    (Image(height=4, width=0, encoding='rgb8', step=0), 'zero_size'),
+    (Image(height=2, width=4, encoding='rgb8', step=8, data=bytes(16)), 'bad_step'),
+    (Image(height=4, width=4, encoding='rgb8', step=12, data=bytes(47)), 'data_too_short'),
 ])
-def test_bad_raw_messages_raise_named_errors(msg, error, cause):
-    with pytest.raises(error) as info:
+def test_bad_raw_messages_raise_named_causes(msg, cause):
+    with pytest.raises(images.ImageError) as info:
         conv.msg_to_rgb(msg)
     assert info.value.cause == cause
-    assert isinstance(info.value, images.ImageError)
     assert str(info.value)      # the message says what is wrong
 
 
@@ -89,16 +86,17 @@ def test_compressed_gray_png_becomes_rgb():
     np.testing.assert_array_equal(out[..., 2], RGB[..., 1])
 
 
-@pytest.mark.parametrize('data,error', [
-    (b'', images.EmptyImageError),
-    (b'\xff\xd8\xff\xe0 not really a jpeg' * 4, images.UndecodableImageError),
-    (conv.rgb_to_compressed(RGB, 'jpeg').data[:40].tobytes(), images.UndecodableImageError),
+@pytest.mark.parametrize('data,cause', [
+    (b'', 'zero_size'),
+    (b'\xff\xd8\xff\xe0 not really a jpeg' * 4, 'undecodable'),
+    (conv.rgb_to_compressed(RGB, 'jpeg').data[:40].tobytes(), 'undecodable'),
 ])
-def test_bad_compressed_messages_raise_named_errors(data, error):
+def test_bad_compressed_messages_raise_named_causes(data, cause):
     msg = CompressedImage(format='jpeg')
     msg.data = data
-    with pytest.raises(error):
+    with pytest.raises(images.ImageError) as info:
         conv.msg_to_rgb(msg)
+    assert info.value.cause == cause
 
 
 @pytest.mark.parametrize('encoding,array', [
@@ -125,9 +123,9 @@ def test_output_with_wrong_dtype_is_refused():
 def test_cheap_checks_catch_empty_compressed_and_bad_raw_headers():
     conv.check_message(conv.rgb_to_compressed(RGB, 'jpeg'))
     conv.check_message(raw(RGB, 'rgb8', pad=2))
-    with pytest.raises(images.EmptyImageError):
+    with pytest.raises(images.ImageError, match='no data'):
         conv.check_message(CompressedImage(format='jpeg'))
-    with pytest.raises(images.UnsupportedEncodingError):
+    with pytest.raises(images.ImageError, match='yuv422'):
         conv.check_message(raw(RGB, 'yuv422'))
 
 
