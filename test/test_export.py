@@ -1,0 +1,152 @@
+"""Export: every arch at two sizes through ONNX Runtime, fp16-safe score, metadata, the CLI."""
+
+import hashlib
+import json
+import subprocess
+import sys
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from densehybrid_ros.export import export_checkpoint, export_onnx, ExportError, FrameGraph
+from densehybrid_ros.models import ARCHS, build_model
+from densehybrid_ros.models.fusion import fuse_for_inference
+from densehybrid_ros.models.layers import SpatialPyramidPooling
+from densehybrid_ros.tools.export import main as export_main
+
+ort = pytest.importorskip('onnxruntime')
+# dlv3plus_wrn38 (137 M parameters, a 550 MB graph) is too large to export in a unit test.
+SMALL_ARCHS = sorted(a for a in ARCHS if a != 'dlv3plus_wrn38')
+
+
+def _run_onnx(path, x):
+    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    return session.run(['labels', 'score'], {'image': x.numpy()})
+
+
+@pytest.mark.parametrize('arch', SMALL_ARCHS)
+@pytest.mark.parametrize('size', [(64, 96), (96, 64)])
+def test_every_arch_exports_at_two_sizes_and_matches_torch(arch, size, tmp_path):
+    torch.manual_seed(3)
+    model = fuse_for_inference(build_model(arch, 19).eval())
+    path = export_onnx(model, size, tmp_path / 'g.onnx')
+    x = torch.rand(2, 3, *size)                       # batch 2: the batch dim is dynamic
+    labels, score = _run_onnx(path, x)
+    with torch.no_grad():
+        ref_labels, ref_score = FrameGraph(model)(x)
+    assert labels.dtype == np.uint8 and labels.shape == (2, *size)
+    assert score.dtype == np.float32 and score.shape == (2, *size)
+    assert (labels == ref_labels.numpy()).mean() >= 0.9999
+    assert np.abs(score - ref_score.numpy()).max() <= 1e-3
+
+
+def test_a_graph_is_for_its_own_size_only(tmp_path):
+    path = export_onnx(build_model('ladder_resnet18_half', 19).eval(), (64, 96),
+                       tmp_path / 'g.onnx')
+    with pytest.raises(Exception, match='(?i)dimension|shape'):
+        _run_onnx(path, torch.rand(1, 3, 96, 64))
+
+
+def test_fp16_graph_score_is_finite_where_logits_reach_minus_450(tmp_path):
+    torch.manual_seed(0)
+    model = fuse_for_inference(build_model('ladder_resnet18_half', 19).eval())
+    with torch.no_grad():
+        model.logits.conv.bias.fill_(-450.0)          # as low as the embedded model's logits
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        logits, _ = model(x)
+        assert logits.max() < -400
+        assert not torch.isfinite(logits.exp().sum(1).log()).all()    # the unshifted form
+        _, ref = FrameGraph(model)(x)
+    path = export_onnx(model, (64, 96), tmp_path / 'h.onnx', precision='fp16')
+    _, score = _run_onnx(path, x)
+    assert np.isfinite(score).all()
+    assert np.abs(score - ref.numpy()).max() < 0.5   # fp16 spacing at 450 is 0.25
+
+
+def test_spp_exports_with_the_legacy_exporter(tmp_path):
+    # round() on the traced size tensors stopped torch.onnx's legacy exporter (TypeError).
+    torch.manual_seed(0)
+    spp = SpatialPyramidPooling(32, 16, 8, 16).eval()
+    x = torch.rand(1, 32, 8, 16)                     # grids 8x16 .. 1x2 divide the input
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        torch.onnx.export(spp, (x,), str(tmp_path / 'spp.onnx'), dynamo=False,
+                          input_names=['x'])
+    session = ort.InferenceSession(str(tmp_path / 'spp.onnx'),
+                                   providers=['CPUExecutionProvider'])
+    with torch.no_grad():
+        ref = spp(x).numpy()
+    assert np.abs(session.run(None, {'x': x.numpy()})[0] - ref).max() < 1e-5
+
+
+def test_artifact_carries_its_metadata(tiny_checkpoint, tmp_path):
+    info = export_checkpoint(tiny_checkpoint, 'onnx', (64, 96), tmp_path / 'art')
+    on_disk = json.loads((tmp_path / 'art' / 'meta.json').read_text())
+    assert on_disk['arch'] == info['arch'] == 'ladder_resnet18_half'
+    assert on_disk['input_size'] == [64, 96] and on_disk['precision'] == 'fp32'
+    assert len(on_disk['class_names']) == 19 and on_disk['class_names'][0] == 'road'
+    assert np.asarray(on_disk['palette']).shape == (19, 3)
+    assert on_disk['calibration']['threshold'] == -2.0       # the fixture's calibration
+    assert on_disk['checkpoint_sha256'] == hashlib.sha256(
+        tiny_checkpoint.read_bytes()).hexdigest()
+    assert on_disk['labels_dtype'] == 'uint8' and on_disk['score'] == 'hybrid'
+    assert (tmp_path / 'art' / 'model.onnx').is_file()
+
+
+@pytest.mark.parametrize('args, match', [
+    (['--format', 'onnx', '--precision', 'bf16'], "precision 'bf16' is not supported for onnx"),
+    (['--format', 'openvino', '--precision', 'int8'], 'int8 needs --calibration'),
+    (['--format', 'onnx', '--calibration', '.'], 'for --precision int8 only'),
+    (['--format', 'onnx', '--size', '8', '96'], 'size must be two integers'),
+])
+def test_cli_errors_are_one_line(tiny_checkpoint, tmp_path, capsys, args, match):
+    argv = [str(tiny_checkpoint), '--size', '64', '96', '--output', str(tmp_path / 'o')] + args
+    assert export_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('densehybrid-export: error: ') and match in err
+    assert 'Traceback' not in err
+
+
+def test_cli_missing_checkpoint(tmp_path, capsys):
+    assert export_main([str(tmp_path / 'nope.pt'), '--format', 'onnx', '--size', '64', '96',
+                        '--output', str(tmp_path / 'o')]) == 2
+    assert 'not found' in capsys.readouterr().err
+
+
+def test_cli_int8_from_an_image_folder_recalibrates_the_threshold(tiny_checkpoint, tmp_path):
+    frames = tmp_path / 'frames'
+    frames.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        cv2.imwrite(str(frames / f'{i}.png'), rng.integers(0, 255, (80, 120, 3), np.uint8))
+    out = tmp_path / 'int8'
+    proc = subprocess.run(
+        [sys.executable, '-m', 'densehybrid_ros.tools.export', str(tiny_checkpoint),
+         '--format', 'openvino', '--size', '64', '96', '--precision', 'int8',
+         '--calibration', str(frames), '--output', str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    meta = json.loads((out / 'meta.json').read_text())
+    calibration = meta['calibration']
+    assert meta['precision'] == 'int8' and summary['precision'] == 'int8'
+    assert calibration['method'] == 'matched_fraction'      # a folder has no anomaly labels
+    assert calibration['fp32_threshold'] == -2.0
+    assert np.isfinite(calibration['threshold'])
+    assert '4 calibration frames at 64x96' in calibration['measured_on']
+    assert (out / 'model.xml').is_file() and (out / 'model.bin').is_file()
+    xml = (out / 'model.xml').read_text()
+    assert 'FakeQuantize' in xml or 'i8' in xml                # really quantised
+
+
+def test_bad_calibration_sources(tmp_path):
+    from densehybrid_ros.quantize import calibration_frames
+    with pytest.raises(ExportError, match='not found'):
+        calibration_frames(tmp_path / 'missing')
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(ExportError, match='no calibration frames'):
+        calibration_frames(tmp_path / 'empty')
