@@ -35,16 +35,15 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .classes import default_class_names, default_palette
+from .classes import default_class_names, default_palette, IGNORE_ID as IGNORE
 from .data.cityscapes import CityscapesFolder, DatasetError
-from .data.negatives import NegativeFolder, NegativePaster, SyntheticNegatives
-from .data.synthetic import (CALIB_SEED_START, EVAL_SEED_START, SceneCache)
+from .data.negatives import NegativeFolder, NegativePaster, synthetic_paster
+from .data.synthetic import CALIB_SEED_START, EVAL_SEED_START, SceneCache, TRAINING_FAMILIES
 from .data.tensors import to_tensors
 from .data.transforms import Compose, train_transforms
 from .models import build_model, DenseHybridModel
 
 STATE_FORMAT = 'densehybrid_ros/train-state/1'
-IGNORE = 255
 
 EXAMPLE = '''examples (the embedded default model's staged recipe is in models/MODEL_CARD.md):
   densehybrid-train synthetic --iters 1130 --energy-margin -5 --class-weights sqrt \\
@@ -174,11 +173,12 @@ class EvalSet(Dataset):
 def build_data(args: argparse.Namespace, rank: int) -> Tuple[Dataset, Dataset, Dataset, str]:
     """Training, calibration and validation sets; raises DatasetError for bad folders."""
     if args.negatives == 'synthetic':
-        negatives: Dataset = SyntheticNegatives(range(args.seed * 1000003,
-                                                      args.seed * 1000003 + 20000), 'train')
+        paster = synthetic_paster(args.negative_family, range(args.seed * 1000003,
+                                                              args.seed * 1000003 + 20000),
+                                  tuple(args.paste_scale))
     else:
-        negatives = NegativeFolder(args.negatives, args.negative_masks)
-    paster = NegativePaster(negatives, scale=tuple(args.paste_scale))
+        paster = NegativePaster(NegativeFolder(args.negatives, args.negative_masks),
+                                scale=tuple(args.paste_scale))
     augment = train_transforms(tuple(args.crop), tuple(args.scale), flip=True)
     transform = Compose([*augment.transforms, paster])
     if args.data == 'synthetic':
@@ -382,6 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
                         'median frequency / frequency over the training labels (rare classes up)')
     p.add_argument('--negatives', default='synthetic',
                    help="negative images folder, or 'synthetic' (the training anomaly family)")
+    p.add_argument('--negative-family', default='train', choices=sorted(TRAINING_FAMILIES),
+                   help="procedural negatives for --negatives synthetic: 'train' (the embedded "
+                        "model's) or 'varied' (varied shapes, 1/f textures, scene parts, "
+                        'log-uniform scale, on the road, partly occluded)')
     p.add_argument('--negative-masks', help='instance masks for --negatives (same stems, .png)')
     p.add_argument('--paste-scale', type=float, nargs=2, default=(0.05, 0.5),
                    help="pasted patch size relative to the crop's shorter side")

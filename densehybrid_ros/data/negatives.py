@@ -13,7 +13,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from .cityscapes import DatasetError, read_image, read_map
-from .synthetic import make_negative
+from .placement import OCCLUDERS, Placement
+from .synthetic import make_negative, TRAINING_FAMILIES
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.webp')
 
@@ -94,20 +95,24 @@ def _pick_patch(negative: Dict[str, np.ndarray], rng: np.random.Generator
 
 
 def paste_negative(sample: Dict[str, np.ndarray], negative: Dict[str, np.ndarray],
-                   rng: np.random.Generator, scale: Tuple[float, float] = (0.1, 0.5)
-                   ) -> Dict[str, np.ndarray]:
+                   rng: np.random.Generator, scale: Tuple[float, float] = (0.1, 0.5),
+                   placement: Optional[Placement] = None) -> Dict[str, np.ndarray]:
     """Paste one negative patch; its longer side is ``scale`` x the crop's shorter side.
 
-    Pasted pixels get ``label`` 255 and ``outlier`` 1 (``anomaly`` 1 when present).
+    Pasted pixels get ``label`` 255 and ``outlier`` 1 (``anomaly`` 1 when present). Without
+    ``placement`` the scale is uniform and the position uniform over the crop.
     """
     patch, mask = _pick_patch(negative, rng)
     h, w = sample['image'].shape[:2]
-    target = rng.uniform(*scale) * min(h, w)
+    place = placement or Placement()
+    target = place.draw_scale(rng, scale) * min(h, w)
     f = target / max(patch.shape[:2])
     ph, pw = max(2, min(h, round(patch.shape[0] * f))), max(2, min(w, round(patch.shape[1] * f)))
     patch = cv2.resize(patch, (pw, ph), interpolation=cv2.INTER_LINEAR)
     mask = cv2.resize(mask.astype(np.uint8), (pw, ph), interpolation=cv2.INTER_NEAREST) > 0
-    y, x = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
+    y, x = place.draw_position(rng, (h, w), sample.get('label'), ph, pw)
+    if 'label' in sample and place.occlusion > 0 and rng.random() < place.occlusion:
+        mask = mask & ~np.isin(sample['label'][y:y + ph, x:x + pw], OCCLUDERS)   # stays in front
     out = dict(sample)
     out['image'] = sample['image'].copy()
     out['image'][y:y + ph, x:x + pw][mask] = patch[mask]
@@ -123,16 +128,32 @@ def paste_negative(sample: Dict[str, np.ndarray], negative: Dict[str, np.ndarray
     return out
 
 
+def synthetic_paster(family: str, seeds: Sequence[int], scale: Tuple[float, float],
+                     probability: float = 1.0) -> 'NegativePaster':
+    """Paster of one training family's procedural negatives.
+
+    ``'varied'`` negatives are made at 128 px and placed with ``Placement.scene()``; ``'train'``
+    ones at 96 px with the paper's uniform placement (the embedded model's recipe).
+    """
+    if family not in TRAINING_FAMILIES:
+        raise ValueError(f'{family!r} is not a training family; use one of '
+                         f'{sorted(TRAINING_FAMILIES)}')
+    varied = family == 'varied'
+    return NegativePaster(SyntheticNegatives(seeds, family, 128 if varied else 96), scale,
+                          probability, Placement.scene() if varied else None)
+
+
 class NegativePaster:
     """Transform pasting one random negative from ``negatives`` into every sample."""
 
     def __init__(self, negatives: Dataset, scale: Tuple[float, float] = (0.1, 0.5),
-                 probability: float = 1.0) -> None:
+                 probability: float = 1.0, placement: Optional[Placement] = None) -> None:
         if len(negatives) == 0:
             raise DatasetError('the negative data set is empty')
         self.negatives = negatives
         self.scale = scale
         self.probability = probability
+        self.placement = placement
 
     def __call__(self, sample: Dict[str, np.ndarray], rng: np.random.Generator
                  ) -> Dict[str, np.ndarray]:
@@ -141,7 +162,8 @@ class NegativePaster:
             out['outlier'] = np.zeros(sample['image'].shape[:2], np.uint8)
             return out
         negative = self.negatives[int(rng.integers(len(self.negatives)))]
-        return paste_negative(sample, negative, rng, self.scale)
+        return paste_negative(sample, negative, rng, self.scale, self.placement)
 
 
-__all__: List[str] = ['NegativeFolder', 'NegativePaster', 'SyntheticNegatives', 'paste_negative']
+__all__: List[str] = ['NegativeFolder', 'NegativePaster', 'Placement', 'SyntheticNegatives',
+                      'paste_negative', 'synthetic_paster']

@@ -5,7 +5,8 @@ from typing import Callable, Tuple
 import cv2
 import numpy as np
 
-IGNORE = 255
+from ...classes import IGNORE_ID as IGNORE
+
 ROAD, SIDEWALK, BUILDING, POLE, SIGN = 0, 1, 2, 5, 7
 VEGETATION, TERRAIN, SKY, PERSON, CAR = 8, 9, 10, 11, 13
 SCENE_CLASSES = (ROAD, SIDEWALK, BUILDING, POLE, SIGN, VEGETATION, TERRAIN, SKY, PERSON, CAR)

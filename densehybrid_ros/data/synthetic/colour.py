@@ -40,3 +40,19 @@ def train_colours(rng: Rng, n: int) -> List[np.ndarray]:
     """Colours of any saturation and brightness (greys and earth tones included)."""
     return [hsv(rng.random(), rng.uniform(0.0, 1.0) ** 0.7, rng.uniform(0.1, 1.0))
             for _ in range(n)]
+
+
+def light_direction(rng: Rng) -> np.ndarray:
+    """Draw a unit light direction from above left or right, towards the viewer (y down)."""
+    v = np.array([rng.uniform(-0.7, 0.7), rng.uniform(-0.9, -0.3), rng.uniform(0.4, 1.0)])
+    return v / np.linalg.norm(v)
+
+
+def lit(albedo: np.ndarray, normal: np.ndarray, light: np.ndarray, shine: float,
+        gloss: float = 0.6) -> np.ndarray:
+    """Ambient + Lambert + ``gloss`` x Phong highlight (viewer along +z); unit normals HxWx3."""
+    lam = np.clip(normal @ light, 0, None)[..., None]
+    half = light + np.array([0.0, 0.0, 1.0])
+    half /= np.linalg.norm(half)
+    spec = np.clip(normal @ half, 0, None)[..., None] ** shine
+    return np.clip(albedo * (0.25 + 0.75 * lam) + gloss * spec, 0, 1).astype(np.float32)

@@ -12,11 +12,13 @@ from typing import Callable, Dict, Tuple
 import numpy as np
 
 from .colour import Rng
+from .heldout import FAMILIES as HELD_OUT
 from .shapes import (_shape_blob, _shape_box, _shape_cluster, _shape_ellipse, _shape_half_disc,
                      _shape_hull, _shape_ngon, _shape_ring, _shape_rounded_box, _shape_star)
 from .textures import (_tex_bricks, _tex_checker, _tex_dots, _tex_gradient, _tex_hue_sweep,
                        _tex_mosaic, _tex_noise, _tex_plaid, _tex_rings, _tex_solid, _tex_stripes,
                        _tex_zigzag)
+from .varied import make_varied
 
 Shape = Callable[[Rng, int, int], np.ndarray]
 Generator = Callable[[Rng, int, int], Tuple[np.ndarray, np.ndarray]]
@@ -57,8 +59,8 @@ def _composite(name: str) -> Generator:
     return generate
 
 
-TRAINING_FAMILIES: Dict[str, Generator] = {'train': _composite('train')}
-HELD_OUT_FAMILIES: Dict[str, Generator] = {'eval': _composite('eval')}
+TRAINING_FAMILIES: Dict[str, Generator] = {'train': _composite('train'), 'varied': make_varied}
+HELD_OUT_FAMILIES: Dict[str, Generator] = {'eval': _composite('eval'), **HELD_OUT}
 FAMILIES: Dict[str, Generator] = {**TRAINING_FAMILIES, **HELD_OUT_FAMILIES}
 
 

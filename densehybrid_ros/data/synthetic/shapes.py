@@ -35,7 +35,11 @@ def _shape_star(rng: Rng, h: int, w: int) -> np.ndarray:
     n = int(rng.integers(4, 10))
     inner = rng.uniform(0.3, 0.6)
     ang = rng.uniform(0, 2 * np.pi) + np.arange(2 * n) * np.pi / n
-    rad = np.where(np.arange(2 * n) % 2 == 0, 1.0, inner)
+    return radial_polygon(h, w, ang, np.where(np.arange(2 * n) % 2 == 0, 1.0, inner))
+
+
+def radial_polygon(h: int, w: int, ang: np.ndarray, rad: np.ndarray) -> np.ndarray:
+    """Fill the polygon with vertices at angles ``ang`` and radii ``rad`` (1: touches the box)."""
     pts = np.stack([w / 2 + (w / 2 - 1) * rad * np.cos(ang),
                     h / 2 + (h / 2 - 1) * rad * np.sin(ang)], 1)
     m = np.zeros((h, w), np.uint8)
