@@ -4,6 +4,10 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+# Sentinel ids: the same byte in every uint8 map of this package, one name per meaning.
+UNKNOWN_ID = 255     # open-set predictions: the pixel was rejected as unknown
+IGNORE_ID = 255      # label maps: a void pixel that no loss and no metric counts
+
 CITYSCAPES_CLASSES = (
     'road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign',
     'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train',
