@@ -26,10 +26,10 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .classes import IGNORE_ID, UNKNOWN_ID
+
 ArrayLike = Union[np.ndarray, 'torch.Tensor', Sequence]  # noqa: F821 (torch is not imported)
 
-UNKNOWN_ID = 255
-IGNORE_ID = 255
 DEFAULT_BINS = 2 ** 20
 _FLOOR_BITS = int(np.float64(2.0 ** -100).view(np.int64))
 _SMALLEST = float(np.nextafter(0.0, 1.0))        # lowest value of code 1: (0, 2**-100]

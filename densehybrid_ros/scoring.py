@@ -15,9 +15,8 @@ from typing import Callable, Dict, Optional, Tuple, Union
 import numpy as np
 import torch
 
+from .classes import UNKNOWN_ID
 from .metrics import calibrate_counts
-
-UNKNOWN_ID = 255
 
 
 def stable_logsumexp(x: torch.Tensor, dim: int = 1) -> torch.Tensor:

@@ -9,17 +9,19 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-UNKNOWN_COLOR = (255, 255, 255)    # open-set 'unknown' (id 255): white, in no class palette
+from .classes import UNKNOWN_ID
+
+UNKNOWN_COLOR = (255, 255, 255)    # open-set 'unknown' (UNKNOWN_ID): white, in no class palette
 
 
 def label_lut(palette: np.ndarray, unknown_color: Sequence[int] = UNKNOWN_COLOR) -> np.ndarray:
-    """256 x 3 uint8 table: palette rows for class ids, ``unknown_color`` at 255, black between."""
+    """256 x 3 uint8 table: palette rows for class ids, ``unknown_color`` at UNKNOWN_ID."""
     palette = np.asarray(palette, dtype=np.uint8)
     if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) > 255:
         raise ValueError(f'palette must be K x 3 with K <= 255, got {palette.shape}')
     lut = np.zeros((256, 3), dtype=np.uint8)
     lut[:len(palette)] = palette
-    lut[255] = unknown_color
+    lut[UNKNOWN_ID] = unknown_color
     return lut
 
 
