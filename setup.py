@@ -43,6 +43,7 @@ setup(
             'densehybrid-replay = densehybrid_ros.tools.replay:main',
             'densehybrid-demo = densehybrid_ros.tools.demo:main',
             'densehybrid-bench = densehybrid_ros.tools.bench:main',
+            'densehybrid-eval-families = densehybrid_ros.tools.eval_families:main',
             'densehybrid-export = densehybrid_ros.tools.export:main',
         ],
     },

@@ -1,0 +1,49 @@
+"""Family evaluation core: anomaly pixel bins and per-bin metrics on known score maps."""
+
+import numpy as np
+
+from densehybrid_ros.family_eval import (anomaly_bins, DISTANCE_BINS, FamilyScores, KINDS,
+                                         SIZE_BINS)
+
+
+def _two_objects():
+    a = np.zeros((80, 120), np.uint8)
+    a[10:40, 10:40] = 1            # 30 x 30: side 30 -> the 20-50 px bin
+    a[60:65, 90:95] = 1            # 5 x 5: side 5 -> the <= 20 px bin
+    a[75:, :] = 255                # void
+    return a
+
+
+def test_bins_by_component_size_and_distance_to_edge():
+    a = _two_objects()
+    bins = anomaly_bins(a)
+    assert SIZE_BINS[bins['size'][20, 20]] == '20-50px'
+    assert SIZE_BINS[bins['size'][62, 92]] == '<=20px'
+    assert (bins['size'][a != 1] == -1).all() and (bins['distance'][a != 1] == -1).all()
+    assert DISTANCE_BINS[bins['distance'][10, 25]] == '<=2px'       # on the border
+    assert DISTANCE_BINS[bins['distance'][25, 25]] == '>6px'        # the middle, 15 px deep
+    small = bins['distance'][60:65, 90:95]            # 5 x 5: centre 3 px from outside
+    assert small[2, 2] == 1 and (small == 0).sum() == 24
+
+
+def test_a_score_that_misses_small_objects_fails_only_in_their_bin():
+    a = _two_objects()
+    rng = np.random.default_rng(0)
+    inlier = rng.normal(0, 1, a.shape).astype(np.float32)
+    good = np.where(a == 1, 5.0, inlier).astype(np.float32)
+    blind = good.copy()
+    blind[60:65, 90:95] = inlier[60:65, 90:95]            # the small object looks like road
+    label = np.where(a == 0, 0, 255).astype(np.uint8)
+    run = FamilyScores(19)
+    scores = {'hybrid': good, 'generative': blind, 'discriminative': good}
+    run.update(np.zeros(a.shape, np.uint8), scores, label, a)
+    r = run.compute(threshold=3.0)
+    assert r['miou'] == 1.0 and r['anomaly_pixels'] == 925
+    assert r['hybrid']['ap'] == 1.0 and r['generative']['ap'] < 1.0
+    small, mid = r['by_size']['<=20px'], r['by_size']['20-50px']
+    assert small['hybrid']['ap'] == 1.0 and small['generative']['ap'] < 0.2
+    assert mid['generative']['ap'] == 1.0 and mid['generative']['fpr95'] == 0.0
+    assert r['threshold']['tpr'] == 1.0 and r['threshold']['fpr'] < 0.01
+    pooled = FamilyScores(19).merge(run).merge(run).compute(3.0)
+    assert pooled['anomaly_pixels'] == 2 * 925
+    assert set(KINDS) <= set(pooled)

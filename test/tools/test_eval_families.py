@@ -1,0 +1,43 @@
+"""densehybrid-eval-families on a tiny real checkpoint: every family and size reported."""
+
+import json
+
+import pytest
+
+from densehybrid_ros.tools.eval_families import main
+
+
+def test_reports_every_family_and_size(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / 'families.json'
+    rc = main(['--checkpoint', str(tiny_checkpoint), '--families', 'solids', 'glyph',
+               '--size', '64x128', '96x192', '--scene-size', '96x192', '--scenes', '2',
+               '--device', 'cpu', '--json', str(out)])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert set(result['families']) == {'solids', 'glyph'}
+    for per_size in [*result['families'].values(), result['pooled']]:
+        assert set(per_size) == {'64x128', '96x192'}
+        for r in per_size.values():
+            assert r['anomaly_pixels'] > 0 and 0.0 <= r['miou'] <= 1.0
+            for kind in ('hybrid', 'generative', 'discriminative'):
+                assert 0.0 < r[kind]['ap'] <= 1.0 and 0.0 <= r[kind]['fpr95'] <= 1.0
+            assert 0.0 <= r['threshold']['tpr'] <= 1.0 and r['threshold']['value'] == -2.0
+            assert r['by_size'] and r['by_distance']
+    text = capsys.readouterr().out
+    assert 'solids    64x128' in text and 'by anomaly distance' in text
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--scenes', '0'], '--scenes must be at least 1'),
+    (['--checkpoint', '/nonexistent.pt'], 'error:'),
+])
+def test_bad_arguments_give_an_error_line(argv, message, capsys, tmp_path):
+    assert main([*argv, '--device', 'cpu']) == 2
+    err = capsys.readouterr().err
+    assert 'densehybrid-eval-families: error:' in err and message in err
+
+
+def test_bad_size_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(['--size', '288by512'])
+    assert exc.value.code == 2 and 'size must be HxW' in capsys.readouterr().err
