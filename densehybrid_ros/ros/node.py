@@ -24,7 +24,6 @@ import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -32,26 +31,16 @@ from std_msgs.msg import Header
 from .conversions import check_message, msg_to_rgb, numpy_to_image
 from .diagnostics import camera_status, CameraStats, diagnostic_array, ERROR, OK, status
 from .pacing import FramePeriod, fresh_wait
+from .qos import input_qos, OUTPUT_QOS
 from .params import check_change, declare_parameters, read_parameters, validate_all
 from ..images import ImageError
 from ..outputs import needs, OUTPUTS, output_namespaces, Renderer
 from ..transport import use_large_data
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
-OUTPUT_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
-                        reliability=ReliabilityPolicy.RELIABLE,
-                        durability=DurabilityPolicy.VOLATILE)
 WARN_PERIOD_S = 5.0
 _WITH_MESSAGE_INFO = hasattr(getattr(Subscription, 'CallbackType', None), 'WithMessageInfo')
 ImageMsg = Union[Image, CompressedImage]
-
-
-def input_qos(reliability: str) -> QoSProfile:
-    """Depth-1 keep-last QoS; best_effort matches sensor-data publishers (camera drivers)."""
-    return QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
-                      durability=DurabilityPolicy.VOLATILE,
-                      reliability=ReliabilityPolicy.BEST_EFFORT if reliability == 'best_effort'
-                      else ReliabilityPolicy.RELIABLE)
 
 
 def one_line(exc: BaseException) -> str:

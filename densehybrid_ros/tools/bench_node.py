@@ -486,14 +486,13 @@ def _serialized_frames(frames: np.ndarray) -> List[bytearray]:
 
 def _publisher_main(args: argparse.Namespace) -> int:
     import rclpy
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
+
+    from ..ros.qos import keep_last
 
     rclpy.init()
     node = rclpy.create_node('densehybrid_bench_publisher')
-    qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
-                     reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.VOLATILE)
+    qos = keep_last(1)                     # reliable (INPUT_RELIABILITY), newest frame only
     pub = node.create_publisher(Image, args.topic, qos)
     raw = _serialized_frames(np.load(args.frames_file))
     inbox: 'queue.Queue[Dict[str, Any]]' = queue.Queue()
@@ -541,14 +540,13 @@ def _publisher_main(args: argparse.Namespace) -> int:
 def _subscriber_main(args: argparse.Namespace) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException
-    from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
+
+    from ..ros.qos import RESULT_QOS
 
     rclpy.init()
     node = rclpy.create_node('densehybrid_bench_subscriber')
-    qos = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST,
-                     reliability=ReliabilityPolicy.RELIABLE,
-                     durability=DurabilityPolicy.VOLATILE)
+    qos = RESULT_QOS
     topics = list(args.topics)
 
     pending: Dict[int, Dict[str, Tuple[int, int]]] = {}

@@ -126,9 +126,9 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
     use_large_data()
     import rclpy                                   # imported here: eval works without ROS
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
-                           qos_profile_sensor_data)
     from sensor_msgs.msg import CompressedImage, Image
+
+    from ..ros.qos import camera_qos, RESULT_QOS
 
     msg_classes = {'sensor_msgs/msg/Image': Image,
                    'sensor_msgs/msg/CompressedImage': CompressedImage}
@@ -144,10 +144,7 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
     spinner = threading.Thread(target=executor.spin, daemon=True)
     try:
         topics, labels = _plan(reader, args)
-        pub_qos = QoSProfile(depth=5, history=HistoryPolicy.KEEP_LAST,
-                             reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.VOLATILE) if args.reliable \
-            else qos_profile_sensor_data
+        pub_qos = camera_qos(args.reliable)
         publishers = {t: node.create_publisher(msg_classes[reader.topics[t][0]], t, pub_qos)
                       for t in topics}
         seen: Dict[int, float] = {}
@@ -158,9 +155,7 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
                 seen[cdr_stamp(raw)] = time.monotonic()
                 cond.notify_all()
 
-        out_qos = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST,
-                             reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.VOLATILE)
+        out_qos = RESULT_QOS
         if args.record:
             recorder = Recorder(args.record, args.overwrite)
             record = args.record_topics or [out for per in output_topics(topics).values()

@@ -6,7 +6,8 @@ pytest.importorskip('rclpy')
 from rclpy.qos import HistoryPolicy, ReliabilityPolicy  # noqa: E402
 
 from densehybrid_ros.outputs import output_namespaces  # noqa: E402
-from densehybrid_ros.ros.node import input_qos, one_line  # noqa: E402
+from densehybrid_ros.ros.node import one_line  # noqa: E402
+from densehybrid_ros.ros.qos import input_qos  # noqa: E402
 
 
 @pytest.mark.parametrize('topics,expected', [
