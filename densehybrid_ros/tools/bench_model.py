@@ -1,0 +1,110 @@
+"""Model-only speed and memory: fps of one architecture's forward pass and the peak RSS.
+
+For models too large for ``densehybrid-bench``'s interleaved repetitions (the 137 M-parameter
+``dlv3plus_wrn38`` takes seconds per 1024x512 frame on 2 cores): random weights (speed does
+not depend on training), BN folded (``models/fusion.py``), channels_last, ``inference_mode``,
+batch 1, fp32, one warm-up pass then ``--reps`` timed passes per size; the peak resident set
+size (``getrusage``, the whole process: weights, the folded copy, activations) after each size.
+
+    python -m densehybrid_ros.tools.bench_model --arch dlv3plus_wrn38 --threads 2
+    python -m densehybrid_ros.tools.bench_model --arch ldn121 --sizes 512x1024 --json ldn.json
+"""
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+from ..models import ARCHS, build_model
+from ..models.fusion import fuse_for_inference
+
+
+def parse_size(text: str) -> Tuple[int, int]:
+    """Parse 'HxW' into (H, W)."""
+    try:
+        h, w = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'size must be HxW, e.g. 512x1024, got {text!r}')
+    if h < 8 or w < 8:
+        raise argparse.ArgumentTypeError(f'size must be at least 8x8, got {text!r}')
+    return h, w
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_model(arch: str, sizes: Sequence[Tuple[int, int]], reps: int = 2, fuse: bool = True,
+               channels_last: bool = True, seed: int = 0) -> Dict[str, Any]:
+    """Seconds per frame and peak RSS of ``arch``'s forward pass at each ``(H, W)``."""
+    torch.manual_seed(seed)
+    model = build_model(arch, 19).eval()
+    if fuse:
+        model = fuse_for_inference(model)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    out: Dict[str, Any] = {'arch': arch, 'fused': fuse, 'channels_last': channels_last,
+                           'parameters': sum(p.numel() for p in model.parameters()),
+                           'rss_after_load_mib': round(peak_rss_mib(), 1), 'sizes': {}}
+    for h, w in sizes:
+        x = torch.rand(1, 3, h, w).contiguous(memory_format=fmt)
+        times: List[float] = []
+        with torch.inference_mode():
+            for i in range(reps + 1):                  # pass 0 is the warm-up
+                start = time.perf_counter()
+                model(x)
+                if i:
+                    times.append(time.perf_counter() - start)
+        best, median = min(times), sorted(times)[len(times) // 2]
+        out['sizes'][f'{w}x{h}'] = {'seconds': [round(t, 3) for t in times],
+                                    'fps_median': round(1 / median, 4),
+                                    'fps_best': round(1 / best, 4),
+                                    'peak_rss_mib': round(peak_rss_mib(), 1)}
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command line of the model-only benchmark."""
+    p = argparse.ArgumentParser(prog='python -m densehybrid_ros.tools.bench_model',
+                                description=__doc__.split('\n')[0])
+    p.add_argument('--arch', default='dlv3plus_wrn38', choices=sorted(ARCHS))
+    p.add_argument('--sizes', nargs='+', type=parse_size, default=[(512, 1024), (1024, 2048)],
+                   metavar='HxW', help='input sizes (default: 512x1024 1024x2048)')
+    p.add_argument('--reps', type=int, default=2, help='timed passes per size (default 2)')
+    p.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
+    p.add_argument('--no-fuse', action='store_true', help='do not fold BatchNorm')
+    p.add_argument('--json', help='write the figures here too')
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point: print one line per size and the JSON."""
+    args = build_parser().parse_args(argv)
+    if args.reps < 1:
+        print('bench_model: error: --reps must be >= 1', file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = time_model(args.arch, args.sizes, args.reps, fuse=not args.no_fuse)
+    result.update(threads=torch.get_num_threads(), torch=torch.__version__,
+                  cpu=platform.processor() or platform.machine())
+    for size, figs in result['sizes'].items():
+        print(f'{args.arch} {size} fp32 {"fused" if result["fused"] else "unfused"}: '
+              f'{figs["fps_median"]:.3f} fps (median of {len(figs["seconds"])}), '
+              f'peak RSS {figs["peak_rss_mib"]:.0f} MiB', flush=True)
+    text = json.dumps(result, indent=2)
+    if args.json:
+        with open(args.json, 'w', encoding='utf-8') as f:
+            f.write(text + '\n')
+    print(text)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
