@@ -59,6 +59,7 @@ class FamilyScores:
         self.num_classes = num_classes
         self.confusion = OpenSetConfusion(num_classes)
         self.present = np.zeros(num_classes, bool)
+        self.anomaly_as = np.zeros(num_classes, np.int64)      # closed-set class of anomaly px
         self.scores = {k: AnomalyMetrics() for k in KINDS}
         self.binned = {axis: [{k: AnomalyMetrics() for k in KINDS} for _ in names]
                        for axis, names in (('size', SIZE_BINS), ('distance', DISTANCE_BINS))}
@@ -69,6 +70,8 @@ class FamilyScores:
         self.confusion.update(pred, label, anomaly=anomaly, semantic=pred)
         ids = np.unique(label[anomaly == 0])
         self.present[ids[ids < self.num_classes]] = True
+        self.anomaly_as += np.bincount(pred[anomaly == 1].ravel(), minlength=self.num_classes)[
+            :self.num_classes]
         for k in KINDS:
             self.scores[k].update(scores[k], anomaly)
         bins = anomaly_bins(anomaly)
@@ -86,6 +89,7 @@ class FamilyScores:
         """Add another accumulator's counts (pooling families); returns self."""
         self.confusion.merge(other.confusion)
         self.present |= other.present
+        self.anomaly_as += other.anomaly_as
         for k in KINDS:
             self.scores[k].merge(other.scores[k])
         for axis, metrics in self.binned.items():
@@ -101,7 +105,13 @@ class FamilyScores:
                                if self.present.any() else float('nan')}
         for k in KINDS:
             m = self.scores[k].compute()
-            out[k] = {'ap': m['ap'], 'auroc': m['auroc'], 'fpr95': m['fpr95']}
+            stats = self.scores[k].score_stats()
+            out[k] = {'ap': m['ap'], 'auroc': m['auroc'], 'fpr95': m['fpr95'],
+                      **{f'{part}_{q}': stats[part][q] for part in ('inlier', 'anomaly')
+                         for q in ('p01', 'p50', 'p99')}}
+        total = max(int(self.anomaly_as.sum()), 1)
+        out['anomaly_predicted_as'] = {int(c): round(float(n / total), 4) for c, n in
+                                       enumerate(self.anomaly_as) if n / total >= 0.01}
         out['anomaly_pixels'] = int(self.scores['hybrid'].compute()['anomaly_pixels'])
         if np.isfinite(threshold) and out['anomaly_pixels']:
             rates = self.scores['hybrid'].rates_at(threshold)

@@ -44,6 +44,8 @@ def test_a_score_that_misses_small_objects_fails_only_in_their_bin():
     assert small['hybrid']['ap'] == 1.0 and small['generative']['ap'] < 0.2
     assert mid['generative']['ap'] == 1.0 and mid['generative']['fpr95'] == 0.0
     assert r['threshold']['tpr'] == 1.0 and r['threshold']['fpr'] < 0.01
+    assert r['anomaly_predicted_as'] == {0: 1.0}                    # every pixel called road
+    assert r['generative']['anomaly_p01'] < 1.0 < 4.9 < r['hybrid']['anomaly_p01']
     pooled = FamilyScores(19).merge(run).merge(run).compute(3.0)
     assert pooled['anomaly_pixels'] == 2 * 925
     assert set(KINDS) <= set(pooled)
