@@ -7,7 +7,7 @@ batch 1, fp32, one warm-up pass then ``--reps`` timed passes per size; the peak 
 size (``getrusage``, the whole process: weights, the folded copy, activations) after each size.
 
     python -m densehybrid_ros.tools.bench_model --arch dlv3plus_wrn38 --threads 2
-    python -m densehybrid_ros.tools.bench_model --arch ldn121 --sizes 512x1024 --json ldn.json
+    python -m densehybrid_ros.tools.bench_model --arch ldn121 --widths 1024 --json ldn.json
 """
 
 import argparse
@@ -22,17 +22,6 @@ import torch
 
 from ..models import ARCHS, build_model
 from ..models.fusion import fuse_for_inference
-
-
-def parse_size(text: str) -> Tuple[int, int]:
-    """Parse 'HxW' into (H, W)."""
-    try:
-        h, w = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'size must be HxW, e.g. 512x1024, got {text!r}')
-    if h < 8 or w < 8:
-        raise argparse.ArgumentTypeError(f'size must be at least 8x8, got {text!r}')
-    return h, w
 
 
 def peak_rss_mib() -> float:
@@ -74,8 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='python -m densehybrid_ros.tools.bench_model',
                                 description=__doc__.split('\n')[0])
     p.add_argument('--arch', default='dlv3plus_wrn38', choices=sorted(ARCHS))
-    p.add_argument('--sizes', nargs='+', type=parse_size, default=[(512, 1024), (1024, 2048)],
-                   metavar='HxW', help='input sizes (default: 512x1024 1024x2048)')
+    p.add_argument('--widths', nargs='+', type=int, default=[1024, 2048],
+                   help='input widths (default: 1024 2048)')
+    p.add_argument('--aspect', type=float, default=0.5,
+                   help='height / width (default 0.5, as Cityscapes)')
     p.add_argument('--reps', type=int, default=2, help='timed passes per size (default 2)')
     p.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
     p.add_argument('--no-fuse', action='store_true', help='do not fold BatchNorm')
@@ -86,12 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point: print one line per size and the JSON."""
     args = build_parser().parse_args(argv)
-    if args.reps < 1:
-        print('bench_model: error: --reps must be >= 1', file=sys.stderr)
+    sizes = [(round(w * args.aspect), w) for w in args.widths]
+    if args.reps < 1 or min(min(hw) for hw in sizes) < 8:
+        print(f'bench_model: error: need --reps >= 1 and sizes of at least 8x8, got '
+              f'--reps {args.reps} and {", ".join(f"{w}x{h}" for h, w in sizes)}',
+              file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = time_model(args.arch, args.sizes, args.reps, fuse=not args.no_fuse)
+    result = time_model(args.arch, sizes, args.reps, fuse=not args.no_fuse)
     result.update(threads=torch.get_num_threads(), torch=torch.__version__,
                   cpu=platform.processor() or platform.machine())
     for size, figs in result['sizes'].items():

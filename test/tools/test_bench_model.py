@@ -9,23 +9,23 @@ from densehybrid_ros.tools import bench_model
 
 def test_times_a_real_model_and_writes_the_json(tmp_path, capsys):
     out = tmp_path / 'b.json'
-    rc = bench_model.main(['--arch', 'ladder_resnet18_half', '--sizes', '64x96', '40x72',
-                           '--reps', '2', '--threads', '1', '--json', str(out)])
+    rc = bench_model.main(['--arch', 'ladder_resnet18_half', '--widths', '96', '72',
+                           '--aspect', '0.6', '--reps', '2', '--threads', '1', '--json', str(out)])
     assert rc == 0
     figs = json.loads(out.read_text())
     assert figs['arch'] == 'ladder_resnet18_half' and figs['fused'] is True
     assert figs['threads'] == 1 and figs['parameters'] > 1e6
-    assert list(figs['sizes']) == ['96x64', '72x40']
+    assert list(figs['sizes']) == ['96x58', '72x43']
     for size in figs['sizes'].values():
         assert len(size['seconds']) == 2 and all(t > 0 for t in size['seconds'])
         assert size['fps_best'] >= size['fps_median'] > 0
         assert size['peak_rss_mib'] >= figs['rss_after_load_mib'] > 50
-    assert 'ladder_resnet18_half 96x64 fp32 fused:' in capsys.readouterr().out
+    assert 'ladder_resnet18_half 96x58 fp32 fused:' in capsys.readouterr().out
 
 
 def test_a_bad_size_is_an_error_line_not_a_traceback():
     proc = subprocess.run([sys.executable, '-m', 'densehybrid_ros.tools.bench_model',
-                           '--sizes', '512by1024'], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert "error: argument --sizes: size must be HxW, e.g. 512x1024, got '512by1024'" \
-        in proc.stderr and 'Traceback' not in proc.stderr
+                           '--widths', '1024', '10'], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip() == ('bench_model: error: need --reps >= 1 and sizes of at least '
+                                   '8x8, got --reps 2 and 1024x512, 10x5')
