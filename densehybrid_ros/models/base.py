@@ -18,6 +18,9 @@ class DenseHybridModel(nn.Module):
     """Base class: ``model(x) -> (logits N x K x H x W, ood_logits N x 2 x H x W)``."""
 
     arch: str = ''
+    # Parameter-name prefixes of the closed-set classifier and the dataset-posterior head: what
+    # ``densehybrid-train --finetune heads`` trains.
+    head_prefixes: Tuple[str, ...] = ('logits.', 'logits_ood.')
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()

@@ -120,6 +120,7 @@ class DeepLabV3PlusWRN38(DenseHybridModel):
     """DeepLabV3+ WRN-38 DenseHybrid (``DeepWV3PlusTH``)."""
 
     arch = 'dlv3plus_wrn38'
+    head_prefixes = ('final.6.', 'logits_ood.')       # the 1x1 classifier and the OOD head
 
     def __init__(self, num_classes: int = 19) -> None:
         super().__init__(num_classes)

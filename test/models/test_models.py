@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from densehybrid_ros.models import build_model
+from densehybrid_ros.models import ARCHS, build_model
 from densehybrid_ros.scoring import hybrid_score
 from golden import (deterministic_fill, deterministic_input, manifest_of, read_manifest,
                     SMALL_ARCHS)
@@ -107,3 +107,14 @@ def test_channels_last_and_bf16_autocast_stay_within_tolerance(arch, ldn121_gold
 def test_unknown_arch_is_a_clear_error():
     with pytest.raises(ValueError, match='unknown arch .*ldn121'):
         build_model('resnet9000', 19)
+
+
+@pytest.mark.parametrize('arch', sorted(ARCHS))
+def test_head_prefixes_name_both_heads_and_nothing_else(arch):
+    with torch.device('meta'):
+        model = build_model(arch, 7)
+    heads = [n for n, _ in model.named_parameters() if n.startswith(model.head_prefixes)]
+    assert {n.split('.')[0] for n in heads} <= {'logits', 'logits_ood', 'final'}
+    shapes = {tuple(p.shape) for n, p in model.named_parameters() if n in heads}
+    assert any(s[0] == 7 for s in shapes) and any(s[0] == 2 for s in shapes)  # K and 2 outputs
+    assert len(heads) < len(list(model.parameters())) // 4
