@@ -17,6 +17,7 @@ Training state goes to ``OUTPUT/last.pt`` every ``--save-every`` iterations and 
 
 import argparse
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 import json
 import math
 import multiprocessing
@@ -34,13 +35,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .classes import default_class_names, default_palette, IGNORE_ID as IGNORE
 from .data.cityscapes import CityscapesFolder, DatasetError
 from .data.negatives import NegativeFolder, NegativePaster, synthetic_paster
 from .data.synthetic import CALIB_SEED_START, EVAL_SEED_START, SceneCache, TRAINING_FAMILIES
 from .data.tensors import to_tensors
 from .data.transforms import Compose, train_transforms
+from .inference import Segmenter
 from .models import build_model, DenseHybridModel
 
 STATE_FORMAT = 'densehybrid_ros/train-state/1'
@@ -161,13 +163,17 @@ class EvalSet(Dataset):
     def __len__(self) -> int:
         return len(self.base)
 
-    def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
+    def sample(self, index: int) -> Dict[str, np.ndarray]:
+        """Return the numpy sample: uint8 image, label, anomaly (0 inlier, 1 pasted, 255 void)."""
         sample = self.base[index]
         if self.paster is not None:
             sample = self.paster(sample, np.random.default_rng([self.seed, 99991, index]))
             sample['anomaly'] = np.where(sample['label'] == IGNORE, IGNORE, 0).astype(np.uint8)
             sample['anomaly'][sample['outlier'] == 1] = 1
-        return to_tensors(sample)
+        return sample
+
+    def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
+        return to_tensors(self.sample(index))
 
 
 def build_data(args: argparse.Namespace, rank: int) -> Tuple[Dataset, Dataset, Dataset, str]:
@@ -279,51 +285,53 @@ def load_state(path: Path) -> Dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ evaluation
-@torch.no_grad()
-def predict(model: DenseHybridModel, dataset: Dataset, device: torch.device,
-            batch: int = 4) -> Iterator[Tuple[Dict[str, torch.Tensor], torch.Tensor,
-                                              torch.Tensor]]:
-    """Yield ``(batch, logits, ood_logits)`` over a data set, in eval mode, on CPU tensors."""
-    model.eval()
-    loader = DataLoader(dataset, batch_size=batch, num_workers=0)
-    for item in loader:
-        logits, ood = model(item['image'].to(device))
-        yield item, logits.float().cpu(), ood.float().cpu()
+def _sample_batches(dataset: 'EvalSet', batch: int = 4) -> Iterator[List[Dict[str, Any]]]:
+    """Numpy samples of an evaluation set (uint8 images, as a camera gives them), in batches."""
+    for first in range(0, len(dataset), batch):
+        yield [dataset.sample(i) for i in range(first, min(first + batch, len(dataset)))]
 
 
-def calibrate_model(model: DenseHybridModel, dataset: Dataset, device: torch.device,
-                    measured_on: str, target_tpr: float = 0.95) -> Dict[str, Any]:
-    """Hybrid-score threshold at ``target_tpr`` and heatmap range on ``dataset``."""
-    from .scoring import calibrate, hybrid_score
+def calibrate_model(segmenter: Segmenter, dataset: 'EvalSet', measured_on: str,
+                    target_tpr: float = 0.95) -> Dict[str, Any]:
+    """Threshold at ``target_tpr`` and heatmap range of the Segmenter's score on ``dataset``."""
+    from .scoring import calibrate
     scores, labels = [], []
-    for item, logits, ood in predict(model, dataset, device):
-        scores.append(hybrid_score(logits, ood).numpy().astype(np.float32).ravel())
-        labels.append(item['anomaly'].numpy().ravel())
+    for samples in _sample_batches(dataset):
+        results = segmenter([s['image'] for s in samples], outputs=('score',))
+        scores += [r.score.ravel() for r in results]
+        labels += [s['anomaly'].ravel() for s in samples]
     return calibrate(np.concatenate(scores), np.concatenate(labels), target_tpr,
                      measured_on=measured_on)
 
 
-def evaluate(model: DenseHybridModel, dataset: Dataset, device: torch.device,
+def evaluate(model: DenseHybridModel, dataset: 'EvalSet', device: torch.device,
              num_classes: int, threshold: Optional[float] = None) -> Dict[str, Any]:
-    """Closed-set mIoU (classes present), AP/AUROC/FPR95 of the three scores, open-set IoU."""
+    """Closed-set mIoU (classes present), AP/AUROC/FPR95 of the three scores, open-set IoU.
+
+    Everything goes through ``Segmenter.from_model``, the code path of the node and the tools
+    (one Segmenter per score kind: the single scores cost one more forward pass each).
+    """
     from .metrics import AnomalyMetrics, OpenSetConfusion
-    from .scoring import compute_score, open_set_from_labels
     kinds = ('hybrid', 'generative', 'discriminative')
+    segmenters = {k: Segmenter.from_model(model, device=str(device), score=k) for k in kinds}
+    if threshold is not None:
+        segmenters['hybrid'].threshold = threshold
     anomaly = {k: AnomalyMetrics() for k in kinds}
     confusion = OpenSetConfusion(num_classes)
     present = np.zeros(num_classes, bool)
-    for item, logits, ood in predict(model, dataset, device):
-        label = item['label'].numpy()
-        gt = item['anomaly'].numpy()
-        pred = logits.argmax(1).numpy().astype(np.uint8)
-        scores = {k: compute_score(k, logits, ood).numpy() for k in kinds}
-        for k in kinds:
-            anomaly[k].update(scores[k], gt)
-        open_pred = pred if threshold is None else open_set_from_labels(
-            pred, scores['hybrid'], threshold)
-        confusion.update(open_pred, label, anomaly=gt, semantic=pred)
-        ids = np.unique(label[gt == 0])
-        present[ids[ids < num_classes]] = True
+    for samples in _sample_batches(dataset):
+        images = [s['image'] for s in samples]
+        results = {k: segmenters[k](images, outputs=('score',)) for k in kinds[1:]}
+        results['hybrid'] = segmenters['hybrid'](images, outputs=('semantic', 'score',
+                                                                  'open_set'))
+        for n, sample in enumerate(samples):
+            label, gt = sample['label'], sample['anomaly']
+            for k in kinds:
+                anomaly[k].update(results[k][n].score, gt)
+            hybrid = results['hybrid'][n]
+            confusion.update(hybrid.open_set, label, anomaly=gt, semantic=hybrid.semantic)
+            ids = np.unique(label[gt == 0])
+            present[ids[ids < num_classes]] = True
     c = confusion.compute()
     per_class = np.asarray(c['closed_per_class_iou'], dtype=np.float64)
     miou = float(np.nanmean(per_class[present])) if present.any() else float('nan')
@@ -411,8 +419,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class TrainError(ValueError):
+    """A run that cannot start as asked (bad --init, --resume with nothing to resume)."""
+
+
 class _Stop(Exception):
     pass
+
+
+@dataclass
+class Progress:
+    """Where the training loop ended: iteration, seconds, losses and why it stopped."""
+
+    iteration: int
+    elapsed: float
+    losses: List[float] = field(default_factory=list)
+    stopped: Optional[str] = None   # None: all --iters done; 'signal' (Ctrl-C, SIGTERM); 'planned'
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -421,7 +443,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rank, world, device = setup_distributed(args.device)
     try:
         return _run(args, rank, world, device, argv)
-    except DatasetError as exc:
+    except (DatasetError, CheckpointError, TrainError) as exc:
         print(f'densehybrid-train: error: {exc}', file=sys.stderr)
         return 2
     finally:
@@ -431,23 +453,84 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def _run(args: argparse.Namespace, rank: int, world: int, device: torch.device,
          argv: Optional[Sequence[str]]) -> int:
-    threads = args.threads or max(1, (os.cpu_count() or 1) // world)
-    torch.set_num_threads(threads)
+    """One run, phase by phase: data, model, train; then rank 0 calibrates, evaluates, saves."""
+    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // world))
     torch.manual_seed(args.seed)
     out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
     state_path = out / 'last.pt'
-    command = 'densehybrid-train ' + ' '.join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    if args.resume and not state_path.is_file():     # never start from scratch silently
+        raise TrainError(f'--resume: {state_path} does not exist (nothing to continue; run '
+                         f'without --resume to start a new run there)')
+    out.mkdir(parents=True, exist_ok=True)
 
+    # -- data: fails on bad folders before any training
     train_set, calib_set, val_set, data_desc = build_data(args, rank)
     _barrier(world)
 
+    # -- model and optimiser, restored from last.pt with --resume
+    model, class_names = init_model(args)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                  lr=args.lr, weight_decay=args.weight_decay)
+    start, elapsed = 0, 0.0
+    if args.resume:
+        start, elapsed = resume(state_path, model, optimizer, rank)
+
+    # -- train (every rank)
+    progress = train(args, model, optimizer, train_set, device, rank, world, start, elapsed,
+                     state_path)
+    if progress.stopped:
+        if rank == 0:
+            save_state(state_path, model, optimizer, progress.iteration, args, progress.elapsed)
+            print(f'stopped at iteration {progress.iteration}/{args.iters}; state saved to '
+                  f'{state_path}; continue with --resume', flush=True)
+        return 130 if progress.stopped == 'signal' else 0
+    _barrier(world)
+    if rank != 0:
+        return 0
+
+    # -- calibrate and evaluate through the Segmenter (rank 0), then save model.pt
+    print('calibrating ...', flush=True)
+    segmenter = Segmenter.from_model(model, device=str(device))
+    calibration = calibrate_model(segmenter, calib_set,
+                                  measured_on=f'{len(calib_set)} held-out images: {data_desc}')
+    print('evaluating ...', flush=True)
+    metrics = evaluate(model, val_set, device, args.num_classes, calibration['threshold'])
+    command = 'densehybrid-train ' + ' '.join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    meta = {
+        'class_names': class_names,
+        'palette': default_palette(args.num_classes, class_names),
+        'calibration': calibration,
+        'train': {'command': command, 'data': data_desc, 'iterations': progress.iteration,
+                  'epochs': round(progress.iteration * args.batch_size * world
+                                  / max(1, len(train_set)), 2),
+                  'seed': args.seed, 'processes': world, 'device': str(device),
+                  'hours': round(progress.elapsed / 3600, 3), 'init': args.init,
+                  'finetune': args.finetune, 'args': _plain_args(args), 'metrics': metrics},
+    }
+    model.cpu()
+    path = save_checkpoint(out / 'model.pt', model, meta)
+    losses = progress.losses
+    k = max(1, min(5, len(losses) // 3))
+    report = {'checkpoint': str(path), 'calibration': calibration, 'metrics': metrics,
+              'iterations': progress.iteration, 'hours': meta['train']['hours'],
+              'loss_first': float(np.mean(losses[:k])) if losses else None,
+              'loss_last': float(np.mean(losses[-k:])) if losses else None}
+    print(json.dumps({k: report[k] for k in ('checkpoint', 'iterations', 'hours')}))
+    print(format_metrics(metrics, calibration))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def init_model(args: argparse.Namespace) -> Tuple[DenseHybridModel, List[str]]:
+    """Build the model to train (--init checkpoint or a new --arch); returns it and class names."""
     class_names = default_class_names(args.num_classes)
     if args.init:
-        model, meta = load_checkpoint(args.init, 'cpu')
+        model, meta = load_checkpoint(args.init, 'cpu')     # CheckpointError: an error line
         if model.num_classes != args.num_classes:
-            raise SystemExit(f'{args.init} has {model.num_classes} classes, not '
+            raise TrainError(f'{args.init} has {model.num_classes} classes, not '
                              f'{args.num_classes} (--num-classes)')
         class_names = list(meta.get('class_names') or class_names)
     else:
@@ -455,22 +538,32 @@ def _run(args: argparse.Namespace, rank: int, world: int, device: torch.device,
     if args.finetune == 'heads':
         for name, prm in model.named_parameters():
             prm.requires_grad = name.startswith(('logits.', 'logits_ood.'))
-    start, elapsed = 0, 0.0
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
-    if args.resume and state_path.is_file():
+    return model, class_names
+
+
+def resume(state_path: Path, model: DenseHybridModel, optimizer: torch.optim.Optimizer,
+           rank: int) -> Tuple[int, float]:
+    """Load last.pt into the model and optimiser; returns (iteration, seconds so far)."""
+    try:
         state = load_state(state_path)
         model.load_state_dict(state['model'])
         optimizer.load_state_dict(state['optimizer'])
-        start, elapsed = int(state['iteration']), float(state.get('elapsed', 0.0))
-        if rank == 0:
-            print(f'resuming from {state_path} at iteration {start}', flush=True)
+    except (ValueError, RuntimeError, KeyError, OSError) as exc:
+        raise TrainError(f'--resume: cannot continue from {state_path}: {exc}') from None
+    if rank == 0:
+        print(f'resuming from {state_path} at iteration {state["iteration"]}', flush=True)
+    return int(state['iteration']), float(state.get('elapsed', 0.0))
+
+
+def train(args: argparse.Namespace, model: DenseHybridModel, optimizer: torch.optim.Optimizer,
+          train_set: 'TrainSet', device: torch.device, rank: int, world: int, start: int,
+          elapsed: float, state_path: Path) -> Progress:
+    """Run the optimisation loop from iteration ``start``; saves last.pt every --save-every."""
     model.to(device)
     net: torch.nn.Module = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == 'cuda' else None)
-
     sampler = EpochSampler(len(train_set), args.batch_size, rank, world, args.seed, start,
                            args.iters)
     loader = DataLoader(train_set, batch_size=args.batch_size, sampler=sampler,
@@ -485,30 +578,28 @@ def _run(args: argparse.Namespace, rank: int, world: int, device: torch.device,
                   flush=True)
     amp = device.type == 'cuda' and not args.no_amp
     scaler = torch.amp.GradScaler('cuda', enabled=amp)
-    stop_flag = {'stop': False}
+    signalled = {'stop': False}
 
     def on_signal(signum: int, frame: Any) -> None:
-        stop_flag['stop'] = True
+        signalled['stop'] = True
 
     old = signal.signal(signal.SIGTERM, on_signal)
-    it, t0 = start, time.time()
+    progress = Progress(start, elapsed)
+    t0 = time.time()
     bar = None
     if rank == 0 and not args.no_progress and start < args.iters:
         from tqdm import tqdm
         bar = tqdm(total=args.iters, initial=start, desc='train', dynamic_ncols=True)
-    interrupted = False
-    losses: List[float] = []
     try:
         net.train()
         for batch in loader:
-            lr = lr_at(it, args.iters, args.lr, args.warmup)
+            lr = lr_at(progress.iteration, args.iters, args.lr, args.warmup)
             for group in optimizer.param_groups:
                 group['lr'] = lr
             x = batch['image'].to(device, non_blocking=True)
             label = batch['label'].to(device, non_blocking=True)
             outlier = batch['outlier'].to(device, non_blocking=True)
-            ctx = torch.autocast('cuda', dtype=torch.float16) if amp else nullcontext()
-            with ctx:
+            with torch.autocast('cuda', dtype=torch.float16) if amp else nullcontext():
                 logits, ood = net(x)
             terms = densehybrid_loss(logits, ood, label, outlier, args.beta, args.disc_weight,
                                      args.ce_weight, args.energy_margin, class_weights,
@@ -517,71 +608,33 @@ def _run(args: argparse.Namespace, rank: int, world: int, device: torch.device,
             scaler.scale(terms['loss']).backward()
             scaler.step(optimizer)
             scaler.update()
-            it += 1
-            losses.append(float(terms['loss'].detach()))
-            if not math.isfinite(losses[-1]):
+            progress.iteration += 1
+            it = progress.iteration
+            progress.losses.append(float(terms['loss'].detach()))
+            if not math.isfinite(progress.losses[-1]):
                 raise FloatingPointError(f'loss is not finite at iteration {it}')
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f'{float(terms["loss"].detach()):.3f}',
+                bar.set_postfix(loss=f'{progress.losses[-1]:.3f}',
                                 ce=f'{float(terms["ce"]):.3f}',
                                 gen=f'{float(terms["gen"]):.2f}',
                                 disc=f'{float(terms["disc"]):.3f}', lr=f'{lr:.1e}')
             if rank == 0 and (it % args.save_every == 0 or it == args.iters):
                 save_state(state_path, model, optimizer, it, args, elapsed + time.time() - t0)
-            done_here = it - start
-            stop = stop_flag['stop'] or (args.stop_after is not None
-                                         and done_here >= args.stop_after)
-            stop = stop or (args.max_time is not None and time.time() - t0 > args.max_time)
-            if stop and it < args.iters:
+            planned = (args.stop_after is not None and it - start >= args.stop_after) \
+                or (args.max_time is not None and time.time() - t0 > args.max_time)
+            if (signalled['stop'] or planned) and it < args.iters:
                 raise _Stop()
-    except (KeyboardInterrupt, _Stop):
-        interrupted = True
+    except KeyboardInterrupt:
+        progress.stopped = 'signal'
+    except _Stop:
+        progress.stopped = 'signal' if signalled['stop'] else 'planned'
     finally:
         signal.signal(signal.SIGTERM, old)
         if bar is not None:
             bar.close()
-    elapsed += time.time() - t0
-    if interrupted:
-        if rank == 0:
-            save_state(state_path, model, optimizer, it, args, elapsed)
-            print(f'stopped at iteration {it}/{args.iters}; state saved to {state_path}; '
-                  f'continue with --resume', flush=True)
-        return 130 if stop_flag['stop'] or args.stop_after is None and args.max_time is None \
-            else 0
-    _barrier(world)
-    if rank != 0:
-        return 0
-
-    model.eval()
-    print('calibrating ...', flush=True)
-    calibration = calibrate_model(model, calib_set, device,
-                                  measured_on=f'{len(calib_set)} held-out images: {data_desc}')
-    print('evaluating ...', flush=True)
-    metrics = evaluate(model, val_set, device, args.num_classes, calibration['threshold'])
-    meta = {
-        'class_names': class_names,
-        'palette': default_palette(args.num_classes, class_names),
-        'calibration': calibration,
-        'train': {'command': command, 'data': data_desc, 'iterations': it,
-                  'epochs': round(it * args.batch_size * world / max(1, len(train_set)), 2),
-                  'seed': args.seed, 'processes': world, 'device': str(device),
-                  'hours': round(elapsed / 3600, 3), 'init': args.init,
-                  'finetune': args.finetune, 'args': _plain_args(args), 'metrics': metrics},
-    }
-    model.cpu()
-    path = save_checkpoint(out / 'model.pt', model, meta)
-    k = max(1, min(5, len(losses) // 3))
-    report = {'checkpoint': str(path), 'calibration': calibration, 'metrics': metrics,
-              'iterations': it, 'hours': meta['train']['hours'],
-              'loss_first': float(np.mean(losses[:k])) if losses else None,
-              'loss_last': float(np.mean(losses[-k:])) if losses else None}
-    print(json.dumps({k: report[k] for k in ('checkpoint', 'iterations', 'hours')}))
-    print(format_metrics(metrics, calibration))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    return 0
+    progress.elapsed = elapsed + time.time() - t0
+    return progress
 
 
 def format_metrics(metrics: Dict[str, Any], calibration: Dict[str, Any]) -> str:

@@ -233,3 +233,67 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
     report = json.loads((out / 'm.json').read_text())
     _, meta = load_checkpoint(report['checkpoint'])
     assert meta['train']['processes'] == 2 and report['iterations'] == 3
+
+
+def test_training_figures_come_from_the_segmenter_path(trained):
+    """The calibration stored in model.pt is what the Segmenter gives on the same images."""
+    from densehybrid_ros.inference import Segmenter
+    from densehybrid_ros.train import build_data, build_parser
+    tmp, report = trained
+    model, meta = load_checkpoint(report['checkpoint'])
+    segmenter = Segmenter.from_model(model, meta, device='cpu')
+    args = build_parser().parse_args(['synthetic', '--cache', str(tmp / 'cache'), *TINY,
+                                      '--seed', '1', '--no-prepare'])
+    _, calib, _, _ = build_data(args, 0)
+    samples = [calib.sample(i) for i in range(len(calib))]
+    scores = np.concatenate([r.score.ravel() for r in segmenter([s['image'] for s in samples],
+                                                                ('score',))])
+    anomaly = np.concatenate([s['anomaly'].ravel() for s in samples])
+    cal = meta['calibration']
+    assert cal['anomaly_pixels'] == int((anomaly == 1).sum())
+    assert cal['tpr'] == float(np.mean(scores[anomaly == 1] > cal['threshold']))
+    assert cal['fpr'] == float(np.mean(scores[anomaly == 0] > cal['threshold']))
+
+
+@pytest.mark.parametrize('case, message', [
+    ('junk', 'densehybrid-train: error: '),
+    ('classes', 'has 19 classes, not 5 (--num-classes)'),
+    ('resume', '--resume: '),
+])
+def test_bad_start_gives_an_error_line_not_a_traceback(tmp_path, capsys, case, message):
+    junk = tmp_path / 'junk.pt'
+    junk.write_bytes(b'not a checkpoint')
+    good = save_checkpoint(tmp_path / 'good.pt', build_model('ladder_resnet18_half', 19), {})
+    extra = {'junk': ['--init', str(junk)], 'classes': ['--init', str(good)],
+             'resume': ['--resume']}[case]
+    args = ['synthetic', '--output', str(tmp_path / 'o'), '--iters', '2', *TINY, *extra]
+    if case == 'classes':
+        args += ['--num-classes', '5']
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and 'Traceback' not in err
+    assert not (tmp_path / 'o' / 'last.pt').exists() and not (tmp_path / 'o' / 'model.pt').exists()
+
+
+def test_ctrl_c_exits_130_even_with_a_planned_stop(tmp_path):
+    """Ctrl-C is an interruption (130) whether or not --stop-after / --max-time were given."""
+    import signal
+    import time
+    out = tmp_path / 'o'
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'densehybrid_ros.train', 'synthetic', '--output', str(out),
+         '--cache', str(tmp_path / 'cache'), *TINY, '--iters', '100000', '--stop-after', '90000',
+         '--val-scenes', '1', '--calib-scenes', '1'], env=dict(os.environ, PYTHONPATH=str(REPO)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / 'last.pt').exists() and proc.poll() is None \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr[-2000:]
+    assert 'continue with --resume' in stdout and 'Traceback' not in stderr
