@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export FASTDDS_BUILTIN_TRANSPORTS ?= LARGE_DATA?sockets_size=16MB
+# Fast DDS profile of every process (densehybrid_ros/transport.py sets the same when unset).
+export FASTRTPS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds.xml
+export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds.xml
 
 .PHONY: setup demo test bench lint clean
 

@@ -1,8 +1,9 @@
 """Fixtures for the ROS tests: an rclpy context on a private domain and a probe node.
 
 Skipped as a whole where rclpy is not installed. The process environment is left as it was:
-the session's domain id goes to ``rclpy.init``, and Fast DDS reads FASTDDS_BUILTIN_TRANSPORTS
-only while the probe's participant is created.
+the session's domain id goes to ``rclpy.init``, and Fast DDS reads its transport settings
+(transport.py: profile file and FASTDDS_BUILTIN_TRANSPORTS) only while the probe's participant
+is created.
 """
 
 import os
@@ -21,18 +22,21 @@ def _session(tmp_path_factory):
     if rclpy is None:
         pytest.skip('rclpy is not installed')
     from ros_helpers import DOMAIN_ID, Probe, ros_env
-    key = 'FASTDDS_BUILTIN_TRANSPORTS'
-    saved = os.environ.get(key)
-    os.environ[key] = ros_env()[key]
+    from densehybrid_ros.transport import PROFILE_ENVS, TRANSPORT_ENV
+    keys = (TRANSPORT_ENV,) + PROFILE_ENVS
+    saved = {key: os.environ.get(key) for key in keys}
+    env = ros_env()
+    os.environ.update({key: env[key] for key in keys if key in env})
     try:
         context = rclpy.Context()
         rclpy.init(context=context, domain_id=DOMAIN_ID)
         probe = Probe(context)          # creates the DDS participant with these transports
     finally:
-        if saved is None:
-            os.environ.pop(key)
-        else:
-            os.environ[key] = saved
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     yield context, probe
     probe.close()
     rclpy.try_shutdown(context=context)
