@@ -36,9 +36,10 @@ def profile_path() -> Path:
 
 
 def user_configured(env: MutableMapping[str, str]) -> bool:
-    """Tell whether the user chose Fast DDS transports (other than ours) or a profile file."""
+    """Tell whether the user chose Fast DDS transports or a profile file other than ours."""
+    ours = str(profile_path())
     return (env.get(TRANSPORT_ENV, LARGE_DATA) != LARGE_DATA
-            or any(env.get(key) for key in PROFILE_ENVS))
+            or any(env.get(key, ours) != ours for key in PROFILE_ENVS))
 
 
 def use_large_data(env: MutableMapping[str, str] = os.environ) -> str:

@@ -28,6 +28,9 @@ def test_profile_set_on_a_clean_environment():
     env = {TRANSPORT_ENV: LARGE_DATA}               # inherited from an older set-up: add it
     use_large_data(env)
     assert env[PROFILE_ENVS[0]] == str(profile_path())
+    env = {PROFILE_ENVS[0]: str(profile_path())}     # ours already (Makefile): complete it
+    use_large_data(env)
+    assert env[TRANSPORT_ENV] == LARGE_DATA and env[PROFILE_ENVS[1]] == str(profile_path())
 
 
 def test_user_choices_are_kept():
