@@ -3,8 +3,10 @@
 For models too large for ``densehybrid-bench``'s interleaved repetitions (the 137 M-parameter
 ``dlv3plus_wrn38`` takes seconds per 1024x512 frame on 2 cores): random weights (speed does
 not depend on training), BN folded (``models/fusion.py``), channels_last, ``inference_mode``,
-batch 1, fp32, one warm-up pass then ``--reps`` timed passes per size; the peak resident set
+batch 1, fp32, ``--warmup`` passes then ``--reps`` timed passes per size; the peak resident set
 size (``getrusage``, the whole process: weights, the folded copy, activations) after each size.
+Next to wall time it records the process CPU time per pass: on a shared machine, CPU seconds /
+threads estimates what the pass would take with the cores to itself.
 
     python -m densehybrid_ros.tools.bench_model --arch dlv3plus_wrn38 --threads 2
     python -m densehybrid_ros.tools.bench_model --arch ldn121 --widths 1024 --json ldn.json
@@ -29,8 +31,8 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def time_model(arch: str, sizes: Sequence[Tuple[int, int]], reps: int = 2, fuse: bool = True,
-               channels_last: bool = True, seed: int = 0) -> Dict[str, Any]:
+def time_model(arch: str, sizes: Sequence[Tuple[int, int]], reps: int = 2, warmup: int = 1,
+               fuse: bool = True, channels_last: bool = True, seed: int = 0) -> Dict[str, Any]:
     """Seconds per frame and peak RSS of ``arch``'s forward pass at each ``(H, W)``."""
     torch.manual_seed(seed)
     model = build_model(arch, 19).eval()
@@ -44,14 +46,17 @@ def time_model(arch: str, sizes: Sequence[Tuple[int, int]], reps: int = 2, fuse:
     for h, w in sizes:
         x = torch.rand(1, 3, h, w).contiguous(memory_format=fmt)
         times: List[float] = []
+        cpu: List[float] = []
         with torch.inference_mode():
-            for i in range(reps + 1):                  # pass 0 is the warm-up
-                start = time.perf_counter()
+            for i in range(warmup + reps):
+                start, start_cpu = time.perf_counter(), time.process_time()
                 model(x)
-                if i:
+                if i >= warmup:
                     times.append(time.perf_counter() - start)
+                    cpu.append(time.process_time() - start_cpu)
         best, median = min(times), sorted(times)[len(times) // 2]
         out['sizes'][f'{w}x{h}'] = {'seconds': [round(t, 3) for t in times],
+                                    'cpu_seconds': [round(t, 3) for t in cpu],
                                     'fps_median': round(1 / median, 4),
                                     'fps_best': round(1 / best, 4),
                                     'peak_rss_mib': round(peak_rss_mib(), 1)}
@@ -68,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--aspect', type=float, default=0.5,
                    help='height / width (default 0.5, as Cityscapes)')
     p.add_argument('--reps', type=int, default=2, help='timed passes per size (default 2)')
+    p.add_argument('--warmup', type=int, default=1, help='untimed passes first (default 1)')
     p.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
     p.add_argument('--no-fuse', action='store_true', help='do not fold BatchNorm')
     p.add_argument('--json', help='write the figures here too')
@@ -78,19 +84,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point: print one line per size and the JSON."""
     args = build_parser().parse_args(argv)
     sizes = [(round(w * args.aspect), w) for w in args.widths]
-    if args.reps < 1 or min(min(hw) for hw in sizes) < 8:
+    if args.reps < 1 or args.warmup < 0 or min(min(hw) for hw in sizes) < 8:
         print(f'bench_model: error: need --reps >= 1 and sizes of at least 8x8, got '
               f'--reps {args.reps} and {", ".join(f"{w}x{h}" for h, w in sizes)}',
               file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = time_model(args.arch, sizes, args.reps, fuse=not args.no_fuse)
+    result = time_model(args.arch, sizes, args.reps, args.warmup, fuse=not args.no_fuse)
     result.update(threads=torch.get_num_threads(), torch=torch.__version__,
                   cpu=platform.processor() or platform.machine())
     for size, figs in result['sizes'].items():
         print(f'{args.arch} {size} fp32 {"fused" if result["fused"] else "unfused"}: '
-              f'{figs["fps_median"]:.3f} fps (median of {len(figs["seconds"])}), '
+              f'{figs["fps_median"]:.3f} fps (median of {len(figs["seconds"])}; CPU '
+              f'{sum(figs["cpu_seconds"]) / len(figs["cpu_seconds"]):.1f} s per pass), '
               f'peak RSS {figs["peak_rss_mib"]:.0f} MiB', flush=True)
     text = json.dumps(result, indent=2)
     if args.json:

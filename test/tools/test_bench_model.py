@@ -18,6 +18,7 @@ def test_times_a_real_model_and_writes_the_json(tmp_path, capsys):
     assert list(figs['sizes']) == ['96x58', '72x43']
     for size in figs['sizes'].values():
         assert len(size['seconds']) == 2 and all(t > 0 for t in size['seconds'])
+        assert len(size['cpu_seconds']) == 2 and all(t > 0 for t in size['cpu_seconds'])
         assert size['fps_best'] >= size['fps_median'] > 0
         assert size['peak_rss_mib'] >= figs['rss_after_load_mib'] > 50
     assert 'ladder_resnet18_half 96x58 fp32 fused:' in capsys.readouterr().out
