@@ -19,14 +19,14 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 
 from densehybrid_ros.paths import package_share
-from densehybrid_ros.transport import LARGE_DATA, TRANSPORT_ENV
+from densehybrid_ros.transport import child_env
 
 
 def _setup(context: LaunchContext) -> List[Any]:
     def arg(name: str) -> str:
         return LaunchConfiguration(name).perform(context)
 
-    env = {} if TRANSPORT_ENV in os.environ else {TRANSPORT_ENV: LARGE_DATA}
+    env = child_env()
     bag = arg('bag')
     replay = ExecuteProcess(cmd=['densehybrid-replay', bag, '--loop', '--quiet'],
                             output='screen', additional_env=env)

@@ -24,7 +24,7 @@ from launch_ros.actions import Node
 import yaml
 
 from densehybrid_ros.paths import package_share
-from densehybrid_ros.transport import LARGE_DATA, TRANSPORT_ENV
+from densehybrid_ros.transport import child_env
 
 PACKAGE = 'densehybrid_ros'
 NODE_OVERRIDES = ('checkpoint', 'device', 'precision', 'input_transport')
@@ -92,7 +92,7 @@ def _setup(context: LaunchContext) -> List[Any]:
     if arg('input_topics').strip():
         overrides['input_topics'] = _input_topics(arg('input_topics'))
     overrides['use_sim_time'] = _flag(arg('use_sim_time'))
-    env = {} if TRANSPORT_ENV in os.environ else {TRANSPORT_ENV: LARGE_DATA}
+    env = child_env()
     namespace = arg('namespace').strip('/')
     remappings = [] if arg('image') == 'image' else [('image', arg('image'))]
     node = Node(package=PACKAGE, executable='densehybrid-node', name='densehybrid',

@@ -18,7 +18,6 @@ in the same thread setting while the node idles, so each ratio is of two adjacen
 import argparse
 from concurrent.futures import ThreadPoolExecutor
 import json
-import os
 from pathlib import Path
 import queue
 import signal
@@ -33,7 +32,7 @@ import numpy as np
 
 from ..bags import cdr_stamp, set_cdr_stamp
 from ..outputs import needs, OUTPUTS, output_topics
-from ..transport import LARGE_DATA, TRANSPORT_ENV
+from ..transport import child_env
 
 INPUT_TOPIC = '/bench/image'
 OUTPUT_TOPICS = output_topics([INPUT_TOPIC])[INPUT_TOPIC]     # /bench/densehybrid/<output>
@@ -73,16 +72,9 @@ def median(values: Sequence[float]) -> float:
 
 def ros_env(domain_id: int, threads: Optional[int] = None) -> Dict[str, str]:
     """Environment for every process of the live bench: private domain, large-data transport."""
-    env = dict(os.environ)
-    env[TRANSPORT_ENV] = LARGE_DATA
-    env['ROS_DOMAIN_ID'] = str(domain_id)
+    env = child_env(domain_id)
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     env.pop('ROS_LOCALHOST_ONLY', None)       # deprecated in Jazzy; the range above replaces it
-    env['PYTHONUNBUFFERED'] = '1'
-    root = str(Path(__file__).resolve().parents[2])
-    env['PYTHONPATH'] = os.pathsep.join([root] + [p for p in
-                                                  env.get('PYTHONPATH', '').split(os.pathsep)
-                                                  if p])
     if threads:
         env['OMP_NUM_THREADS'] = str(threads)
     return env

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import List, Optional
 
-from ..transport import use_large_data
+from ..transport import child_env
 
 EXAMPLE = '''example:
   densehybrid-demo                          # 40 frames at 512 x 1024, results in out/demo/
@@ -64,9 +64,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    env = dict(os.environ)
-    use_large_data(env)
-    env.setdefault('ROS_DOMAIN_ID', str(50 + os.getpid() % 50))   # keep off a shared graph
+    # A private domain unless the user chose one: keep off a shared graph.
+    env = child_env(int(os.environ.get('ROS_DOMAIN_ID', 50 + os.getpid() % 50)))
     started = time.monotonic()
     bag, live = out / 'sample_bag', out / 'live_bag'
     make_bag = _tool('tools.make_sample_bag') + [

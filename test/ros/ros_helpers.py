@@ -24,7 +24,7 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
-from densehybrid_ros.transport import use_large_data  # noqa: E402
+from densehybrid_ros.transport import child_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN_ID = 20 + os.getpid() % 180
@@ -33,11 +33,7 @@ START_TIMEOUT_S = 90.0      # import torch + load + warm up on a busy 2-core mac
 
 def ros_env() -> Dict[str, str]:
     """Environment for every process of this session: private domain, Fast DDS large data."""
-    env = dict(os.environ)
-    env['ROS_DOMAIN_ID'] = str(DOMAIN_ID)     # discovery settings stay as inherited: all
-    use_large_data(env)                        # as the project starts its processes
-    env['PYTHONPATH'] = os.pathsep.join(p for p in (str(REPO), env.get('PYTHONPATH')) if p)
-    env['PYTHONUNBUFFERED'] = '1'
+    env = child_env(DOMAIN_ID)                # discovery settings stay as inherited: all
     env.setdefault('OMP_NUM_THREADS', '1')   # node, probe and DDS share 2 cores: no spinning
     env['RCUTILS_COLORIZED_OUTPUT'] = '0'
     return env

@@ -31,8 +31,7 @@ def test_launch_file_names_every_argument_and_sets_large_data():
     assert {'densehybrid-node', '--autostart', 'rviz2'} <= found
     assert {'densehybrid-replay', 'densehybrid.launch.py'} <= strings(DEMO)
     for path in (LAUNCH, DEMO):        # both give their processes the package's transports
-        assert 'from densehybrid_ros.transport import LARGE_DATA, TRANSPORT_ENV' \
-            in path.read_text()
+        assert 'from densehybrid_ros.transport import child_env' in path.read_text()
 
 
 def test_rviz_layout_shows_input_overlay_heatmap_and_open_set():
