@@ -25,6 +25,7 @@ from .checkpoint import CheckpointError, load_checkpoint
 from .classes import default_class_names, default_palette
 from .models import DenseHybridModel
 from .models.fusion import fuse_for_inference
+from .outputs import calibrated_range
 from .paths import default_checkpoint
 from .scoring import compute_score, open_set_from_labels, UNKNOWN_ID
 
@@ -140,10 +141,9 @@ class Segmenter:
         self.memory_format = torch.channels_last if channels_last and backend == 'torch' \
             else torch.contiguous_format
         calibration = self.backend.calibration or meta.get('calibration') or {}
+        self.calibration: Dict[str, Any] = dict(calibration)     # in effect for this backend
         self._threshold = float(calibration.get('threshold', math.nan))
-        low, high = calibration.get('score_p01'), calibration.get('score_p99')
-        self.score_range = (float(low), float(high)) if low is not None and high is not None \
-            and high > low else None
+        self.score_range = calibrated_range(calibration)         # the heatmap range rule
         if math.isnan(self._threshold):
             LOG.warning('checkpoint has no calibrated threshold: no pixel is flagged anomalous '
                         'until one is set (densehybrid-eval --threshold-from-tpr 0.95)')

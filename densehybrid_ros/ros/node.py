@@ -127,8 +127,7 @@ class DenseHybridNode(LifecycleNode):
         self._segmenter, self._error = segmenter, ''
         self._calibrated_threshold = segmenter.threshold
         self._apply_threshold(values['anomaly_threshold'])
-        self._renderer = Renderer(segmenter.palette, segmenter.meta.get('calibration'),
-                                  self._alpha)
+        self._renderer = Renderer(segmenter.palette, segmenter.calibration, self._alpha)
         self._state = 'inactive'
         self.get_logger().info(
             f'configured: {segmenter.arch} from {segmenter.meta.get("path")} on '

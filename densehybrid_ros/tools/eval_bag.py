@@ -220,7 +220,7 @@ class Runner:
         elif not math.isnan(seg.threshold):
             self.threshold_source = 'checkpoint calibration'
         self.threshold = seg.threshold
-        self.renderer = Renderer(seg.palette, seg.meta.get('calibration'), args.alpha)
+        self.renderer = Renderer(seg.palette, seg.calibration, args.alpha)
         return int(seg.model.num_classes)
 
     def results(self, frames: List[Frame]) -> List[Dict[str, np.ndarray]]:

@@ -72,7 +72,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    renderer = Renderer(seg.palette, seg.meta.get('calibration'), args.alpha)
+    renderer = Renderer(seg.palette, seg.calibration, args.alpha)
     if renderer.score_range is None:
         print('note: the checkpoint has no calibrated heatmap range; using the first '
               "image's 1st-99th percentiles for every image", file=sys.stderr)
