@@ -30,6 +30,7 @@ from ..bags import (ANOMALY_NAMES, BagError, BagReader, BagWriter, Frame, LABEL_
                     STORAGES)
 from ..evaluation import Evaluation, rejection_counts
 from ..outputs import camera_base, needs, OUTPUTS, output_topics, Renderer
+from ..pictures import write_pictures
 from ..prefetch import prefetch
 from ..staging import staged_folder
 
@@ -248,18 +249,10 @@ class Runner:
                  'anomaly_mask': r.anomaly_mask} for r in self.segmenter(images)]
 
     def pictures(self, frame: Frame, result: Dict[str, np.ndarray]) -> None:
-        """Write overlay, heatmap and open-set PNGs of one frame."""
-        folder = self.output / 'frames'
-        folder.mkdir(parents=True, exist_ok=True)
+        """Write the frame's PNGs as frames/INDEX_PICTURE.png, named as by densehybrid-segment."""
         rendered = self.render(frame, result)
         rendered.update({k: frame.arrays[k] for k in RECORDED_PICTURES if k in frame.arrays})
-        stem = f'{frame.index:06d}'
-        for name, key in (('overlay', 'overlay'), ('heatmap', 'anomaly_heatmap'),
-                          ('open_set', 'open_set_color'), ('semantic', 'semantic_color'),
-                          ('image', 'image')):
-            if key in rendered:
-                cv2.imwrite(str(folder / f'{stem}_{name}.png'),
-                            cv2.cvtColor(rendered[key], cv2.COLOR_RGB2BGR))
+        write_pictures(self.output / 'frames', f'{frame.index:06d}', rendered)
 
     def render(self, frame: Frame, result: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """Colour pictures drawn as the node draws them (``outputs.Renderer``)."""

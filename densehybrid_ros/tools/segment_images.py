@@ -12,8 +12,7 @@ import cv2
 from ..checkpoint import CheckpointError
 from ..inference import Segmenter
 from ..outputs import Renderer
-
-PICTURES = ('semantic_color', 'anomaly_heatmap', 'open_set_color', 'overlay')
+from ..pictures import PICTURES, unique_stems, write_pictures
 EXAMPLE = '''example:
   densehybrid-segment frame.png --output out/
   densehybrid-segment --synthetic 3 --output out/          # generated road scenes
@@ -34,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--seed', type=int, default=1000, help='first scene seed')
     parser.add_argument('--checkpoint', help='model checkpoint (default: the embedded model)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--precision', default='fp32', choices=['fp32', 'fp16', 'bf16'])
+    parser.add_argument('--precision', default='fp32',
+                        help='fp32, fp16 or bf16; int8 with openvino (default fp32)')
+    parser.add_argument('--backend', default='torch',
+                        help='torch (default), onnxruntime or openvino (an exported graph)')
     parser.add_argument('--inference-width', type=int, default=0,
                         help='resize to this width for inference (0: native)')
     parser.add_argument('--alpha', type=float, default=0.5, help='overlay opacity')
@@ -45,11 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _inputs(args: argparse.Namespace) -> List[tuple]:
     items = []
-    for name in args.images:
+    for name, stem in zip(args.images, unique_stems(args.images)):   # a/x.png, b/x.png: a_x, b_x
         bgr = cv2.imread(name, cv2.IMREAD_COLOR)
         if bgr is None:
             raise ValueError(f'cannot read image {name!r} (missing or not an image)')
-        items.append((Path(name).stem, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+        items.append((stem, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
     if args.synthetic:
         from ..data.synthetic import make_scene
         for i in range(args.synthetic):
@@ -66,7 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         items = _inputs(args)
         seg = Segmenter(args.checkpoint, device=args.device, precision=args.precision,
-                        inference_size=args.inference_width or None)
+                        inference_size=args.inference_width or None, backend=args.backend)
     except (ValueError, CheckpointError) as exc:
         print(f'densehybrid-segment: error: {exc}', file=sys.stderr)
         return 2
@@ -79,10 +81,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     stats = []
     for name, image in items:
         r = seg([image])[0]
-        pictures = renderer.render_all(PICTURES, image, r)
-        pictures['input'] = image
-        for kind, rgb in pictures.items():
-            cv2.imwrite(str(out / f'{name}_{kind}.png'), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        pictures = renderer.render_all([p for p in PICTURES if p != 'image'], image, r)
+        written = write_pictures(out, name, {**pictures, 'image': image})
         stats.append({'image': name, 'height': image.shape[0], 'width': image.shape[1],
                       'anomalous_fraction': float(r.anomaly_mask.mean()),
                       'score_min': float(r.score.min()), 'score_max': float(r.score.max())})
@@ -90,7 +90,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     summary = {'output': str(out), 'threshold': threshold, 'images': stats}
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
-    print(f'wrote {len(items) * 5} PNGs for {len(items)} images to {out}/')
+    print(f'wrote {len(items) * len(written)} PNGs for {len(items)} images to {out}/')
     return 0
 
 

@@ -102,7 +102,7 @@ def test_outputs_are_written(baseline) -> None:
         baseline['unknown_mask_counts'][0]
     for name in ('metrics.json', 'state.npz', 'pr_curve.png', 'roc_curve.png',
                  'score_histogram.png', 'frames/000000_overlay.png',
-                 'frames/000000_heatmap.png', 'frames/000002_open_set.png'):
+                 'frames/000000_anomaly_heatmap.png', 'frames/000002_open_set_color.png'):
         assert (out / name).is_file(), name
     assert not (out / 'frames/000003_overlay.png').exists()          # --pictures 3
     assert cv2.imread(str(out / 'frames/000000_overlay.png')).shape == SIZE + (3,)

@@ -9,6 +9,7 @@ from densehybrid_ros.data.synthetic import make_scene
 from densehybrid_ros.inference import Segmenter
 from densehybrid_ros.models import build_model
 from densehybrid_ros.outputs import range_of
+from densehybrid_ros.pictures import PICTURES
 from densehybrid_ros.tools.segment_images import main
 
 
@@ -27,3 +28,18 @@ def test_uncalibrated_heatmaps_share_the_first_images_range(tmp_path, capsys) ->
     drawn = cv2.cvtColor(cv2.imread(str(tmp_path / 'out' / 'scene_8_anomaly_heatmap.png')),
                          cv2.COLOR_BGR2RGB)
     assert np.array_equal(drawn, visualize.heatmap(scores[1], range_of(scores[0])))
+
+
+def test_same_named_images_from_two_folders_keep_both_results(tmp_path, tiny_checkpoint):
+    """Issue 15: a/x.png and b/x.jpg once wrote to the same names; the first result was lost."""
+    for folder, ext, seed in (('a', 'png', 1), ('b', 'jpg', 2)):
+        (tmp_path / folder).mkdir()
+        scene = make_scene(seed, (32, 64), anomaly_family='eval')['image']
+        cv2.imwrite(str(tmp_path / folder / f'x.{ext}'), cv2.cvtColor(scene, cv2.COLOR_RGB2BGR))
+    assert main([str(tmp_path / 'a' / 'x.png'), str(tmp_path / 'b' / 'x.jpg'), '--device', 'cpu',
+                 '--checkpoint', str(tiny_checkpoint), '--output', str(tmp_path / 'out')]) == 0
+    names = sorted(p.name for p in (tmp_path / 'out').iterdir())
+    assert names == sorted(f'{stem}_{picture}.png' for stem in ('a_x', 'b_x')
+                           for picture in PICTURES)
+    first = cv2.imread(str(tmp_path / 'out' / 'a_x_image.png'))
+    assert np.array_equal(first, cv2.imread(str(tmp_path / 'a' / 'x.png')))
