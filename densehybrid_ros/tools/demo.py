@@ -17,6 +17,7 @@ import sys
 import time
 from typing import List, Optional
 
+from .make_sample_bag import SCENE_SIZE
 from ..transport import child_env
 
 EXAMPLE = '''example:
@@ -33,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--output', default='out/demo', help='results folder (default out/demo)')
     p.add_argument('--frames', type=int, default=40, help='frames in the sample bag')
-    p.add_argument('--size', type=int, nargs=2, default=(512, 1024), metavar=('H', 'W'),
-                   help='scene size (default 512 1024, the scale the embedded model knows)')
+    p.add_argument('--size', type=int, nargs=2, default=SCENE_SIZE, metavar=('H', 'W'),
+                   help='scene size (default %d %d, the scale the embedded model knows)'
+                   % SCENE_SIZE)
     p.add_argument('--seed', type=int, help='first scene seed (default: the evaluation range)')
     p.add_argument('--checkpoint', default='', help='model (default: the embedded model)')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')

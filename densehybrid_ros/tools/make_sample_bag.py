@@ -25,6 +25,7 @@ EXAMPLE = '''example:
 '''
 START_S = 1_700_000_000          # first header stamp (seconds), fixed so bags are reproducible
 LABEL_TOPIC, ANOMALY_TOPIC, IMAGE_TOPIC = 'semantic_label', 'anomaly_label', 'image'
+SCENE_SIZE = (512, 1024)         # H, W: the scale the embedded model was trained at (the demo's)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--storage', default='mcap', choices=STORAGES,
                         help='rosbag2 storage plugin (default: mcap)')
     parser.add_argument('--frames', type=int, default=20, help='number of frames (default 20)')
-    parser.add_argument('--size', type=int, nargs=2, default=(256, 512), metavar=('H', 'W'),
-                        help='image size (default: 256 512)')
+    parser.add_argument('--size', type=int, nargs=2, default=SCENE_SIZE, metavar=('H', 'W'),
+                        help='image size (default: %d %d, the scale of the embedded model)'
+                        % SCENE_SIZE)
     parser.add_argument('--rate', type=float, default=10.0, help='frames per second (default 10)')
     parser.add_argument('--seed', type=int, default=None,
                         help='first scene seed (default: the evaluation split start, so the '
@@ -52,10 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help='camera topic as raw Image or CompressedImage (default raw)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing bag')
     parser.add_argument('--json', help='write a summary JSON here')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser
 
 
-def write_sample_bag(output: str, frames: int = 20, size=(256, 512), rate: float = 10.0,
+def write_sample_bag(output: str, frames: int = 20, size=SCENE_SIZE, rate: float = 10.0,
                      seed: Optional[int] = None, namespace: str = '/camera',
                      frame_id: str = 'camera', storage: str = 'mcap',
                      anomaly_family: Optional[str] = 'eval', image_format: str = 'raw',
@@ -97,10 +100,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         summary = write_sample_bag(
             args.output, args.frames, tuple(args.size), args.rate, args.seed, args.namespace,
             args.frame_id, args.storage, None if args.anomaly_family == 'none'
-            else args.anomaly_family, args.image_format, args.overwrite, progress=True)
+            else args.anomaly_family, args.image_format, args.overwrite,
+            progress=not args.quiet)
     except (BagError, ValueError) as exc:
         print(f'densehybrid-make-bag: error: {exc}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:        # the writer closed the bag on the way out: it is readable
+        print(f'\ndensehybrid-make-bag: interrupted; {args.output} holds the frames written '
+              f'so far', file=sys.stderr)
+        return 130
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(summary, indent=2) + '\n')

@@ -1,6 +1,12 @@
 """densehybrid-make-bag: topics, headers, contents and storage plugins of the sample bag."""
 
 import json
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -10,6 +16,7 @@ from densehybrid_ros.data.synthetic import make_scene
 from densehybrid_ros.tools.make_sample_bag import main, START_S
 
 SIZE = (24, 40)
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize('storage, image_format, image_type', [
@@ -71,3 +78,33 @@ def test_help_shows_an_example(capsys) -> None:
     with pytest.raises(SystemExit):
         main(['--help'])
     assert 'example:' in capsys.readouterr().out
+
+
+def test_defaults_agree_with_the_demo() -> None:
+    from densehybrid_ros.tools import demo, make_sample_bag
+    size = make_sample_bag.build_parser().parse_args([]).size
+    assert tuple(size) == tuple(demo.build_parser().parse_args([]).size) == (512, 1024)
+
+
+def test_ctrl_c_stops_cleanly_with_a_readable_bag(tmp_path) -> None:
+    """Issue 15: Ctrl-C printed a KeyboardInterrupt traceback."""
+    bag = tmp_path / 'bag'
+    proc = subprocess.Popen(
+        [sys.executable, '-m', 'densehybrid_ros.tools.make_sample_bag', '--output', str(bag),
+         '--frames', '500', '--size', '64', '128', '--quiet'],
+        env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(bag.glob('*.mcap')) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)                                   # a few frames in
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert 'Traceback' not in err and 'interrupted' in err and 'scenes' not in err   # --quiet
+    with BagReader(bag) as reader:
+        assert 0 < reader.topics['/camera/image'][1] < 500
