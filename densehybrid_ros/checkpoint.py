@@ -29,6 +29,7 @@ from .models import ARCHS, build_model, DenseHybridModel
 from .models.signature import guess_arch, strip_module_prefix
 
 FORMAT = 'densehybrid_ros/1'
+OOD_HEAD = 'logits_ood.'              # the dataset-posterior head's keys, in every architecture
 PathLike = Union[str, os.PathLike]
 
 __all__ = ['CITYSCAPES_CLASSES', 'CITYSCAPES_PALETTE', 'CheckpointError', 'FORMAT',
@@ -160,10 +161,13 @@ def check_fit(model: DenseHybridModel, state_dict: Mapping[str, torch.Tensor],
 def import_official(state_dict_or_path: Union[PathLike, Mapping[str, Any]],
                     arch: Optional[str] = None, num_classes: Optional[int] = None,
                     class_names: Optional[Sequence[str]] = None,
-                    calibration: Optional[Mapping[str, Any]] = None
+                    calibration: Optional[Mapping[str, Any]] = None, new_ood_head: bool = False
                     ) -> Tuple[DenseHybridModel, Dict[str, Any]]:
     """Build a model from an authors' raw state_dict (strict); returns ``(model, meta)``.
 
+    ``new_ood_head``: the file is a plain segmentation model (e.g. Cityscapes DeepLabV3+ weights,
+    where the authors' DenseHybrid fine-tuning starts) without ``logits_ood.*``; that head keeps
+    its fresh initialisation and every other key is still checked strictly.
     ``arch`` None: told from the keys. Wrappers (``{'state_dict': ...}``, ``module.`` keys) are
     undone. A project checkpoint re-imports with its arch, classes, palette and calibration;
     ``calibration`` fields given here override the stored ones.
@@ -193,8 +197,17 @@ def import_official(state_dict_or_path: Union[PathLike, Mapping[str, Any]],
                                   f'one of: {", ".join(sorted(ARCHS))}')
     num_classes = num_classes or 19
     with torch.device('meta'):        # check keys and shapes before allocating the weights
-        check_fit(build_model(arch, num_classes), state_dict, source=source)
+        probe = build_model(arch, num_classes)
+    if new_ood_head:
+        present = [k for k in state_dict if k.startswith(OOD_HEAD)]
+        if present:
+            raise CheckpointError(f'{source} has its own OOD head ({present[0]}, ...); import it '
+                                  f'without --new-ood-head')
+        state_dict = {**state_dict, **_ood_head(probe)}
+    check_fit(probe, state_dict, source=source)
     model = build_model(arch, num_classes)
+    if new_ood_head:
+        state_dict.update(_ood_head(model))
     load_state_dict_strict(model, state_dict, source=source)
     names = list(class_names) if class_names else default_class_names(num_classes)
     palette = (np.asarray(previous['palette'], dtype=np.uint8)
@@ -208,7 +221,13 @@ def import_official(state_dict_or_path: Union[PathLike, Mapping[str, Any]],
         'train': ({**previous.get('train', {}), 'reimported_from': origin} if previous
                   else {'imported_from': origin}),
     }
+    if new_ood_head:
+        meta['train']['new_ood_head'] = True
     return model.eval(), meta
+
+
+def _ood_head(model: DenseHybridModel) -> Dict[str, torch.Tensor]:
+    return {k: v for k, v in model.state_dict().items() if k.startswith(OOD_HEAD)}
 
 
 def _looks_like_state_dict(obj: Mapping[str, Any]) -> bool:

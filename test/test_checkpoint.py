@@ -195,3 +195,21 @@ def test_import_tells_the_arch_from_the_keys_and_says_when_it_cannot(tmp_path):
     assert meta['arch'] == 'ladder_resnet18'
     with pytest.raises(CheckpointError, match='cannot tell the architecture .* give --arch'):
         import_official({'encoder.weight': torch.zeros(3)})
+
+
+def test_a_plain_segmentation_model_imports_with_a_fresh_ood_head():
+    state = {k: v for k, v in _official_state_dict('ldn121').items()
+             if not k.startswith('logits_ood.')}
+    with pytest.raises(CheckpointError, match=r'missing: logits_ood\.norm\.weight'):
+        import_official(state, 'ldn121')
+    model, meta = import_official(state, 'ldn121', new_ood_head=True)
+    got = model.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in state.items())   # the rest loaded strictly
+    assert got['logits_ood.conv.weight'].shape == (2, 128, 1, 1)
+    assert meta['train']['new_ood_head'] is True
+    broken = dict(state)
+    broken.pop('logits.conv.bias')
+    with pytest.raises(CheckpointError, match=r'1 missing: logits\.conv\.bias$'):
+        import_official(broken, 'ldn121', new_ood_head=True)
+    with pytest.raises(CheckpointError, match='has its own OOD head'):
+        import_official(_official_state_dict('ldn121'), 'ldn121', new_ood_head=True)

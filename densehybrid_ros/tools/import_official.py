@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='fixed heatmap range of the hybrid score')
     parser.add_argument('--output', required=True, help='where to write the checkpoint')
     parser.add_argument('--force', action='store_true', help='overwrite an existing --output')
+    parser.add_argument('--new-ood-head', action='store_true',
+                        help='the file is a plain segmentation model without logits_ood.* '
+                             '(e.g. Cityscapes weights to fine-tune from): start that head fresh')
     parser.add_argument('--json', help='also write a summary JSON here')
     return parser
 
@@ -59,7 +62,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         calibration['measured_on'] = 'given on the densehybrid-import command line'
     try:
         model, meta = import_official(args.state_dict, args.arch, args.num_classes,
-                                      args.class_names, calibration or None)
+                                      args.class_names, calibration or None,
+                                      new_ood_head=args.new_ood_head)
     except CheckpointError as exc:
         print(f'densehybrid-import: error: {exc}', file=sys.stderr)
         return 2
