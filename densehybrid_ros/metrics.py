@@ -201,6 +201,14 @@ class _BinnedScores:
         out = np.stack([np.histogram(clipped, edges, weights=c)[0] for c in counts])
         return edges, out.astype(np.int64)
 
+    def outside(self, low: float, high: float) -> np.ndarray:
+        """Per channel, scores (to bin precision) below ``low`` and above ``high``: C x 2.
+
+        These are the pixels :meth:`histogram` clips into its first and last bars.
+        """
+        values, counts = self._bin_values()
+        return np.stack([counts[:, values < low].sum(1), counts[:, values > high].sum(1)], 1)
+
     @property
     def pixels(self) -> int:
         """Number of scores counted."""

@@ -3,7 +3,7 @@
 import json
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 
@@ -78,12 +78,22 @@ def plot_curves(metrics: AnomalyMetrics, output: Path, title: str = '') -> list:
     return paths
 
 
+def clipped_notes(edges: np.ndarray, below: int, above: int, total: int) -> List[str]:
+    """Labels of the two end bars of a clipped histogram ('' where nothing was clipped)."""
+    def note(count: int, where: str) -> str:
+        return f'bar includes {100 * count / max(total, 1):.2g} % of pixels {where}' \
+            if count else ''
+
+    return [note(below, f'< {edges[0]:.3g}'), note(above, f'> {edges[-1]:.3g}')]
+
+
 def plot_histogram(output: Path, metrics: Optional[AnomalyMetrics] = None,
                    scores: Optional[ScoreHistogram] = None,
                    threshold: float = math.nan) -> Optional[Path]:
     """Write score_histogram.png: inliers vs anomalies (labelled) or all scores (unlabelled)."""
     fig = _figure(6.0, 4.0)
     ax = fig.add_subplot()
+    source = metrics if metrics is not None and metrics.pixels else scores
     if metrics is not None and metrics.pixels:
         edges, inl, ano = metrics.histogram(120)
         width = np.diff(edges)
@@ -106,6 +116,12 @@ def plot_histogram(output: Path, metrics: Optional[AnomalyMetrics] = None,
         else:            # keep the data readable; say where the threshold is
             ax.plot([], [], color='k', ls='--', lw=1,
                     label=f'threshold {threshold:.3g} (off scale)')
+    below, above = (int(n) for n in source.outside(edges[0], edges[-1]).sum(0))
+    for note, x, side in zip(clipped_notes(edges, below, above, source.pixels),
+                             (edges[0], edges[-1]), ('left', 'right')):
+        if note:                       # the end bar also holds every score beyond it
+            ax.annotate(note, (x, 0), xytext=(0, 30), textcoords='offset points', ha=side,
+                        fontsize=7, arrowprops={'arrowstyle': '->', 'lw': 0.8})
     ax.set(xlabel='anomaly score (higher = more anomalous)', title='Score histogram')
     ax.legend()
     ax.grid(alpha=0.3)
