@@ -19,6 +19,7 @@ import io
 import json
 import os
 from pathlib import Path
+import shutil
 from typing import Any, Dict, Iterable, Optional, Sequence, Tuple, Union
 import warnings
 
@@ -131,8 +132,13 @@ def build_meta(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, size: Si
 
 def write_artifact(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, size: Size,
                    output: PathLike, precision: str = 'fp32', score: str = 'hybrid',
-                   calibration_frames: Optional[Iterable[np.ndarray]] = None) -> Path:
-    """Export ``model`` at ``size`` into the artifact folder ``output``; returns the folder."""
+                   calibration_frames: Optional[Iterable[np.ndarray]] = None,
+                   onnx_graph: Optional[PathLike] = None) -> Path:
+    """Export ``model`` at ``size`` into the artifact folder ``output``; returns the folder.
+
+    OpenVINO artifacts convert ``onnx_graph`` (the fp32 ONNX graph of the same model, size and
+    score) when given, instead of exporting again.
+    """
     if fmt not in FORMATS:
         raise ExportError(f'format must be one of {sorted(FORMATS)}, got {fmt!r}')
     check_precision(fmt, precision)
@@ -146,7 +152,10 @@ def write_artifact(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, size
         export_onnx(model, size, output / FORMATS['onnx'], score, precision)
     else:
         tmp = output / '_graph.onnx'
-        export_onnx(model, size, tmp, score)
+        if onnx_graph is not None:
+            shutil.copyfile(onnx_graph, tmp)
+        else:
+            export_onnx(model, size, tmp, score)
         if precision == 'int8':
             from .quantize import quantize_openvino
             calibration = quantize_openvino(model, meta, tmp, size, calibration_frames,
@@ -207,8 +216,12 @@ def ensure_artifact(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, siz
     target = folder / key
     if (target / 'meta.json').is_file():
         return target
+    onnx_graph = None
+    if fmt == 'openvino':      # convert the cached fp32 ONNX graph (made now if missing)
+        onnx_graph = Path(ensure_artifact(model, meta, 'onnx', size, 'fp32', score, root),
+                          FORMATS['onnx'])
     tmp = folder / f'.{key}.{os.getpid()}'
-    write_artifact(model, meta, fmt, size, tmp, precision, score)
+    write_artifact(model, meta, fmt, size, tmp, precision, score, onnx_graph=onnx_graph)
     try:
         os.replace(tmp, target)                # atomic: a concurrent exporter may have won
     except OSError:
@@ -227,7 +240,6 @@ def require(module: str, what: str) -> Any:
 
 
 def _remove(path: Path) -> None:
-    import shutil
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from densehybrid_ros.checkpoint import load_checkpoint
+from densehybrid_ros.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from densehybrid_ros.inference import inference_shape, OUTPUTS, resolve_device, Segmenter
 from densehybrid_ros.scoring import hybrid_score
 
@@ -118,3 +118,35 @@ def test_bf16_on_cpu_agrees_with_fp32(tiny_checkpoint, segmenter):
 ])
 def test_inference_shape(shape, size, expected):
     assert inference_shape(shape, size) == expected
+
+
+@pytest.mark.parametrize('shape, size, expected', [
+    ((8000, 8000), None, (1448, 1448)),          # 2 MiP by default, aspect kept
+    ((1024, 2048), None, (1024, 2048)),          # Cityscapes' native size is within the bound
+    ((3000, 4000), 0, (1254, 1672)), ((2000, 8000), 6000, (724, 2896)),
+])
+def test_inference_shape_is_bounded_by_default(shape, size, expected):
+    h, w = inference_shape(shape, size)
+    assert (h, w) == expected and h * w <= 2048 * 1024
+    assert inference_shape(shape, size, max_pixels=0)[0] >= h          # 0 lifts the bound
+
+
+def test_large_frame_runs_at_the_bound_and_answers_at_camera_size(tiny_checkpoint):
+    seg = Segmenter(tiny_checkpoint, device='cpu', max_inference_pixels=64 * 96)
+    seen = []
+    seg.model.register_forward_hook(lambda m, args, out: seen.append(tuple(args[0].shape)))
+    result = seg(_images((640, 960)))[0]
+    assert seen == [(1, 3, 64, 96)]
+    assert result.semantic.shape == result.score.shape == (640, 960)
+    with pytest.raises(ValueError, match='max_inference_pixels must be >= 0'):
+        Segmenter(tiny_checkpoint, device='cpu', max_inference_pixels=-1)
+
+
+def test_model_with_non_finite_outputs_is_refused_at_load(tiny_checkpoint, tmp_path):
+    model, meta = load_checkpoint(tiny_checkpoint)
+    with torch.no_grad():
+        model.logits_ood.conv.weight[0, 0] = float('nan')
+    bad = tmp_path / 'nan.pt'
+    save_checkpoint(bad, model, meta)
+    with pytest.raises(CheckpointError, match=r'non-finite ood_logits .* weights are broken'):
+        Segmenter(bad, device='cpu')
