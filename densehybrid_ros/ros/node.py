@@ -116,7 +116,8 @@ class DenseHybridNode(LifecycleNode):
                 torch.set_num_threads(int(values['torch_threads']))
             from ..inference import Segmenter   # torch: imported here so the node starts fast
             segmenter = Segmenter(values['checkpoint'] or None, device=values['device'],
-                                  precision=values['precision'], inference_size=width or None)
+                                  precision=values['precision'], inference_size=width or None,
+                                  backend=values['backend'])
             warm_w = width or 640
             segmenter.warmup((max(1, round(warm_w * 9 / 16)), warm_w))
         except Exception as exc:  # any load failure: one line, stay unconfigured, inspectable

@@ -14,6 +14,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 # When a new value takes effect: at any time, at the next activate, or at the next configure.
 RUNTIME, ACTIVATE, CONFIGURE = 'runtime', 'activate', 'configure'
 PRECISIONS = ('fp32', 'fp16', 'bf16')
+BACKENDS = ('torch', 'onnxruntime', 'openvino')
 TRANSPORTS = ('raw', 'compressed')
 RELIABILITIES = ('best_effort', 'reliable')
 _DEVICE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
@@ -55,6 +56,10 @@ SPECS: Tuple[ParamSpec, ...] = (
               'Path of a densehybrid_ros checkpoint; empty = the embedded default model.'),
     ParamSpec('device', 'auto', 'Torch device: auto (CUDA when available), cpu, cuda or cuda:N.'),
     ParamSpec('precision', 'fp32', 'Inference precision (fp16 needs CUDA).', choices=PRECISIONS),
+    ParamSpec('backend', 'torch',
+              'Inference runtime: torch (eager), onnxruntime (fp32) or openvino (fp32, bf16); '
+              'graphs are exported on the first frame of each inference size and cached.',
+              choices=BACKENDS),
     ParamSpec('inference_width', 0,
               'Width the model sees (height keeps the aspect ratio); 0 = camera resolution. '
               'Outputs are always at the camera resolution.', int_range=(0, 16384)),
