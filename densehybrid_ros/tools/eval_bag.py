@@ -19,7 +19,6 @@ import sys
 import time
 from typing import Any, Callable, Dict, Generator, Iterator, List, Optional, Sequence, Tuple
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -238,11 +237,9 @@ class Runner:
             return out
         images = []
         for f in frames:
-            image = f.arrays.get('image')
-            if image is not None and image.ndim == 2 and image.dtype == np.uint8:
-                image = f.arrays['image'] = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)  # as node
+            image = f.arrays.get('image')       # bags and benchmarks decode cameras to RGB
             if image is None or image.ndim != 3 or image.dtype != np.uint8:
-                raise EvalError(f'frame {f.index}: camera image must be 8-bit colour or mono8, '
+                raise EvalError(f'frame {f.index}: camera image must be 8-bit colour, '
                                 f'got {None if image is None else (image.dtype, image.shape)}')
             images.append(image)
         return [{'score': r.score, 'semantic': r.semantic, 'open_set': r.open_set,
