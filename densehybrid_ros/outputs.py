@@ -46,17 +46,17 @@ OUTPUTS: Dict[str, OutputSpec] = {spec.name: spec for spec in (
 )}
 # Pictures that are not topics (files written by the offline tools).
 PICTURE_NEEDS = {'open_set_color': ('open_set',)}
+_NEEDS = {**{name: spec.needs for name, spec in OUTPUTS.items()}, **PICTURE_NEEDS}
 COMPRESSED_SUFFIX = '/compressed'
 
 
 def needs(names: Iterable[str]) -> Set[str]:
     """Return the Segmenter outputs needed to draw ``names`` (output or picture names)."""
-    table = {**{n: s.needs for n, s in OUTPUTS.items()}, **PICTURE_NEEDS}
     names = list(names)
-    unknown = sorted(set(names) - set(table))
+    unknown = sorted(set(names) - set(_NEEDS))
     if unknown:
-        raise ValueError(f'unknown outputs {unknown}; choose from {", ".join(table)}')
-    return {need for name in names for need in table[name]}
+        raise ValueError(f'unknown outputs {unknown}; choose from {", ".join(_NEEDS)}')
+    return {need for name in names for need in _NEEDS[name]}
 
 
 # --------------------------------------------------------------------------- topic naming
