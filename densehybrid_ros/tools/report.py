@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -28,9 +29,11 @@ def jsonable(obj: Any) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented strict JSON."""
+    """Write ``obj`` as indented strict JSON (whole or not at all: written aside, renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(jsonable(obj), indent=2, allow_nan=False) + '\n')
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(json.dumps(jsonable(obj), indent=2, allow_nan=False) + '\n')
+    os.replace(tmp, path)
 
 
 def _figure(width: float = 5.0, height: float = 4.0):
