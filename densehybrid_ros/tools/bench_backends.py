@@ -1,0 +1,283 @@
+"""Time inference backends side by side, one process per runtime, with accuracy vs torch fp32.
+
+Each (backend, precision) runs in its own worker process (runtimes sharing a process disturbed
+each other's timings by up to 10x), which builds its backend, warms up and then waits. The
+parent asks the workers in turn for one timed batch (rotating the order every round), so only
+one runs at a time and a load drifting on the machine hits all alike. ``ms`` is the median per
+backend; ``speedup`` the median over rounds of torch fp32's time / this time (paired). Each
+worker also answers on fixed smooth frames, and the parent compares its labels and score with
+torch fp32: ``label_agreement``, ``score_max_abs_diff``. With ``--ap-scenes N`` each worker also
+scores N held-out synthetic scenes with unseen anomalies (``ap``, AP of the anomaly score).
+
+JSON: ``backends.<arch>.<backend>.<precision>`` = {ms, speedup, label_agreement,
+score_max_abs_diff[, ap]}. int8 is NNCF-quantised on synthetic calibration scenes first.
+
+  python -m densehybrid_ros.tools.bench_backends --archs ldn121 --size 512 1024 --threads 2
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+DEFAULT_RUNS = (('torch', 'fp32'), ('onnxruntime', 'fp32'), ('openvino', 'fp32'),
+                ('openvino', 'bf16'), ('openvino', 'int8'))
+CALIBRATION_SEED, AP_SEED = 70_000, 80_000      # synthetic scenes apart from training seeds
+Log = Callable[[str], None]
+
+
+def runs_for(backends: Sequence[str], precisions: Optional[Sequence[str]] = None
+             ) -> List[Tuple[str, str]]:
+    """(backend, precision) pairs to time: torch fp32 first (the reference), then the rest."""
+    runs = [r for r in DEFAULT_RUNS if r[0] in backends
+            and (precisions is None or r[1] in precisions)]
+    return [('torch', 'fp32')] + [r for r in runs if r != ('torch', 'fp32')]
+
+
+def bench_backends(archs: Sequence[str], backends: Sequence[str], size: Tuple[int, int],
+                   rounds: int = 10, threads: int = 0, checkpoint: Optional[str] = None,
+                   seed: int = 0, ap_scenes: int = 0, precisions: Optional[Sequence[str]] = None,
+                   log: Log = lambda text: None) -> Dict[str, Any]:
+    """Figures per arch / backend / precision (see the module docstring)."""
+    out: Dict[str, Any] = {}
+    for arch in archs:
+        with tempfile.TemporaryDirectory(prefix='dh_bench_') as tmp:
+            workers: List[_Worker] = []
+            try:
+                for b, p in runs_for(backends, precisions):    # one at a time: exports are big
+                    log(f'{arch}: starting {b} {p}')
+                    workers.append(_Worker(arch, b, p, size, threads, checkpoint, seed,
+                                           ap_scenes, tmp))
+                    workers[-1].ready()
+                times = {w.key: [] for w in workers}
+                for i in range(rounds):
+                    order = workers[i % len(workers):] + workers[:i % len(workers)]
+                    for w in order:
+                        times[w.key].append(w.time_one())
+                results = [w.finish() for w in workers]
+            finally:
+                for w in workers:
+                    w.close()
+        ref_times, (ref_labels, ref_score) = times[workers[0].key], results[0]['outputs']
+        per_arch: Dict[str, Any] = {}
+        for w, result in zip(workers, results):
+            labels, score = result['outputs']
+            figures = {
+                'ms': statistics.median(times[w.key]),
+                'speedup': statistics.median(r / t for r, t in zip(ref_times, times[w.key])),
+                'label_agreement': float(np.mean(labels == ref_labels)),
+                'score_max_abs_diff': float(np.abs(score - ref_score).max()),
+            }
+            figures.update({k: result[k] for k in ('ap', 'threshold') if k in result})
+            per_arch.setdefault(w.backend, {})[w.precision] = figures
+            log(f'{arch} {w.backend:12s} {w.precision}: {figures["ms"]:8.1f} ms, x'
+                f'{figures["speedup"]:.2f}, labels {figures["label_agreement"]:.5f}, score '
+                f'|d| {figures["score_max_abs_diff"]:.2e}'
+                + (f', AP {result["ap"]:.4f}' if 'ap' in result else ''))
+        out[arch] = per_arch
+    return out
+
+
+class _Worker:
+    """A worker process for one backend and precision, driven line by line over stdin."""
+
+    def __init__(self, arch: str, backend: str, precision: str, size: Tuple[int, int],
+                 threads: int, checkpoint: Optional[str], seed: int, ap_scenes: int,
+                 tmp: str) -> None:
+        self.arch, self.backend, self.precision = arch, backend, precision
+        self.key = f'{backend}/{precision}'
+        self.npz = os.path.join(tmp, f'{backend}_{precision}.npz')
+        cmd = [sys.executable, '-m', 'densehybrid_ros.tools.bench_backends', '--worker',
+               json.dumps({'arch': arch, 'backend': backend, 'precision': precision,
+                           'size': list(size), 'threads': threads, 'checkpoint': checkpoint,
+                           'seed': seed, 'ap_scenes': ap_scenes, 'npz': self.npz,
+                           'cache': os.path.join(tmp, 'cache')})]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, bufsize=1)
+
+    def _ask(self, command: str) -> Dict[str, Any]:
+        self.proc.stdin.write(command + '\n')
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f'bench worker {self.key} died (exit {self.proc.wait()})')
+        answer = json.loads(line)
+        if 'error' in answer:
+            raise RuntimeError(f'bench worker {self.key}: {answer["error"]}')
+        return answer
+
+    def ready(self) -> None:
+        self._ask('ready')
+
+    def time_one(self) -> float:
+        return float(self._ask('time')['ms'])
+
+    def finish(self) -> Dict[str, Any]:
+        answer = self._ask('finish')
+        data = np.load(self.npz)
+        answer['outputs'] = (data['labels'], data['score'])
+        return answer
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def _frames(size: Tuple[int, int], seed: int, n: int = 2) -> np.ndarray:
+    """N x 3 x h x w float32 smooth random frames (blocks of 16 px, then blurred)."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    h, w = size
+    out = []
+    for _ in range(n):
+        small = rng.integers(0, 256, (max(1, h // 16), max(1, w // 16), 3), np.uint8)
+        image = cv2.GaussianBlur(cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST),
+                                 (0, 0), 3)
+        out.append(image.transpose(2, 0, 1).astype(np.float32) / 255.0)
+    return np.stack(out)
+
+
+def _worker(spec: Dict[str, Any]) -> int:
+    """Worker process: build the backend, then answer ready / time / finish on stdin."""
+    import torch
+
+    from ..backends import make_backend
+    from ..checkpoint import load_checkpoint
+    from ..export import write_artifact
+    from ..models import build_model
+    from ..models.fusion import fuse_for_inference
+
+    # Replies go to the real stdout; anything else printed (exporters, NNCF, C++ runtimes)
+    # is sent to stderr so that it cannot break the line protocol.
+    channel = os.fdopen(os.dup(1), 'w')
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def reply(**kw: Any) -> None:
+        channel.write(json.dumps(kw) + '\n')
+        channel.flush()
+
+    threads = int(spec['threads'])
+    if threads:
+        torch.set_num_threads(threads)
+    size = tuple(spec['size'])
+    try:
+        torch.manual_seed(spec['seed'])      # random weights: speed does not depend on them
+        model, meta = load_checkpoint(spec['checkpoint']) if spec['checkpoint'] else \
+            (build_model(spec['arch'], 19), {})
+        model = fuse_for_inference(model.eval())
+        artifacts = []
+        if spec['precision'] == 'int8':
+            from ..data.synthetic import make_scene
+            from ..quantize import CalibrationFrame
+            frames = [CalibrationFrame(make_scene(CALIBRATION_SEED + i, size,
+                                                  anomaly_family='train')['image'])
+                      for i in range(16)]
+            artifacts = [write_artifact(model, meta, 'openvino', size,
+                                        Path(spec['cache']) / 'int8', 'int8',
+                                        calibration_frames=frames)]
+        backend = make_backend(spec['backend'], model=model, meta=meta, device='cpu',
+                               precision=spec['precision'], artifacts=artifacts,
+                               threads=threads, cache=spec['cache'])
+        x = torch.from_numpy(_frames(size, spec['seed'], 1))
+        for _ in range(2):
+            backend.infer(x)                                   # compile / export + warm up
+    except Exception as exc:       # reported to the parent as one line, like any tool error
+        for line in sys.stdin:
+            reply(error=f'{type(exc).__name__}: {exc}')
+        return 1
+    for line in sys.stdin:
+        command = line.strip()
+        if command == 'ready':
+            reply(ok=True)
+        elif command == 'time':
+            t = time.perf_counter()
+            backend.infer(x)
+            reply(ms=(time.perf_counter() - t) * 1e3)
+        elif command == 'finish':
+            labels, score = backend.infer(torch.from_numpy(_frames(size, spec['seed'] + 1)))
+            np.savez(spec['npz'], labels=labels.numpy(), score=score.numpy())
+            answer: Dict[str, Any] = {'ok': True}
+            if spec['ap_scenes']:
+                answer['ap'] = _scene_ap(backend, size, int(spec['ap_scenes']))
+            if backend.calibration:
+                answer['threshold'] = backend.calibration.get('threshold')
+            reply(**answer)
+    return 0
+
+
+def _scene_ap(backend: Any, size: Tuple[int, int], n: int) -> float:
+    """AP of the anomaly score over ``n`` held-out synthetic scenes (unseen anomaly family)."""
+    import torch
+
+    from ..data.synthetic import make_scene
+    from ..metrics import AnomalyMetrics
+    metrics = AnomalyMetrics()
+    for i in range(n):
+        scene = make_scene(AP_SEED + i, size, anomaly_family='eval')
+        x = torch.from_numpy(scene['image'].transpose(2, 0, 1)[None].copy())  # uint8
+        _, score = backend.infer(x)
+        metrics.update(score[0].numpy(), scene['anomaly'])
+    return float(metrics.compute()['ap'])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line interface."""
+    p = argparse.ArgumentParser(prog='bench_backends', description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--archs', nargs='*', default=['ldn121', 'ladder_resnet18_half'])
+    p.add_argument('--backends', nargs='*', default=['torch', 'onnxruntime', 'openvino'])
+    p.add_argument('--precisions', nargs='*', help='only these precisions (default: all)')
+    p.add_argument('--checkpoint', help='this checkpoint (its arch) instead of random weights')
+    p.add_argument('--size', nargs=2, type=int, default=[512, 1024], metavar=('H', 'W'))
+    p.add_argument('--rounds', type=int, default=10, help='timed rounds (default 10)')
+    p.add_argument('--threads', type=int, default=0, help='threads per runtime (0: default)')
+    p.add_argument('--ap-scenes', type=int, default=0, help='held-out scenes for AP')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--json', metavar='FILE', help='write {"backends": ...} here')
+    p.add_argument('--worker', help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point (also the worker processes')."""
+    args = build_parser().parse_args(argv)
+    if args.worker:
+        return _worker(json.loads(args.worker))
+    archs = args.archs
+    if args.checkpoint:
+        from ..checkpoint import load_checkpoint
+        archs = [load_checkpoint(args.checkpoint)[0].arch]
+    start = time.monotonic()
+    try:
+        figures = bench_backends(archs, args.backends, tuple(args.size), args.rounds,
+                                 args.threads, args.checkpoint, args.seed, args.ap_scenes,
+                                 args.precisions, log=lambda text: print(
+                                     f'[{time.monotonic() - start:6.1f} s] {text}',
+                                     file=sys.stderr, flush=True))
+    except (RuntimeError, ValueError) as exc:
+        print(f'bench_backends: error: {exc}', file=sys.stderr)
+        return 2
+    result = {'backends': figures, 'size': list(args.size), 'threads': args.threads,
+              'rounds': args.rounds}
+    print(json.dumps(result, indent=1))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=1) + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
