@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export FASTRTPS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds.xml
 export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds.xml
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench gpu-check lint clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/densehybrid-bench --json out/bench/bench.json
+
+# On a CUDA machine: install requirements/gpu.txt, check equivalence, print fps at 1024x2048.
+gpu-check: $(STAMP)
+	mkdir -p out
+	$(BIN)/python -m densehybrid_ros.tools.gpu_check --setup --json out/gpu_check.json
 
 lint: $(STAMP)
 	$(BIN)/python -m flake8 densehybrid_ros test launch setup.py

@@ -135,7 +135,7 @@ class _Worker:
                 self.proc.kill()
 
 
-def _frames(size: Tuple[int, int], seed: int, n: int = 2) -> np.ndarray:
+def smooth_frames(size: Tuple[int, int], seed: int, n: int = 2) -> np.ndarray:
     """N x 3 x h x w float32 smooth random frames (blocks of 16 px, then blurred)."""
     import cv2
     rng = np.random.default_rng(seed)
@@ -182,16 +182,16 @@ def _worker(spec: Dict[str, Any]) -> int:
         if spec['precision'] == 'int8':
             from ..data.synthetic import make_scene
             from ..quantize import CalibrationFrame
-            frames = [CalibrationFrame(make_scene(CALIBRATION_SEED + i, size,
-                                                  anomaly_family='train')['image'])
+            scenes = [make_scene(CALIBRATION_SEED + i, size, anomaly_family='train')
                       for i in range(16)]
+            frames = [CalibrationFrame(sc['image'], sc['anomaly']) for sc in scenes]
             artifacts = [write_artifact(model, meta, 'openvino', size,
                                         Path(spec['cache']) / 'int8', 'int8',
                                         calibration_frames=frames)]
         backend = make_backend(spec['backend'], model=model, meta=meta, device='cpu',
                                precision=spec['precision'], artifacts=artifacts,
                                threads=threads, cache=spec['cache'])
-        x = torch.from_numpy(_frames(size, spec['seed'], 1))
+        x = torch.from_numpy(smooth_frames(size, spec['seed'], 1))
         for _ in range(2):
             backend.infer(x)                                   # compile / export + warm up
     except Exception as exc:       # reported to the parent as one line, like any tool error
@@ -207,7 +207,7 @@ def _worker(spec: Dict[str, Any]) -> int:
             backend.infer(x)
             reply(ms=(time.perf_counter() - t) * 1e3)
         elif command == 'finish':
-            labels, score = backend.infer(torch.from_numpy(_frames(size, spec['seed'] + 1)))
+            labels, score = backend.infer(torch.from_numpy(smooth_frames(size, spec['seed'] + 1)))
             np.savez(spec['npz'], labels=labels.numpy(), score=score.numpy())
             answer: Dict[str, Any] = {'ok': True}
             if spec['ap_scenes']:
