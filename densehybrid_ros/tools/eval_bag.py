@@ -8,27 +8,29 @@ StreetHazards). Output folder: metrics.json, pr_curve.png, roc_curve.png,
 score_histogram.png, frames/*.png (overlay, heatmap, open-set), frames.csv (one row per frame:
 score mean/max, rejected fraction, anomaly pixels caught and inliers rejected) and state.npz
 (for merging shards); optionally a bag with the node's result topics for RViz / Foxglove.
+
+This module is the run loop, the shard merge and the CLI (about 500 lines: one command's
+whole flow, read top to bottom); where frames come from is eval_sources, frames.csv is
+eval_table, the metric state is densehybrid_ros.evaluation.
 """
 
 import argparse
-import csv
-from dataclasses import dataclass, field
 import math
 from pathlib import Path
 import sys
 import time
-from typing import Any, Callable, Dict, Generator, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Generator, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
-from .benchmarks import (BenchmarkError, detect_layout, frames as benchmark_frames, LAYOUTS,
-                         pairs, STREETHAZARDS_CLASSES)
+from .benchmarks import BenchmarkError, LAYOUTS, STREETHAZARDS_CLASSES
+from .eval_sources import EvalError, open_source, RECORDED_PICTURES, Source
+from .eval_table import FrameTable, merge_tables
 from .report import plot_curves, plot_histogram, write_json
-from ..bags import (ANOMALY_NAMES, BagError, BagReader, BagWriter, Frame, LABEL_NAMES,
-                    STORAGES)
-from ..evaluation import Evaluation, rejection_counts
-from ..outputs import camera_base, needs, OUTPUTS, output_topics, Renderer
+from ..bags import BagError, BagWriter, Frame, STORAGES
+from ..evaluation import Evaluation
+from ..outputs import needs, OUTPUTS, output_topics, Renderer
 from ..pictures import write_pictures
 from ..prefetch import prefetch
 from ..staging import staged_folder
@@ -45,118 +47,6 @@ EXAMPLE = '''examples:
   densehybrid-eval merge out/s0 out/s1 out/s2 out/s3 --output out/all
 '''
 CITYSCAPES_FALLBACK = 19
-RECORDED_PICTURES = ('overlay', 'anomaly_heatmap', 'semantic_color')   # node topics reused
-
-
-class EvalError(ValueError):
-    """Input that cannot be evaluated as asked; the message says why."""
-
-
-# --------------------------------------------------------------------------------- sources
-@dataclass
-class Source:
-    """Frames to evaluate and what they hold."""
-
-    kind: str
-    frames: Iterator[Frame]
-    total: Optional[int]
-    topics: Dict[str, str] = field(default_factory=dict)
-    namespace: str = ''
-    close: Callable[[], None] = lambda: None
-
-
-def parse_shard(text: Optional[str]) -> Tuple[int, int]:
-    """'i/n' -> (i, n) with 0 <= i < n."""
-    if not text:
-        return 0, 1
-    try:
-        i, n = (int(v) for v in text.split('/'))
-    except ValueError:
-        raise EvalError(f'--shard must look like i/n (e.g. 0/4), got {text!r}') from None
-    if not 0 <= i < n:
-        raise EvalError(f'--shard {text}: need 0 <= i < n')
-    return i, n
-
-
-def _is_bag(path: Path) -> bool:
-    if path.is_file():
-        return path.suffix in ('.mcap', '.db3')
-    return path.is_dir() and ((path / 'metadata.yaml').is_file()
-                              or any(path.glob('*.mcap')) or any(path.glob('*.db3')))
-
-
-def open_source(args: argparse.Namespace, stats: Dict[str, int]) -> Source:
-    """Open the positional input as a bag or a benchmark folder."""
-    path = Path(args.input)
-    if not path.exists():
-        raise EvalError(f'input not found: {path}')
-    shard_i, shard_n = parse_shard(args.shard)
-
-    def select(index: int) -> bool:
-        return index % shard_n == shard_i
-
-    if args.dataset == 'bag' or (args.dataset == 'auto' and _is_bag(path)):
-        return _bag_source(args, path, select, stats, shard_n)
-    if args.dataset == 'auto':
-        found = detect_layout(path)
-        if found is None:
-            raise EvalError(
-                f'cannot tell what {path} is: expected a rosbag2 (metadata.yaml, .mcap or '
-                f'.db3) or a benchmark folder ({", ".join(LAYOUTS)}: see --help)')
-        layout, root = found
-    else:
-        layout, root = args.dataset, path
-    frames = benchmark_frames(layout, root, select, stats=stats)
-    total = sum(1 for _, label in pairs(layout, root) if label is not None)
-    return Source(layout, frames, -(-total // shard_n), namespace='/camera')
-
-
-def _bag_source(args: argparse.Namespace, path: Path, select: Callable[[int], bool],
-                stats: Dict[str, int], shard_n: int) -> Source:
-    bag = BagReader(path)
-    try:
-        roles: Dict[str, str] = {}
-        recorded = args.recorded
-        cams = bag.camera_topics()
-        if not recorded and not args.image_topic and not cams and bag.find(['anomaly_score']):
-            recorded = True            # only result topics: a recording of the live node
-        if recorded:
-            score = bag.topic(args.score_topic or 'densehybrid/anomaly_score', role='score')
-            roles['score'] = score
-            ns = score.rsplit('/densehybrid/', 1)[0]
-            wanted = ('open_set', 'semantic') + (RECORDED_PICTURES if args.pictures else ())
-            for role in wanted:
-                name = f'{ns}/densehybrid/{role}'
-                if name in bag.topics:
-                    roles[role] = name
-        else:
-            if args.image_topic:
-                roles['image'] = bag.topic(args.image_topic, role='image')
-            else:
-                if len(cams) != 1:
-                    raise BagError(f'{path}: found {len(cams)} camera image topics, pass '
-                                   f'--image-topic; topics: {bag.describe() or "none"}')
-                roles['image'] = cams[0]
-            ns = camera_base(roles['image']).rpartition('/')[0]
-        if not args.no_labels:
-            label = bag.topic(args.label_topic, role='label') if args.label_topic \
-                else bag.label_topic(ns, LABEL_NAMES)
-            anomaly = bag.topic(args.anomaly_topic, role='anomaly label') \
-                if args.anomaly_topic else bag.label_topic(ns, ANOMALY_NAMES)
-            if label:
-                roles['label'] = label
-            if anomaly:
-                roles['anomaly'] = anomaly
-        key = 'score' if recorded else 'image'
-        count = bag.topics[roles[key]][1]
-        copied = (['image'] if args.copy_images else []) + ['label', 'anomaly']
-        keep_raw = [r for r in copied if r in roles] if args.output_bag else []
-        frames = bag.frames(roles, key=key, select=select, stats=stats, keep_raw=keep_raw)
-        return Source('recorded bag' if recorded else 'bag', frames, -(-count // shard_n),
-                      roles, ns, bag.close)
-    except BaseException:
-        bag.close()
-        raise
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -281,54 +171,6 @@ class Runner:
                                 spec.encoding, frame.stamp, frame.frame_id)
         for role, (msgtype, raw) in frame.raw.items():
             bag.write_raw(source.topics[role], msgtype, raw, frame.stamp)
-
-
-class FrameTable:
-    """frames.csv: one row per evaluated frame, written as it goes (survives Ctrl-C)."""
-
-    COLUMNS = ('index', 'stamp_ns', 'frame_id', 'score_mean', 'score_max', 'unknown_fraction',
-               'anomaly_pixels', 'inlier_pixels', 'anomalies_rejected', 'inliers_rejected')
-
-    def __init__(self, path: Path) -> None:
-        self.file = path.open('w', newline='')
-        self.writer = csv.writer(self.file)
-        self.writer.writerow(self.COLUMNS)
-
-    def add(self, frame: Frame, result: Dict[str, np.ndarray]) -> None:
-        """Append the row of one frame."""
-        score, open_set = result['score'], result.get('open_set')
-        anomaly = frame.arrays.get('anomaly')
-        row: List[Any] = [frame.index, frame.stamp, frame.frame_id,
-                          f'{float(score.mean()):.6g}', f'{float(score.max()):.6g}',
-                          '' if open_set is None else f'{(open_set == 255).mean():.6g}']
-        if anomaly is not None:
-            counts = rejection_counts(open_set if open_set is not None
-                                      else np.zeros_like(anomaly), anomaly)
-            hit_a, ano, hit_i, inl = (int(v) for v in counts)
-            row += [ano, inl] + (['', ''] if open_set is None else [hit_a, hit_i])
-        else:
-            row += [''] * 4
-        self.writer.writerow(row)
-        self.file.flush()
-
-    def close(self) -> None:
-        """Close the file."""
-        self.file.close()
-
-
-def merge_tables(paths: Sequence[Path], target: Path) -> int:
-    """Concatenate shard frames.csv files ordered by frame index; returns the row count."""
-    rows: List[List[str]] = []
-    for path in paths:
-        if path.is_file():
-            with path.open(newline='') as f:
-                rows += list(csv.reader(f))[1:]
-    rows.sort(key=lambda row: int(row[0]))
-    with target.open('w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(FrameTable.COLUMNS)
-        writer.writerows(rows)
-    return len(rows)
 
 
 def _batches(frames: Iterator[Frame], size: int) -> Iterator[List[Frame]]:
