@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--size', type=int, nargs=2, default=(512, 1024), metavar=('H', 'W'),
                         help='size of generated scenes (default: 512 1024)')
     parser.add_argument('--seed', type=int, default=1000, help='first scene seed')
+    parser.add_argument('--frames', type=int, default=0,
+                        help='segment at most N images, files first (0: all)')
     parser.add_argument('--checkpoint', help='model checkpoint (default: the embedded model)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--precision', default='fp32',
@@ -46,15 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _inputs(args: argparse.Namespace) -> List[tuple]:
+    limit = args.frames if args.frames > 0 else len(args.images) + args.synthetic
+    files = args.images[:limit]
     items = []
-    for name, stem in zip(args.images, unique_stems(args.images)):   # a/x.png, b/x.png: a_x, b_x
+    for name, stem in zip(files, unique_stems(files)):   # a/x.png, b/x.png: a_x, b_x
         bgr = cv2.imread(name, cv2.IMREAD_COLOR)
         if bgr is None:
             raise ValueError(f'cannot read image {name!r} (missing or not an image)')
         items.append((stem, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
     if args.synthetic:
         from ..data.synthetic import make_scene
-        for i in range(args.synthetic):
+        for i in range(min(args.synthetic, limit - len(items))):
             scene = make_scene(args.seed + i, tuple(args.size), anomaly_family='eval')
             items.append((f'scene_{args.seed + i}', scene['image']))
     if not items:

@@ -43,3 +43,10 @@ def test_same_named_images_from_two_folders_keep_both_results(tmp_path, tiny_che
                            for picture in PICTURES)
     first = cv2.imread(str(tmp_path / 'out' / 'a_x_image.png'))
     assert np.array_equal(first, cv2.imread(str(tmp_path / 'a' / 'x.png')))
+
+
+def test_frames_limits_the_images_segmented(tmp_path, tiny_checkpoint):
+    assert main(['--synthetic', '3', '--frames', '2', '--size', '32', '64', '--device', 'cpu',
+                 '--checkpoint', str(tiny_checkpoint), '--output', str(tmp_path / 'out')]) == 0
+    stems = {p.name.split('_image.png')[0] for p in (tmp_path / 'out').glob('*_image.png')}
+    assert stems == {'scene_1000', 'scene_1001'}
