@@ -8,8 +8,8 @@ import time
 from typing import Any, Dict, Optional, Tuple
 
 from .bench_machine import cpu_flags
-from .bench_node import median, percentile
-from .bench_plan import Log, NUM_CLASSES, Plan, Size, size_name, sync, THRESHOLD
+from .bench_plan import (Log, median, NUM_CLASSES, percentile, Plan, Size, size_name, sync,
+                         THRESHOLD)
 
 
 class MatmulPeak:

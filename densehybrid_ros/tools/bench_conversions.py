@@ -11,8 +11,8 @@ from typing import Any, Callable, Dict
 
 import numpy as np
 
-from .bench_node import make_frames, median
-from .bench_plan import Log, NUM_CLASSES, Size, size_name, THRESHOLD
+from .bench_node import make_frames
+from .bench_plan import Log, median, NUM_CLASSES, Size, size_name, THRESHOLD
 
 
 def bench_conversions(size: Size, reps: int, inference_width: int, seed: int,

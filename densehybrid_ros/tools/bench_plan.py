@@ -1,7 +1,9 @@
 """What one densehybrid-bench run measures: sizes, repetitions, and shared small pieces."""
 
 from dataclasses import dataclass
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Sequence, Tuple
+
+import numpy as np
 
 Size = Tuple[int, int]          # (h, w)
 Log = Callable[[str], None]
@@ -41,3 +43,13 @@ def sync(device: Any) -> None:
 
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Return the q-th percentile, linearly interpolated; NaN for no values."""
+    return float(np.percentile(values, q)) if len(values) else float('nan')
+
+
+def median(values: Sequence[float]) -> float:
+    """Return the median, NaN for no values."""
+    return float(np.median(values)) if len(values) else float('nan')

@@ -14,8 +14,7 @@ from typing import Any, Dict, Tuple
 import warnings
 
 from .bench_arch import Pipelines
-from .bench_node import median, percentile
-from .bench_plan import Log, NUM_CLASSES, Plan, size_name, sync
+from .bench_plan import Log, median, NUM_CLASSES, percentile, Plan, size_name, sync
 
 
 def load_reference_class(path: Path) -> Any:
