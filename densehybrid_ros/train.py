@@ -1,13 +1,8 @@
 """DenseHybrid training: closed-set segmentation plus the hybrid open-set objective.
 
-For a crop with one pasted negative patch (``outlier`` pixels) the loss is
-
-    ce_weight * CE(logits, label)            over inlier pixels (pasted pixels are ignore)
-  + beta * mean(logsumexp(logits))           over pasted pixels (lower their likelihood)
-  + disc_weight * CE2(ood_logits, outlier)   over all valid pixels (dataset-posterior head)
-
-with ``disc_weight = 10 * beta`` by default. An optional energy margin ``m`` replaces the
-generative term by ``mean(relu(logsumexp - m))`` so it stops pushing once outliers are below m.
+The loss is :func:`densehybrid_ros.losses.densehybrid_loss`, the data sets come from
+:mod:`densehybrid_ros.train_data`; this module is the run itself (about 480 lines: ``_run`` reads
+its phases top to bottom, nanoGPT style, with the loop, resume and evaluation beside it).
 
 The same command runs single-process or under ``torchrun`` (DDP: gloo on CPU, nccl on GPU).
 Training state goes to ``OUTPUT/last.pt`` every ``--save-every`` iterations and on interruption;
@@ -32,18 +27,16 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .classes import default_class_names, default_palette, IGNORE_ID as IGNORE
-from .data.cityscapes import CityscapesFolder, DatasetError
-from .data.negatives import NegativeFolder, NegativePaster, synthetic_paster
-from .data.synthetic import CALIB_SEED_START, EVAL_SEED_START, SceneCache, TRAINING_FAMILIES
-from .data.tensors import to_tensors
-from .data.transforms import Compose, train_transforms
+from .classes import default_class_names, default_palette
+from .data.cityscapes import DatasetError
+from .data.synthetic import TRAINING_FAMILIES
 from .inference import Segmenter
+from .losses import densehybrid_loss
 from .models import build_model, DenseHybridModel
+from .train_data import build_data, EpochSampler, EvalSet, median_frequency_weights, TrainSet
 
 STATE_FORMAT = 'densehybrid_ros/train-state/1'
 
@@ -58,177 +51,6 @@ EXAMPLE = '''examples (the embedded default model's staged recipe is in models/M
   densehybrid-train /data/cityscapes --negatives /data/ade20k/images \\
       --init models/densehybrid_ladder_resnet18_synthetic.pt --finetune heads --output runs/cs
 '''
-
-
-# ----------------------------------------------------------------------------------- loss
-def densehybrid_loss(logits: torch.Tensor, ood_logits: torch.Tensor, label: torch.Tensor,
-                     outlier: torch.Tensor, beta: float = 0.03,
-                     disc_weight: Optional[float] = None, ce_weight: float = 1.0,
-                     energy_margin: Optional[float] = None,
-                     class_weights: Optional[torch.Tensor] = None,
-                     inlier_margin: Optional[float] = None) -> Dict[str, torch.Tensor]:
-    """Compute the DenseHybrid loss terms and their weighted sum (key ``loss``).
-
-    ``energy_margin`` stops the generative term once an outlier's logsumexp is below it;
-    ``inlier_margin`` (optional, not in the authors' loss) adds ``relu(margin - lse)`` over
-    inlier pixels to the generative term, so inlier log-likelihoods cannot drift low.
-    """
-    disc_weight = 10.0 * beta if disc_weight is None else disc_weight
-    out = outlier.bool()
-    closed_target = label.masked_fill(out, IGNORE)
-    if (closed_target != IGNORE).any():
-        ce = F.cross_entropy(logits.float(), closed_target, weight=class_weights,
-                             ignore_index=IGNORE)
-    else:
-        ce = logits.float().sum() * 0.0
-    lse_raw = torch.logsumexp(logits.float(), 1)
-    lse = lse_raw if energy_margin is None else F.relu(lse_raw - energy_margin)
-    outf = out.float()
-    gen = (lse * outf).sum() / outf.sum().clamp(min=1.0)
-    if inlier_margin is not None:
-        inf = (closed_target != IGNORE).float()
-        gen = gen + (F.relu(inlier_margin - lse_raw) * inf).sum() / inf.sum().clamp(min=1.0)
-    ood_target = torch.where(out, torch.ones_like(label),
-                             torch.where(label != IGNORE, torch.zeros_like(label),
-                                         torch.full_like(label, IGNORE)))
-    if (ood_target != IGNORE).any():
-        disc = F.cross_entropy(ood_logits.float(), ood_target, ignore_index=IGNORE)
-    else:
-        disc = ood_logits.float().sum() * 0.0
-    loss = ce_weight * ce + beta * gen + disc_weight * disc
-    return {'loss': loss, 'ce': ce.detach(), 'gen': gen.detach(), 'disc': disc.detach()}
-
-
-# ----------------------------------------------------------------------------------- data
-class TrainSet(Dataset):
-    """Seeded joint transforms (and negative pasting) over a base data set of numpy samples.
-
-    Items are keyed ``(epoch, index)``; each is deterministic given ``seed``.
-    """
-
-    def __init__(self, base: Dataset, transform: Compose, seed: int) -> None:
-        self.base, self.transform, self.seed = base, transform, seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, key: Tuple[int, int]) -> Dict[str, torch.Tensor]:
-        epoch, index = key
-        rng = np.random.default_rng([self.seed, epoch, index])
-        sample = self.transform(self.base[index], rng)
-        return to_tensors(sample)
-
-
-class EpochSampler(Sampler):
-    """Yield ``(epoch, index)`` keys: a seeded permutation per epoch, sharded by rank.
-
-    Starts at global iteration ``start``, so a resumed run sees the same batches.
-    """
-
-    def __init__(self, n: int, batch: int, rank: int, world: int, seed: int, start: int,
-                 total: int) -> None:
-        self.n, self.batch, self.rank, self.world = n, batch, rank, world
-        self.seed, self.start, self.total = seed, start, total
-        self.per_epoch = max(1, n // (batch * world))
-
-    def __len__(self) -> int:
-        return max(0, self.total - self.start) * self.batch
-
-    def __iter__(self) -> Iterator[Tuple[int, int]]:
-        it = self.start
-        while it < self.total:
-            epoch, step = divmod(it, self.per_epoch)
-            g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
-            order = torch.randperm(self.n, generator=g).tolist()
-            if len(order) < self.per_epoch * self.batch * self.world:   # tiny data sets
-                order = (order * math.ceil(self.per_epoch * self.batch * self.world /
-                                           len(order)))
-            for s in range(step, self.per_epoch):
-                if it >= self.total:
-                    return
-                base = (s * self.world + self.rank) * self.batch
-                for i in order[base:base + self.batch]:
-                    yield epoch, i
-                it += 1
-
-
-class EvalSet(Dataset):
-    """Evaluation samples: a base data set, optionally with one seeded negative pasted in."""
-
-    def __init__(self, base: Dataset, paster: Optional[NegativePaster] = None,
-                 seed: int = 0) -> None:
-        self.base, self.paster, self.seed = base, paster, seed
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def sample(self, index: int) -> Dict[str, np.ndarray]:
-        """Return the numpy sample: uint8 image, label, anomaly (0 inlier, 1 pasted, 255 void)."""
-        sample = self.base[index]
-        if self.paster is not None:
-            sample = self.paster(sample, np.random.default_rng([self.seed, 99991, index]))
-            sample['anomaly'] = np.where(sample['label'] == IGNORE, IGNORE, 0).astype(np.uint8)
-            sample['anomaly'][sample['outlier'] == 1] = 1
-        return sample
-
-    def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
-        return to_tensors(self.sample(index))
-
-
-def build_data(args: argparse.Namespace, rank: int) -> Tuple[Dataset, Dataset, Dataset, str]:
-    """Training, calibration and validation sets; raises DatasetError for bad folders."""
-    if args.negatives == 'synthetic':
-        paster = synthetic_paster(args.negative_family, range(args.seed * 1000003,
-                                                              args.seed * 1000003 + 20000),
-                                  tuple(args.paste_scale))
-    else:
-        paster = NegativePaster(NegativeFolder(args.negatives, args.negative_masks),
-                                scale=tuple(args.paste_scale))
-    augment = train_transforms(tuple(args.crop), tuple(args.scale), flip=True)
-    transform = Compose([*augment.transforms, paster])
-    if args.data == 'synthetic':
-        size = tuple(args.scene_size)
-        cache = Path(args.cache) if args.cache else None
-        train_base = SceneCache(range(args.train_scenes), size, None, cache)
-        calib = EvalSet(SceneCache(range(CALIB_SEED_START, CALIB_SEED_START + args.calib_scenes),
-                                   tuple(args.val_size), args.calib_family, cache))
-        val = EvalSet(SceneCache(range(EVAL_SEED_START, EVAL_SEED_START + args.val_scenes),
-                                 tuple(args.val_size), 'eval', cache))
-        if cache is not None and rank == 0 and not args.no_prepare:
-            for ds in (train_base, calib.base, val.base):
-                ds.prepare(workers=args.prepare_workers)
-        desc = (f'synthetic scenes {size[0]}x{size[1]}: train seeds 0..{args.train_scenes - 1}; '
-                f'calibration {args.calib_scenes} scenes ({args.calib_family} family, seeds '
-                f'{CALIB_SEED_START}+); validation {args.val_scenes} scenes (eval family, seeds '
-                f'{EVAL_SEED_START}+) at {args.val_size[0]}x{args.val_size[1]}')
-    else:
-        train_base = CityscapesFolder(args.data, 'train', args.num_classes)
-        val_base = CityscapesFolder(args.data, args.val_split, args.num_classes)
-        calib = EvalSet(val_base, paster, seed=args.seed + 1)
-        val = calib
-        desc = (f'{args.data} (train / {args.val_split} with pasted negatives from '
-                f'{args.negatives})')
-    return TrainSet(train_base, transform, args.seed), calib, val, desc
-
-
-def median_frequency_weights(dataset: Dataset, num_classes: int, samples: int = 200,
-                             limit: float = 10.0) -> torch.Tensor:
-    """Class weights ``sqrt(median_freq / freq)`` over up to ``samples`` evenly spaced labels.
-
-    Classes never seen get weight 1; weights are clipped to [1 / limit, limit].
-    """
-    counts = np.zeros(num_classes, np.float64)
-    step = max(1, len(dataset) // samples)
-    for i in range(0, len(dataset), step):
-        label = np.asarray(dataset[i]['label'])
-        counts += np.bincount(label[label < num_classes].ravel(), minlength=num_classes)
-    seen = counts > 0
-    weights = np.ones(num_classes, np.float64)
-    if seen.any():
-        freq = counts / counts.sum()
-        weights[seen] = np.sqrt(np.median(freq[seen]) / freq[seen])
-    return torch.tensor(np.clip(weights, 1 / limit, limit), dtype=torch.float32)
 
 
 # ------------------------------------------------------------------------- distributed etc.

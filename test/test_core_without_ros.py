@@ -2,7 +2,11 @@
 
 CORE_MODULES = ['densehybrid_ros.models', 'densehybrid_ros.scoring', 'densehybrid_ros.checkpoint',
                 'densehybrid_ros.inference', 'densehybrid_ros.visualize',
-                'densehybrid_ros.classes', 'densehybrid_ros.paths', 'densehybrid_ros.outputs']
+                'densehybrid_ros.classes', 'densehybrid_ros.paths', 'densehybrid_ros.outputs',
+                'densehybrid_ros.evaluation', 'densehybrid_ros.prefetch',
+                'densehybrid_ros.staging', 'densehybrid_ros.pictures',
+                'densehybrid_ros.score_bins', 'densehybrid_ros.confusion',
+                'densehybrid_ros.losses', 'densehybrid_ros.train_data']
 OPTIONAL_CORE = ['densehybrid_ros.metrics', 'densehybrid_ros.data', 'densehybrid_ros.train',
                  'densehybrid_ros.bags']
 
