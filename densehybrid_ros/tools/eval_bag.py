@@ -27,6 +27,7 @@ from tqdm import tqdm
 from .benchmarks import BenchmarkError, LAYOUTS, STREETHAZARDS_CLASSES
 from .eval_sources import EvalError, open_source, RECORDED_PICTURES, Source
 from .eval_table import FrameTable, merge_tables
+from .model_options import add_model_options, segmenter_from_args
 from .report import plot_curves, plot_histogram, write_json
 from ..bags import BagError, BagWriter, Frame, STORAGES
 from ..evaluation import Evaluation
@@ -97,11 +98,7 @@ class Runner:
             self.renderer = Renderer(self.palette, meta.get('calibration'), args.alpha)
             self.threshold_source = 'applied by the node (recorded open_set)'
             return k
-        from ..inference import Segmenter
-        self.segmenter = seg = Segmenter(args.checkpoint, device=args.device,
-                                         precision=args.precision,
-                                         inference_size=args.inference_width or None,
-                                         backend=args.backend)
+        self.segmenter = seg = segmenter_from_args(args)
         self.checkpoint = str(seg.meta.get('path', args.checkpoint))
         self.class_names, self.palette = seg.class_names, seg.palette
         if args.threshold is not None:
@@ -367,14 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument('--shard', help='evaluate frames i, i+n, ... of this input ("i/n")')
     src.add_argument('--seed', type=int, default=0, help='unused: evaluation is deterministic')
     model = p.add_argument_group('model')
-    model.add_argument('--checkpoint', help='model checkpoint (default: the embedded model)')
-    model.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    model.add_argument('--precision', default='fp32',
-                       help='fp32, fp16 or bf16; int8 with openvino (default fp32)')
-    model.add_argument('--backend', default='torch',
-                       help='torch (default), onnxruntime or openvino (an exported graph)')
-    model.add_argument('--inference-width', type=int, default=0,
-                       help='resize to this width for inference (0: native)')
+    add_model_options(model)
     model.add_argument('--batch', type=int, default=1, help='frames per forward pass')
     model.add_argument('--prefetch', type=int, default=2,
                        help='frames read ahead in a background thread (0: none)')

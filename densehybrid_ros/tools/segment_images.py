@@ -9,8 +9,8 @@ from typing import List, Optional
 
 import cv2
 
+from .model_options import add_model_options, segmenter_from_args
 from ..checkpoint import CheckpointError
-from ..inference import Segmenter
 from ..outputs import Renderer
 from ..pictures import PICTURES, unique_stems, write_pictures
 EXAMPLE = '''example:
@@ -33,14 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--seed', type=int, default=1000, help='first scene seed')
     parser.add_argument('--frames', type=int, default=0,
                         help='segment at most N images, files first (0: all)')
-    parser.add_argument('--checkpoint', help='model checkpoint (default: the embedded model)')
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--precision', default='fp32',
-                        help='fp32, fp16 or bf16; int8 with openvino (default fp32)')
-    parser.add_argument('--backend', default='torch',
-                        help='torch (default), onnxruntime or openvino (an exported graph)')
-    parser.add_argument('--inference-width', type=int, default=0,
-                        help='resize to this width for inference (0: native)')
+    add_model_options(parser)
     parser.add_argument('--alpha', type=float, default=0.5, help='overlay opacity')
     parser.add_argument('--output', default='out/segment', help='folder for the PNGs')
     parser.add_argument('--json', help='write per-image statistics here')
@@ -71,8 +64,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         items = _inputs(args)
-        seg = Segmenter(args.checkpoint, device=args.device, precision=args.precision,
-                        inference_size=args.inference_width or None, backend=args.backend)
+        seg = segmenter_from_args(args)
     except (ValueError, CheckpointError) as exc:
         print(f'densehybrid-segment: error: {exc}', file=sys.stderr)
         return 2
