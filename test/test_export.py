@@ -150,3 +150,20 @@ def test_bad_calibration_sources(tmp_path):
     (tmp_path / 'empty').mkdir()
     with pytest.raises(ExportError, match='no calibration frames'):
         calibration_frames(tmp_path / 'empty')
+
+
+def test_deploy_modules_are_core_and_runtimes_load_only_when_used(run_without_ros,
+                                                                  tiny_checkpoint):
+    run_without_ros(f'''
+        import sys
+        import numpy as np
+        import densehybrid_ros.backends, densehybrid_ros.export, densehybrid_ros.quantize
+        import densehybrid_ros.tools.export
+        from densehybrid_ros.inference import Segmenter
+        seg = Segmenter({str(tiny_checkpoint)!r}, device='cpu')      # torch backend
+        seg([np.zeros((64, 96, 3), np.uint8)])
+        loaded = sorted(m for m in ('onnxruntime', 'openvino', 'nncf') if m in sys.modules)
+        assert not loaded, loaded
+        Segmenter({str(tiny_checkpoint)!r}, device='cpu', backend='openvino')
+        assert 'openvino' in sys.modules and 'onnxruntime' not in sys.modules
+    ''')
