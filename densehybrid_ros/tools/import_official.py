@@ -9,7 +9,8 @@ from pathlib import Path
 import sys
 from typing import List, Optional
 
-from ..checkpoint import CheckpointError, import_official, save_checkpoint
+from ..checkpoint import CheckpointError, save_checkpoint
+from ..official import import_official
 from ..models import ARCHS
 
 EXAMPLE = '''example:
