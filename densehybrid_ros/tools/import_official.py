@@ -50,9 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point."""
     args = build_parser().parse_args(argv)
-    if Path(args.output).exists() and not args.force:
-        print(f'densehybrid-import: error: {args.output} exists; give --force to overwrite it',
-              file=sys.stderr)
+    problem = (f'{args.output} is a directory; give the checkpoint file name'
+               if Path(args.output).is_dir() else
+               f'{args.output} exists; give --force to overwrite it'
+               if Path(args.output).exists() and not args.force else None)
+    if problem:
+        print(f'densehybrid-import: error: {problem}', file=sys.stderr)
         return 2
     calibration = {}
     if args.threshold is not None:

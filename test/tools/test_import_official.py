@@ -55,6 +55,9 @@ def test_cli_refuses_to_overwrite_output_without_force(tmp_path):
                                    f'to overwrite it')
     assert out.read_bytes() == b'precious'
     assert import_official.main([str(raw), '--output', str(out), '--force']) == 0
+    proc = _run_cli(raw, '--output', tmp_path, '--force')
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f'densehybrid-import: error: {tmp_path} is a directory; give the checkpoint file name')
     assert torch.load(out, weights_only=True)['arch'] == 'ladder_resnet18_half'   # guessed
 
 
