@@ -213,3 +213,20 @@ def test_a_plain_segmentation_model_imports_with_a_fresh_ood_head():
         import_official(broken, 'ldn121', new_ood_head=True)
     with pytest.raises(CheckpointError, match='has its own OOD head'):
         import_official(_official_state_dict('ldn121'), 'ldn121', new_ood_head=True)
+
+
+def test_a_file_saved_from_cuda_tensors_imports_on_the_cpu(tmp_path, monkeypatch):
+    # Write the file a GPU machine writes: every storage tagged 'cuda:0' (torch.save asks
+    # serialization.location_tag for the tag), without needing a GPU here.
+    path = tmp_path / 'cuda_saved.pth'
+    state = _official_state_dict('ladder_resnet18_half')
+    monkeypatch.setattr(torch.serialization, 'location_tag', lambda storage: 'cuda:0')
+    torch.save(state, path)
+    monkeypatch.undo()
+    if not torch.cuda.is_available():          # the tag is real: a plain load needs CUDA
+        with pytest.raises(RuntimeError, match='on a CUDA device'):
+            torch.load(path, weights_only=True)
+    model, meta = import_official(path)
+    assert meta['arch'] == 'ladder_resnet18_half'
+    got = model.state_dict()
+    assert all(v.device.type == 'cpu' and torch.equal(v, state[k]) for k, v in got.items())
