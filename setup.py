@@ -36,7 +36,7 @@ setup(
         'console_scripts': [
             'densehybrid-import = densehybrid_ros.tools.import_official:main',
             'densehybrid-segment = densehybrid_ros.tools.segment_images:main',
-            'densehybrid-node = densehybrid_ros.ros.node:main',
+            'densehybrid-node = densehybrid_ros.ros.main:main',
             'densehybrid-train = densehybrid_ros.train:main',
             'densehybrid-eval = densehybrid_ros.tools.eval_bag:main',
             'densehybrid-make-bag = densehybrid_ros.tools.make_sample_bag:main',

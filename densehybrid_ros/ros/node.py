@@ -7,10 +7,8 @@ So latency never grows with load: at most one frame per camera waits. Under over
 frame older than a third of its camera's period is skipped for the next one (``pacing``).
 """
 
-import argparse
 from dataclasses import dataclass
 import gc
-import logging
 import math
 import sys
 import threading
@@ -20,9 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 from rcl_interfaces.msg import SetParametersResult
-import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
@@ -30,14 +26,15 @@ from std_msgs.msg import Header
 
 from .conversions import check_message, msg_to_rgb, numpy_to_image
 from .diagnostics import camera_status, CameraStats, diagnostic_array, ERROR, OK, status
+from .frame_size import frame_pixels
 from .pacing import FramePeriod, fresh_wait
 from .qos import input_qos, OUTPUT_QOS
-from .params import check_change, declare_parameters, read_parameters, validate_all
+from .params import check_change, declare_parameters, DEFAULTS, read_parameters, validate_all
 from ..images import ImageError
 from ..outputs import needs, OUTPUTS, output_namespaces, Renderer
-from ..transport import use_large_data
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
+TOO_LARGE = 'too_large'           # drop cause: more pixels than max_input_pixels
 WARN_PERIOD_S = 5.0
 _WITH_MESSAGE_INFO = hasattr(getattr(Subscription, 'CallbackType', None), 'WithMessageInfo')
 ImageMsg = Union[Image, CompressedImage]
@@ -79,17 +76,16 @@ class DenseHybridNode(LifecycleNode):
 
     def __init__(self, node_name: str = 'densehybrid', **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        declare_parameters(self)
-        values = read_parameters(self)
-        self._state = 'unconfigured'
-        self._error = ''
+        # Refused start values (e.g. overlay_alpha:=5.0): configure fails with them, node up.
+        self._start_errors = declare_parameters(self)
+        self._error = '; '.join(self._start_errors.values())
         self._segmenter: Any = None     # densehybrid_ros.inference.Segmenter once configured
         self._calibrated_threshold = math.nan
         self._renderer: Optional[Renderer] = None      # drawing of the outputs, once configured
-        self._alpha = float(values['overlay_alpha'])
-        self._publish_all = bool(values['publish_all'])
-        self._timeout = float(values['camera_timeout'])
-        self._skip_stale = bool(values['skip_stale_frames'])
+        self._alpha = self._publish_all = self._timeout = self._skip_stale = None
+        self._max_pixels = 0
+        for name, value in DEFAULTS.items():   # the run-time values; configure reads them again
+            self._apply_runtime(name, value)
         self._cameras: List[Camera] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -102,14 +98,26 @@ class DenseHybridNode(LifecycleNode):
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics,
                                              clock=Clock(clock_type=ClockType.STEADY_TIME))
 
+    @property
+    def lifecycle_state(self) -> str:
+        """Label of the current lifecycle state: unconfigured, inactive, active or a transition."""
+        return self._state_machine.current_state[1]
+
+    def _valid_parameters(self) -> Dict[str, Any]:
+        """Read every parameter and validate them together (configure and activate)."""
+        if self._start_errors:
+            raise ValueError('refused start value: ' + '; '.join(self._start_errors.values()))
+        values = read_parameters(self)
+        reason = validate_all(values)
+        if reason:
+            raise ValueError(reason)
+        return values
+
     # ----------------------------------------------------------------- lifecycle transitions
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Validate parameters, load the checkpoint on the device and warm it up."""
-        values = read_parameters(self)
         try:
-            reason = validate_all(values)
-            if reason:
-                raise ValueError(reason)
+            values = self._valid_parameters()
             width = int(values['inference_width'])
             if values['torch_threads'] > 0:
                 import torch
@@ -127,9 +135,9 @@ class DenseHybridNode(LifecycleNode):
             return FAILURE
         self._segmenter, self._error = segmenter, ''
         self._calibrated_threshold = segmenter.threshold
-        self._apply_threshold(values['anomaly_threshold'])
         self._renderer = Renderer(segmenter.palette, segmenter.calibration, self._alpha)
-        self._state = 'inactive'
+        for name, value in values.items():
+            self._apply_runtime(name, value)
         self.get_logger().info(
             f'configured: {segmenter.arch} from {segmenter.meta.get("path")} on '
             f'{segmenter.device} ({segmenter.precision}), inference width '
@@ -137,50 +145,43 @@ class DenseHybridNode(LifecycleNode):
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Subscribe to the cameras, advertise the outputs and start the inference thread."""
-        values = read_parameters(self)
+        """Subscribe to the cameras, activate the output publishers, start inference."""
         try:
-            reason = validate_all(values)
-            if reason:
-                raise ValueError(reason)
-            self._make_cameras(values)
+            values = self._valid_parameters()
+            self._open_cameras(values)
         except Exception as exc:
-            self._teardown_cameras()
+            self._stop_cameras()
             self.get_logger().error(f'activate failed: {one_line(exc)}')
             return FAILURE
         self._stop.clear()
         self._worker = threading.Thread(target=self._run, name='densehybrid-inference',
                                         daemon=True)
         self._worker.start()
-        self._state = 'active'
         self.get_logger().info('active: ' + '; '.join(
             f'{cam.topic} -> {cam.out_ns}/*' for cam in self._cameras))
-        return SUCCESS
+        return super().on_activate(state)          # activates the lifecycle publishers
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Stop the inference thread, drop subscriptions and publishers, free cached memory."""
-        self._teardown_cameras()
+        """Stop inference and the subscriptions (outputs stay advertised), free cached memory."""
+        self._stop_cameras()
         _free_device_cache()
-        self._state = 'inactive'
-        return SUCCESS
+        return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Drop the model."""
+        """Drop the output publishers and the model."""
+        self._close_cameras()
         self._segmenter = None
         _free_device_cache()
-        self._state = 'unconfigured'
-        return SUCCESS
+        return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Release everything from any state."""
         self.close()
-        self._state = 'finalized'
         return SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Recover to unconfigured after a failed transition."""
         self.close()
-        self._state = 'unconfigured'
         return SUCCESS
 
     def autostart(self) -> bool:
@@ -189,27 +190,35 @@ class DenseHybridNode(LifecycleNode):
 
     def close(self) -> None:
         """Stop the worker and drop cameras and model (idempotent)."""
-        self._teardown_cameras()
+        self._close_cameras()
         self._segmenter = None
         _free_device_cache()
 
     # ----------------------------------------------------------------- set-up helpers
-    def _make_cameras(self, values: Dict[str, Any]) -> None:
-        """Fill ``self._cameras`` (as it goes, so a failure half-way can be torn down)."""
+    def _open_cameras(self, values: Dict[str, Any]) -> None:
+        """Subscribe to every camera; make cameras and lifecycle publishers if topics changed.
+
+        Publishers live from the first activate to cleanup (deactivated in between, so
+        subscribers stay matched); they are remade only when ``input_topics`` changed.
+        """
         compressed = values['input_transport'] == 'compressed'
         msg_type = CompressedImage if compressed else Image
         bases = []
         for topic in values['input_topics']:
             if topic.endswith('/compressed'):
                 topic = topic[:-len('/compressed')]
-            bases.append(self._resolve(topic))
+            bases.append(self.resolve_topic_name(topic))
+        topics = [base + '/compressed' if compressed else base for base in bases]
+        if [cam.topic for cam in self._cameras] != topics:
+            self._close_cameras()
+            for topic, out_ns in zip(topics, output_namespaces(bases)):
+                cam = Camera(topic, out_ns)
+                self._cameras.append(cam)        # as it goes: a failure half-way is closed
+                for name in OUTPUTS:
+                    cam.publishers[name] = self.create_lifecycle_publisher(
+                        Image, f'{out_ns}/{name}', OUTPUT_QOS)
         qos = input_qos(values['input_reliability'])
-        for base, out_ns in zip(bases, output_namespaces(bases)):
-            cam = Camera(base + '/compressed' if compressed else base, out_ns)
-            self._cameras.append(cam)
-            for name in OUTPUTS:
-                cam.publishers[name] = self.create_publisher(Image, f'{out_ns}/{name}',
-                                                             OUTPUT_QOS)
+        for cam in self._cameras:
             if _WITH_MESSAGE_INFO:     # Iron and later: sequence numbers reveal lost frames
                 def callback(msg: ImageMsg, info: Dict[str, Any], cam: Camera = cam) -> None:
                     cam.stats.sequence(info.get('publication_sequence_number'))
@@ -219,27 +228,30 @@ class DenseHybridNode(LifecycleNode):
                     self._on_frame(cam, msg)
             cam.subscription = self.create_subscription(msg_type, cam.topic, callback, qos)
 
-    def _resolve(self, topic: str) -> str:
-        resolve = getattr(self, 'resolve_topic_name', None)   # remapping applied (Humble+)
-        if resolve is not None:
-            return resolve(topic)
-        from rclpy.expand_topic_name import expand_topic_name
-        return expand_topic_name(topic, self.get_name(), self.get_namespace())
-
-    def _teardown_cameras(self) -> None:
+    def _stop_cameras(self) -> None:
+        """Stop the inference thread and drop the subscriptions and any waiting frame."""
         self._stop.set()
         self._wake.set()
         worker, self._worker = self._worker, None
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout=30.0)
         for cam in self._cameras:
+            subscription, cam.subscription, cam.pending = cam.subscription, None, None
             try:
-                if cam.subscription is not None:
-                    self.destroy_subscription(cam.subscription)
-                for pub in cam.publishers.values():
-                    self.destroy_publisher(pub)
+                if subscription is not None:
+                    self.destroy_subscription(subscription)
             except Exception:  # context already shut down: nothing left to release
                 pass
+
+    def _close_cameras(self) -> None:
+        """Stop the cameras and destroy their output publishers."""
+        self._stop_cameras()
+        for cam in self._cameras:
+            for pub in cam.publishers.values():
+                try:
+                    self.destroy_lifecycle_publisher(pub)
+                except Exception:  # context already shut down
+                    pass
         self._cameras = []
 
     # ----------------------------------------------------------------- data path
@@ -251,6 +263,12 @@ class DenseHybridNode(LifecycleNode):
             check_message(msg)         # O(1) header checks; decoding happens in the worker
         except ImageError as exc:
             self._bad_message(cam, exc)
+            return
+        pixels = frame_pixels(msg) if self._max_pixels else None
+        if pixels is not None and pixels > self._max_pixels:     # before any decoding
+            cam.stats.bad_message(TOO_LARGE)
+            self._warn_throttled(cam.topic, TOO_LARGE, f'dropped a frame on {cam.topic}: '
+                                 f'{pixels} pixels > max_input_pixels {self._max_pixels}')
             return
         with self._lock:
             if cam.pending is not None:
@@ -346,24 +364,32 @@ class DenseHybridNode(LifecycleNode):
     def _on_set_parameters(self, parameters: List[Any]) -> SetParametersResult:
         """Validate every change; apply the run-time ones."""
         for param in parameters:
-            reason = check_change(param.name, param.value, self._state)
+            reason = check_change(param.name, param.value, self.lifecycle_state)
             if reason:
                 self.get_logger().warning(f'rejected {param.name}={param.value!r}: {reason}')
                 return SetParametersResult(successful=False, reason=reason)
         for param in parameters:
-            if param.name == 'anomaly_threshold':
-                self._apply_threshold(param.value)
-            elif param.name == 'overlay_alpha':
-                self._alpha = float(param.value)
-                if self._renderer is not None:
-                    self._renderer.alpha = self._alpha
-            elif param.name == 'publish_all':
-                self._publish_all = bool(param.value)
-            elif param.name == 'camera_timeout':
-                self._timeout = float(param.value)
-            elif param.name == 'skip_stale_frames':
-                self._skip_stale = bool(param.value)
+            if self._start_errors.pop(param.name, None) is not None:   # fixed after start
+                self._error = '; '.join(self._start_errors.values())
+            self._apply_runtime(param.name, param.value)
         return SetParametersResult(successful=True)
+
+    def _apply_runtime(self, name: str, value: Any) -> None:
+        """Apply a validated value of a run-time parameter (others are read at transitions)."""
+        if name == 'anomaly_threshold':
+            self._apply_threshold(value)
+        elif name == 'overlay_alpha':
+            self._alpha = float(value)
+            if self._renderer is not None:
+                self._renderer.alpha = self._alpha
+        elif name == 'publish_all':
+            self._publish_all = bool(value)
+        elif name == 'camera_timeout':
+            self._timeout = float(value)
+        elif name == 'skip_stale_frames':
+            self._skip_stale = bool(value)
+        elif name == 'max_input_pixels':
+            self._max_pixels = int(value)
 
     def _apply_threshold(self, value: float) -> None:
         if self._segmenter is not None:
@@ -374,16 +400,17 @@ class DenseHybridNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         name = self.get_fully_qualified_name()
         seg = self._segmenter
+        state = self.lifecycle_state
         if seg is not None:
-            node_status = status(f'{name}: model', OK, self._state, {
-                'state': self._state, 'model': seg.arch,
+            node_status = status(f'{name}: model', OK, state, {
+                'state': state, 'model': seg.arch,
                 'checkpoint': str(seg.meta.get('path', '')), 'device': str(seg.device),
                 'precision': seg.precision, 'inference_width': str(seg.inference_size or 0),
                 'anomaly_threshold': f'{seg.threshold:g}',
                 'classes': str(len(seg.meta.get('class_names') or []))}, str(seg.device))
         else:
             node_status = status(f'{name}: model', ERROR if self._error else OK,
-                                 self._error or self._state, {'state': self._state})
+                                 self._error or state, {'state': state})
         statuses = [node_status] + [
             camera_status(name, cam.topic, cam.stats.report(), self._timeout,
                           cam.wanted(self._publish_all))
@@ -399,68 +426,6 @@ def _free_device_cache() -> None:
         torch.cuda.empty_cache()
 
 
-class _RosLogHandler(logging.Handler):
-    """Forward the core's Python logging (densehybrid_ros.*) to the node's ROS logger."""
-
-    def __init__(self, logger: Any) -> None:
-        super().__init__()
-        self._logger = logger
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if record.levelno >= logging.ERROR:
-            self._logger.error(text)
-        elif record.levelno >= logging.WARNING:
-            self._logger.warning(text)
-        else:
-            self._logger.info(text)
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    """Console script ``densehybrid-node [--autostart] [--ros-args ...]``."""
-    argv = list(sys.argv if argv is None else argv)
-    parser = argparse.ArgumentParser(
-        prog='densehybrid-node', formatter_class=argparse.RawDescriptionHelpFormatter,
-        description='DenseHybrid lifecycle node: camera images in; semantic, anomaly-score and '
-                    'open-set images out.',
-        epilog='examples:\n'
-               '  densehybrid-node --autostart --ros-args -r image:=/camera/image_raw\n'
-               '  densehybrid-node --autostart --ros-args --params-file config/densehybrid.yaml '
-               '\\\n      -p input_topics:=[/front/image_raw,/left/image_raw] -p device:=cuda\n'
-               'without --autostart, drive it with lifecycle transitions '
-               '(ros2 lifecycle set /densehybrid configure).')
-    parser.add_argument('--autostart', action='store_true',
-                        help='configure and activate at start (no lifecycle manager needed)')
-    opts = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
-    use_large_data()      # large best-effort images need Fast DDS's LARGE_DATA transports
-    rclpy.init(args=argv)
-    node = None
-    handler = None
-    try:
-        node = DenseHybridNode()
-        handler = _RosLogHandler(node.get_logger())
-        core_log = logging.getLogger('densehybrid_ros')
-        core_log.addHandler(handler)
-        core_log.setLevel(logging.INFO)
-        core_log.propagate = False
-        if opts.autostart:
-            node.autostart()       # on failure the node stays up, unconfigured, inspectable
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception as exc:  # e.g. a parameter override outside its range
-        if rclpy.ok():         # otherwise a signal shut the context down mid-transition
-            print(f'densehybrid-node: {one_line(exc)}', file=sys.stderr)
-            return 1
-    finally:
-        if handler is not None:
-            logging.getLogger('densehybrid_ros').removeHandler(handler)
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
-
-
-if __name__ == '__main__':
+if __name__ == '__main__':      # ``python -m densehybrid_ros.ros.node``: the console script
+    from .main import main
     sys.exit(main())

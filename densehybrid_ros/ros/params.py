@@ -10,6 +10,8 @@ import re
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
+                              ParameterUninitializedException)
 
 # When a new value takes effect: at any time, at the next activate, or at the next configure.
 RUNTIME, ACTIVATE, CONFIGURE = 'runtime', 'activate', 'configure'
@@ -87,6 +89,10 @@ SPECS: Tuple[ParamSpec, ...] = (
     ParamSpec('input_reliability', 'best_effort',
               'Reliability of the input subscriptions (depth 1); best_effort = sensor-data QoS.',
               stage=ACTIVATE, choices=RELIABILITIES),
+    ParamSpec('max_input_pixels', 16_777_216,
+              'Frames with more pixels (width x height, read from the header before decoding) '
+              'are dropped and counted as too_large; 0 = no limit. Default 16 MP (4096 x 4096).',
+              stage=RUNTIME, int_range=(0, 2 ** 31 - 1)),
     ParamSpec('camera_timeout', 2.0,
               'Seconds without a frame after which a camera is reported as an ERROR in '
               '/diagnostics.', stage=RUNTIME, float_range=(0.1, 3600.0)),
@@ -96,9 +102,35 @@ SPEC_BY_NAME: Dict[str, ParamSpec] = {spec.name: spec for spec in SPECS}
 DEFAULTS: Dict[str, Any] = {spec.name: spec.default for spec in SPECS}
 
 
-def declare_parameters(node: Any) -> None:
-    """Declare every parameter of ``SPECS`` on ``node`` (overrides from the command line win)."""
-    node.declare_parameters('', [(s.name, s.default, s.descriptor()) for s in SPECS])
+def declare_parameters(node: Any) -> Dict[str, str]:
+    """Declare every parameter of ``SPECS`` on ``node``; return why start values were refused.
+
+    A start value (``-p`` or params file) that rclpy refuses (out of range, wrong type, empty)
+    would end the process in ``declare_parameter``; instead the default is declared and the
+    reason, naming the parameter and the value, is returned so configure can fail with it and
+    the node stays up and inspectable.
+    """
+    overrides = getattr(node, '_parameter_overrides', {})     # rclpy's parsed start values
+    refused: Dict[str, str] = {}
+    for spec in SPECS:
+        try:
+            node.declare_parameter(spec.name, spec.default, spec.descriptor())
+            node.get_parameter(spec.name)       # an empty start value (input_topics:=[]) raises
+        except (InvalidParameterTypeException, InvalidParameterValueException,
+                ParameterUninitializedException):
+            if node.has_parameter(spec.name):
+                node.undeclare_parameter(spec.name)
+            value = _plain(getattr(overrides.get(spec.name), 'value', None))
+            reason = validate(spec.name, value) if value is not None else \
+                f'{spec.name} must not be empty, got an empty value'
+            if reason is None and isinstance(spec.default, float):      # -p timeout:=3
+                node.declare_parameter(spec.name, float(value), spec.descriptor(),
+                                       ignore_override=True)
+                continue
+            refused[spec.name] = reason or f'{spec.name}: start value {value!r} refused'
+            node.declare_parameter(spec.name, spec.default, spec.descriptor(),
+                                   ignore_override=True)
+    return refused
 
 
 def read_parameters(node: Any) -> Dict[str, Any]:
@@ -112,6 +144,9 @@ def validate(name: str, value: Any) -> Optional[str]:
     if spec is None:
         return None
     value = _plain(value)
+    wrong_type = _type_error(spec, value)
+    if wrong_type:
+        return wrong_type
     if spec.choices and value not in spec.choices:
         return f'{name} must be one of {", ".join(spec.choices)}, got {value!r}'
     if name == 'device' and not _DEVICE.match(str(value)):
@@ -125,7 +160,7 @@ def validate(name: str, value: Any) -> Optional[str]:
         return f'{name} must be in [{spec.int_range[0]}, {spec.int_range[1]}], got {value!r}'
     if name == 'input_topics':
         if not value or any(not isinstance(t, str) or not t.strip() for t in value):
-            return 'input_topics must be a non-empty list of non-empty topic names'
+            return f'input_topics must be a non-empty list of non-empty topic names, got {value}'
         if len(set(value)) != len(value):
             return f'input_topics has duplicates: {value}'
     return None
@@ -151,6 +186,22 @@ def check_change(name: str, value: Any, lifecycle_state: str) -> Optional[str]:
     if stage == ACTIVATE and lifecycle_state == 'active':
         return f'{name} is read at activate: deactivate the node first'
     return None
+
+
+def _type_error(spec: ParamSpec, value: Any) -> Optional[str]:
+    """Say why ``value`` has the wrong type for ``spec`` (the default's type), or None."""
+    default = spec.default
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), 'true or false'
+    elif isinstance(default, int):
+        ok, kind = isinstance(value, int) and not isinstance(value, bool), 'an integer'
+    elif isinstance(default, float):
+        ok, kind = isinstance(value, (int, float)) and not isinstance(value, bool), 'a number'
+    elif isinstance(default, str):
+        ok, kind = isinstance(value, str), 'a string'
+    else:
+        ok, kind = isinstance(value, list), 'a list of strings'
+    return None if ok else f'{spec.name} must be {kind}, got {value!r}'
 
 
 def _plain(value: Any) -> Any:

@@ -45,7 +45,7 @@ def node_command() -> List[str]:
         script = shutil.which('densehybrid-node', path=str(folder))
         if script:
             return [script]
-    return [sys.executable, '-m', 'densehybrid_ros.ros.node']
+    return [sys.executable, '-m', 'densehybrid_ros.ros.main']
 
 
 class NodeProcess:

@@ -125,8 +125,7 @@ def test_configure_activate_compressed_input_deactivate_cleanup(probe, lc, tiny_
 
     assert change(probe, Transition.TRANSITION_DEACTIVATE) is True
     assert state(probe) == State.PRIMARY_STATE_INACTIVE
-    probe.wait_for(lambda: probe.node.count_publishers(OVERLAY) == 0, 20,
-                   'the outputs to be unadvertised')
+    assert probe.node.count_publishers(OVERLAY) == 1     # lifecycle publisher: deactivated
     count = len(overlay.arrivals)
     for _ in range(5):
         pub.publish(jpeg)
@@ -136,6 +135,8 @@ def test_configure_activate_compressed_input_deactivate_cleanup(probe, lc, tiny_
 
     assert change(probe, Transition.TRANSITION_CLEANUP) is True
     assert state(probe) == State.PRIMARY_STATE_UNCONFIGURED
+    probe.wait_for(lambda: probe.node.count_publishers(OVERLAY) == 0, 20,
+                   'the outputs to be unadvertised at cleanup')
     (result,) = probe.set_parameters(NODE, device='cpu')      # unconfigured: accepted again
     assert result.successful
 

@@ -45,8 +45,8 @@ def test_remapping_and_namespace_apply_to_input_topics():
                                       '-r', '__ns:=/car'])
     try:
         node = DenseHybridNode(context=context)
-        assert node._resolve('image') == '/camera/image_raw'       # remapped
-        assert node._resolve('rear/image') == '/car/rear/image'    # relative: node namespace
+        assert node.resolve_topic_name('image') == '/camera/image_raw'     # remapped
+        assert node.resolve_topic_name('rear/image') == '/car/rear/image'  # node namespace
         node.destroy_node()
     finally:
         context.try_shutdown()

@@ -1,0 +1,47 @@
+"""frame_size: pixel counts from headers (raw, PNG, JPEG) and the node's max_input_pixels drop."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip('rclpy')
+pytest.importorskip('cv_bridge')
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+
+from densehybrid_ros.ros.conversions import rgb_to_compressed  # noqa: E402
+from densehybrid_ros.ros.frame_size import compressed_size, frame_pixels  # noqa: E402
+from densehybrid_ros.ros.node import Camera, DenseHybridNode, TOO_LARGE  # noqa: E402
+
+
+@pytest.mark.parametrize('fmt', ['jpeg', 'png'])
+def test_compressed_headers_give_the_size_without_decoding(fmt):
+    rgb = np.zeros((37, 53, 3), np.uint8)
+    msg = rgb_to_compressed(rgb, fmt)
+    assert compressed_size(bytes(msg.data)) == (37, 53)
+    assert frame_pixels(msg) == 37 * 53
+
+
+def test_raw_and_unknown_headers():
+    assert frame_pixels(Image(height=8000, width=8000)) == 64_000_000
+    assert frame_pixels(CompressedImage(format='jpeg', data=b'\xff\xd8' + bytes(50))) is None
+    assert compressed_size(b'GIF89a') is None
+
+
+def test_node_drops_frames_above_the_limit_before_decoding(ros_context):
+    node = DenseHybridNode('densehybrid_frame_size_test', context=ros_context)
+    try:
+        assert node.set_parameters([Parameter('max_input_pixels', value=100_000)])[0].successful
+        cam = Camera('/cam/image', '/cam/densehybrid')
+        big = Image(height=8000, width=8000, encoding='mono8', step=8000)
+        big.data = bytes(8000 * 8000)          # a valid frame: only its size is wrong
+        node._on_frame(cam, big)
+        assert cam.pending is None and cam.stats.report().bad == {TOO_LARGE: 1}
+        small = Image(height=240, width=320, encoding='mono8', step=320, data=bytes(320 * 240))
+        node._on_frame(cam, small)
+        assert cam.pending is small
+        assert node.set_parameters([Parameter('max_input_pixels', value=0)])[0].successful
+        cam.pending = None
+        node._on_frame(cam, big)                # 0 = no limit
+        assert cam.pending is big
+    finally:
+        node.destroy_node()

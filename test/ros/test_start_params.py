@@ -1,0 +1,87 @@
+"""Bad start values (issue 15 item 3): configure fails with one line naming them; node stays up.
+
+In-process for every case (a real rclpy context per case, args as the command line gives them),
+and once as the console script in its own process with ``--autostart``.
+"""
+
+import signal
+
+import pytest
+
+pytest.importorskip('rclpy')
+import rclpy  # noqa: E402
+from lifecycle_msgs.msg import State  # noqa: E402
+from lifecycle_msgs.srv import GetState  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from ros_helpers import NodeProcess, START_TIMEOUT_S  # noqa: E402
+
+from densehybrid_ros.ros.node import DenseHybridNode  # noqa: E402
+
+BAD_START = [
+    ('overlay_alpha:=5.0', 'overlay_alpha', '5.0'),
+    ('inference_width:=-3', 'inference_width', '-3'),
+    ('torch_threads:=-1', 'torch_threads', '-1'),
+    ('camera_timeout:=-1.0', 'camera_timeout', '-1.0'),
+    ('input_topics:=[]', 'input_topics', 'empty'),
+    ('overlay_alpha:=abc', 'overlay_alpha', "'abc'"),
+    ('inference_width:=640.5', 'inference_width', '640.5'),
+    ('max_input_pixels:=-5', 'max_input_pixels', '-5'),
+]
+
+
+def start(args):
+    """An unconfigured node built from ``--ros-args -p <args>`` in its own context."""
+    context = rclpy.Context()
+    argv = ['densehybrid-node', '--ros-args'] + [a for arg in args for a in ('-p', arg)]
+    rclpy.init(context=context, args=argv)
+    return context, DenseHybridNode('densehybrid_start_test', context=context)
+
+
+@pytest.mark.parametrize('arg,name,value', BAD_START)
+def test_bad_start_value_fails_configure_naming_it(arg, name, value):
+    context, node = start([arg, 'device:=cpu'])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.lifecycle_state == 'unconfigured'
+        assert name in node._error and value in node._error, node._error
+        assert node.get_parameter('device').value == 'cpu'       # the good values are kept
+    finally:
+        node.destroy_node()
+        context.try_shutdown()
+
+
+def test_fixing_the_value_clears_the_start_error():
+    context, node = start(['overlay_alpha:=5.0'])
+    try:
+        assert 'overlay_alpha' in node._error
+        assert node.set_parameters([Parameter('overlay_alpha', value=0.3)])[0].successful
+        assert node._error == '' and node._start_errors == {}
+    finally:
+        node.destroy_node()
+        context.try_shutdown()
+
+
+def test_integer_for_a_float_parameter_is_taken_as_float():
+    context, node = start(['camera_timeout:=3'])
+    try:
+        assert node.get_parameter('camera_timeout').value == 3.0 and not node._start_errors
+    finally:
+        node.destroy_node()
+        context.try_shutdown()
+
+
+def test_console_script_with_a_bad_value_stays_up_with_one_error_line(probe, tmp_path):
+    node = NodeProcess(['--autostart', '--ros-args', '-r', '__ns:=/badstart',
+                        '-p', 'overlay_alpha:=5.0', '-p', 'device:=cpu'], tmp_path / 'node.log')
+    try:
+        response = probe.call(GetState, '/badstart/densehybrid/get_state', GetState.Request(),
+                              timeout=START_TIMEOUT_S)
+        assert response.current_state.id == State.PRIMARY_STATE_UNCONFIGURED
+        probe.wait_for(lambda: 'configure failed' in node.output(), 30, 'the ERROR line')
+        errors = [line for line in node.output().splitlines() if 'ERROR' in line]
+        assert len(errors) == 1 and 'overlay_alpha' in errors[0] and '5.0' in errors[0], errors
+        assert node.proc.poll() is None                      # up and inspectable
+    finally:
+        assert node.stop(signal.SIGINT) == 0
+    assert 'Traceback' not in node.output()
