@@ -13,8 +13,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
-from .metrics import (AnomalyMetrics, load_state, OpenSetConfusion, save_state, ScoreHistogram,
-                      UNKNOWN_ID)
+from .classes import UNKNOWN_ID
+from .metrics import AnomalyMetrics, load_state, OpenSetConfusion, save_state, ScoreHistogram
 
 
 def rejection_counts(open_set: np.ndarray, anomaly: np.ndarray) -> np.ndarray:

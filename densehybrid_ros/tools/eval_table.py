@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 
 from ..bags import Frame
+from ..classes import UNKNOWN_ID
 from ..evaluation import rejection_counts
 
 
@@ -27,7 +28,7 @@ class FrameTable:
         anomaly = frame.arrays.get('anomaly')
         row: List[Any] = [frame.index, frame.stamp, frame.frame_id,
                           f'{float(score.mean()):.6g}', f'{float(score.max()):.6g}',
-                          '' if open_set is None else f'{(open_set == 255).mean():.6g}']
+                          '' if open_set is None else f'{(open_set == UNKNOWN_ID).mean():.6g}']
         if anomaly is not None:
             counts = rejection_counts(open_set if open_set is not None
                                       else np.zeros_like(anomaly), anomaly)
