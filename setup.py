@@ -6,6 +6,8 @@ import os
 from setuptools import find_packages, setup
 
 PACKAGE = 'densehybrid_ros'
+TEST_REQUIRES = ['pytest', 'pytest-timeout', 'pytest-rerunfailures', 'flake8', 'flake8-quotes',
+                 'flake8-docstrings', 'scikit-learn']
 
 
 def share(folder: str, pattern: str = '*'):
@@ -31,7 +33,9 @@ setup(
     maintainer_email='maintainers@densehybrid-ros.invalid',
     description='DenseHybrid dense open-set segmentation for ROS 2',
     license='Apache-2.0',
-    tests_require=['pytest'],
+    # setuptools >= 72 ignores tests_require, and colcon test then ran 0 tests: the test
+    # dependencies are an extra (pip install -e .[test]); pinned in requirements/dev.txt.
+    extras_require={'test': TEST_REQUIRES},
     entry_points={
         'console_scripts': [
             'densehybrid-import = densehybrid_ros.tools.import_official:main',

@@ -5,7 +5,8 @@
 
 Plays the bag's camera topic (/camera/image) in a loop with densehybrid-replay, starts the node
 on it (embedded model unless checkpoint:=...) and opens RViz with input, overlay, heatmap and
-open-set images.
+open-set images. The tools are found like ExecutableInPackage does (lib/densehybrid_ros/ of a
+colcon install), falling back to PATH for a pip install (launch_args.executable).
 """
 
 import os
@@ -18,6 +19,7 @@ from launch.event_handlers import OnProcessExit
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 
+from densehybrid_ros.launch_args import executable
 from densehybrid_ros.paths import package_share
 from densehybrid_ros.transport import child_env
 
@@ -28,7 +30,7 @@ def _setup(context: LaunchContext) -> List[Any]:
 
     env = child_env()
     bag = arg('bag')
-    replay = ExecuteProcess(cmd=['densehybrid-replay', bag, '--loop', '--quiet'],
+    replay = ExecuteProcess(cmd=[executable('densehybrid-replay'), bag, '--loop', '--quiet'],
                             output='screen', additional_env=env)
     node = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(str(package_share() / 'launch' / 'densehybrid.launch.py')),
@@ -36,7 +38,8 @@ def _setup(context: LaunchContext) -> List[Any]:
                           'device': arg('device'), 'rviz': arg('rviz')}.items())
     if os.path.exists(bag):
         return [node, replay]
-    make = ExecuteProcess(cmd=['densehybrid-make-bag', '--output', bag], output='screen')
+    make = ExecuteProcess(cmd=[executable('densehybrid-make-bag'), '--output', bag],
+                          output='screen', additional_env=env)
     return [node, make, RegisterEventHandler(OnProcessExit(target_action=make,
                                                            on_exit=[replay]))]
 

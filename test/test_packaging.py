@@ -51,3 +51,33 @@ def test_package_xml_is_format_3_ament_python():
     deps = {e.text for e in root if e.tag.endswith('depend')}
     for dep in ('rclpy', 'sensor_msgs', 'diagnostic_msgs', 'lifecycle_msgs', 'cv_bridge'):
         assert dep in deps
+
+
+def package_deps() -> dict:
+    """package.xml dependencies by tag (exec_depend, test_depend, ...)."""
+    deps: dict = {}
+    for element in ET.parse(REPO / 'package.xml').getroot():
+        if element.tag.endswith('depend'):
+            deps.setdefault(element.tag, set()).add(element.text)
+    return deps
+
+
+def test_package_xml_names_runtime_and_test_keys_and_rviz_is_optional():
+    deps = package_deps()
+    assert {'python3-torch', 'python3-torchvision', 'python3-pil', 'ros2launch', 'launch',
+            'launch_ros'} <= deps['exec_depend']
+    assert 'rviz2' not in set().union(*deps.values())          # optional on a headless vehicle
+    assert {'python3-pytest', 'python3-pytest-timeout', 'python3-flake8',
+            'python3-flake8-docstrings', 'python3-flake8-quotes'} <= deps['test_depend']
+    unused = {'ament_copyright', 'ament_pep257', 'ament_flake8'} & deps['test_depend']
+    assert not unused, f'no test uses {unused}'
+
+
+def test_setup_py_declares_test_extra_not_tests_require(wheel):
+    text = (REPO / 'setup.py').read_text()
+    assert 'tests_require=' not in text       # ignored by setuptools >= 72: colcon ran 0 tests
+    (metadata,) = [n for n in wheel.namelist() if n.endswith('.dist-info/METADATA')]
+    extras = [line.split(':', 1)[1] for line in wheel.read(metadata).decode().splitlines()
+              if line.startswith('Requires-Dist:') and 'extra == "test"' in line]
+    for name in ('pytest', 'pytest-timeout', 'flake8', 'flake8-quotes', 'flake8-docstrings'):
+        assert any(r.split(';')[0].strip() == name for r in extras), name
