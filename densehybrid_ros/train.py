@@ -14,6 +14,7 @@ import argparse
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 import json
+import logging
 import math
 import multiprocessing
 import os
@@ -113,6 +114,22 @@ def _sample_batches(dataset: 'EvalSet', batch: int = 4) -> Iterator[List[Dict[st
         yield [dataset.sample(i) for i in range(first, min(first + batch, len(dataset)))]
 
 
+def training_segmenter(model: DenseHybridModel, device: torch.device,
+                       score: str = 'hybrid') -> Segmenter:
+    """``Segmenter.from_model`` for the model being trained, which has no threshold yet.
+
+    The Segmenter warns about a missing calibration, meant for users loading a checkpoint;
+    here the calibration is what is being measured, so the warning is held back.
+    """
+    log = logging.getLogger(Segmenter.__module__)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        return Segmenter.from_model(model, device=str(device), score=score)
+    finally:
+        log.setLevel(level)
+
+
 def calibrate_model(segmenter: Segmenter, dataset: 'EvalSet', measured_on: str,
                     target_tpr: float = 0.95) -> Dict[str, Any]:
     """Threshold at ``target_tpr`` and heatmap range of the Segmenter's score on ``dataset``."""
@@ -135,7 +152,7 @@ def evaluate(model: DenseHybridModel, dataset: 'EvalSet', device: torch.device,
     """
     from .metrics import AnomalyMetrics, OpenSetConfusion
     kinds = ('hybrid', 'generative', 'discriminative')
-    segmenters = {k: Segmenter.from_model(model, device=str(device), score=k) for k in kinds}
+    segmenters = {k: training_segmenter(model, device, k) for k in kinds}
     if threshold is not None:
         segmenters['hybrid'].threshold = threshold
     anomaly = {k: AnomalyMetrics() for k in kinds}
@@ -312,7 +329,7 @@ def _run(args: argparse.Namespace, rank: int, world: int, device: torch.device,
 
     # -- calibrate and evaluate through the Segmenter (rank 0), then save model.pt
     print('calibrating ...', flush=True)
-    segmenter = Segmenter.from_model(model, device=str(device))
+    segmenter = training_segmenter(model, device)
     calibration = calibrate_model(segmenter, calib_set,
                                   measured_on=f'{len(calib_set)} held-out images: {data_desc}')
     print('evaluating ...', flush=True)

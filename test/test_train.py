@@ -81,12 +81,14 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
         assert torch.allclose(wa['model'][k].float(), v.float(), atol=1e-5), k
 
 
-def test_finetune_heads_only_from_a_checkpoint(tmp_path):
+def test_finetune_heads_only_from_a_checkpoint(tmp_path, capsys):
     torch.manual_seed(0)
     model = build_model('ladder_resnet18_half', 19)
     init = save_checkpoint(tmp_path / 'init.pt', model, {})
     _run(tmp_path, '--iters', '2', '--init', str(init), '--finetune', 'heads',
          '--val-scenes', '1', '--calib-scenes', '2')
+    # The model being calibrated has no threshold yet: no 'uncalibrated checkpoint' warning.
+    assert 'no calibrated threshold' not in capsys.readouterr().err
     tuned, _ = load_checkpoint(tmp_path / 'run' / 'model.pt')
     before = model.state_dict()
     for k, v in tuned.state_dict().items():
