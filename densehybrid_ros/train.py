@@ -376,7 +376,7 @@ def init_model(args: argparse.Namespace) -> Tuple[DenseHybridModel, List[str]]:
         model = build_model(args.arch, args.num_classes)
     if args.finetune == 'heads':
         for name, prm in model.named_parameters():
-            prm.requires_grad = name.startswith(('logits.', 'logits_ood.'))
+            prm.requires_grad = name.startswith(model.head_prefixes)
     return model, class_names
 
 
