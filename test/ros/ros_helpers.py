@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, Callable, Deque, Dict, List, Sequence, Set, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 import pytest
 
@@ -51,11 +51,12 @@ def node_command() -> List[str]:
 class NodeProcess:
     """The densehybrid node in its own process, its output captured to a file."""
 
-    def __init__(self, args: Sequence[str], log_path: Path) -> None:
+    def __init__(self, args: Sequence[str], log_path: Path,
+                 env: Optional[Dict[str, str]] = None) -> None:
         self.log_path = log_path
         self._log = open(log_path, 'w')
-        self.proc = subprocess.Popen(node_command() + list(args), env=ros_env(), cwd=REPO,
-                                     stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(node_command() + list(args), env={**ros_env(), **(env or {})},
+                                     cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
 
     def output(self) -> str:
         """Everything the node printed so far."""
