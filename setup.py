@@ -41,6 +41,7 @@ setup(
             'densehybrid-import = densehybrid_ros.tools.import_official:main',
             'densehybrid-segment = densehybrid_ros.tools.segment_images:main',
             'densehybrid-node = densehybrid_ros.ros.main:main',
+            'densehybrid-ctl = densehybrid_ros.ros.ctl:main',
             'densehybrid-train = densehybrid_ros.train:main',
             'densehybrid-eval = densehybrid_ros.tools.eval_bag:main',
             'densehybrid-make-bag = densehybrid_ros.tools.make_sample_bag:main',

@@ -40,7 +40,8 @@ def test_console_scripts_are_registered(wheel):
     text = wheel.read(entry).decode()
     for script in ('densehybrid-node', 'densehybrid-train', 'densehybrid-eval',
                    'densehybrid-replay', 'densehybrid-bench', 'densehybrid-import',
-                   'densehybrid-make-bag', 'densehybrid-segment', 'densehybrid-demo'):
+                   'densehybrid-make-bag', 'densehybrid-segment', 'densehybrid-demo',
+                   'densehybrid-ctl'):
         assert f'{script} = ' in text
 
 

@@ -1,0 +1,172 @@
+"""``densehybrid-ctl``: lifecycle, parameters and topic echo where ros2cli is not installed.
+
+The PyPI set-up (requirements/ros.txt) has rclpy but not ``ros2 lifecycle/param/topic``. This is
+a thin rclpy shell over the same services and topics, for any node:
+
+  densehybrid-ctl lifecycle /densehybrid configure      # get|configure|activate|deactivate|...
+  densehybrid-ctl param get /densehybrid overlay_alpha
+  densehybrid-ctl param set /densehybrid overlay_alpha 0.3
+  densehybrid-ctl param list /densehybrid
+  densehybrid-ctl echo /diagnostics --count 1
+
+Exit codes: 0 done, 1 refused (transition failed, value rejected, nothing received), 2 usage
+error or node not found (one ``error:`` line).
+"""
+
+import argparse
+import importlib
+import sys
+import time
+from typing import Any, List, Optional
+
+import rclpy
+from rclpy.node import Node
+from rclpy.parameter import Parameter, parameter_value_to_python
+import yaml
+
+from ..transport import use_large_data
+
+TRANSITIONS = ('configure', 'activate', 'deactivate', 'cleanup', 'shutdown')
+ARRAY_SHOWN = 16            # longer arrays (image data) print as their length
+
+
+class CtlError(Exception):
+    """A usage error or an unreachable node: one ``error:`` line, exit 2."""
+
+
+def call(node: Node, srv_type: Any, name: str, request: Any, timeout: float) -> Any:
+    """Call a service and wait for the answer (CtlError when it is not there)."""
+    client = node.create_client(srv_type, name)
+    if not client.wait_for_service(timeout_sec=timeout):
+        raise CtlError(f'service {name} not available after {timeout:g} s (node running? '
+                       'same ROS_DOMAIN_ID?)')
+    future = client.call_async(request)
+    rclpy.spin_until_future_complete(node, future, timeout_sec=max(timeout, 120.0))
+    if not future.done():
+        raise CtlError(f'service {name} did not answer')
+    return future.result()
+
+
+def lifecycle(node: Node, target: str, command: str, timeout: float) -> int:
+    """Print the state, or request a transition and print the new state."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+    if command != 'get':       # by label: the node picks the transition of its current state
+        request = ChangeState.Request(transition=Transition(label=command))
+        ok = call(node, ChangeState, f'{target}/change_state', request, timeout).success
+        if not ok:
+            print(f'{command} failed (see the node log or /diagnostics)', file=sys.stderr)
+    state = call(node, GetState, f'{target}/get_state', GetState.Request(), timeout)
+    print(state.current_state.label)
+    return 0 if command == 'get' or ok else 1
+
+
+def param(node: Node, target: str, command: str, names: List[str], timeout: float) -> int:
+    """``get NAME...``, ``set NAME VALUE`` or ``list``."""
+    from rcl_interfaces.srv import GetParameters, ListParameters, SetParameters
+    if command == 'list':
+        result = call(node, ListParameters, f'{target}/list_parameters',
+                      ListParameters.Request(), timeout).result
+        print('\n'.join(sorted(result.names)))
+        return 0
+    if command == 'get':
+        if not names:
+            raise CtlError('param get needs at least one parameter name')
+        values = call(node, GetParameters, f'{target}/get_parameters',
+                      GetParameters.Request(names=names), timeout).values
+        for name, value in zip(names, values):
+            print(f'{name}: {parameter_value_to_python(value)!r}')
+        return 0
+    if len(names) != 2:
+        raise CtlError('param set needs NAME VALUE')
+    value = yaml.safe_load(names[1])            # 0.3 -> float, [a, b] -> list, abc -> str
+    request = SetParameters.Request(
+        parameters=[Parameter(names[0], value=value).to_parameter_msg()])
+    (result,) = call(node, SetParameters, f'{target}/set_parameters', request, timeout).results
+    if not result.successful:
+        print(f'rejected: {result.reason}', file=sys.stderr)
+        return 1
+    print(f'{names[0]}: {value!r}')
+    return 0
+
+
+def message_type(type_name: str) -> Any:
+    """Import ``pkg/msg/Name`` (the form the graph reports)."""
+    package, _, name = type_name.split('/')
+    return getattr(importlib.import_module(f'{package}.msg'), name)
+
+
+def plain(msg: Any) -> Any:
+    """Turn a message into plain dicts and lists; long arrays (image bytes) into their length."""
+    if hasattr(msg, 'get_fields_and_field_types'):
+        return {field: plain(getattr(msg, field)) for field in msg.get_fields_and_field_types()}
+    if isinstance(msg, (bytes, bytearray)) or hasattr(msg, 'tolist'):
+        msg = list(msg)
+    if isinstance(msg, (list, tuple)):
+        return [plain(m) for m in msg] if len(msg) <= ARRAY_SHOWN else f'<{len(msg)} values>'
+    return msg
+
+
+def echo(node: Node, topic: str, count: int, timeout: float) -> int:
+    """Print ``count`` messages of ``topic`` as YAML documents."""
+    deadline = time.monotonic() + timeout
+    types: List[str] = []
+    while not types and time.monotonic() < deadline:
+        types = dict(node.get_topic_names_and_types()).get(topic, [])
+        rclpy.spin_once(node, timeout_sec=0.1)
+    if not types:
+        raise CtlError(f'no publisher of {topic} found in {timeout:g} s')
+    received: List[Any] = []
+    node.create_subscription(message_type(types[0]), topic, received.append, 10)
+    while len(received) < count and time.monotonic() < deadline + timeout:
+        rclpy.spin_once(node, timeout_sec=0.1)
+    for msg in received[:count]:
+        print(yaml.safe_dump(plain(msg), sort_keys=False, width=99).rstrip() + '\n---')
+    return 0 if len(received) >= count else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    """Command-line interface."""
+    ap = argparse.ArgumentParser(prog='densehybrid-ctl', description=__doc__.split('\n')[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog='\n'.join(__doc__.split('\n')[3:10]))
+    ap.add_argument('--timeout', type=float, default=10.0,
+                    help='seconds to wait for the node or topic (default 10)')
+    sub = ap.add_subparsers(dest='command', required=True)
+    lc = sub.add_parser('lifecycle', help='get the state or request a transition')
+    lc.add_argument('node')
+    lc.add_argument('transition', choices=('get',) + TRANSITIONS)
+    pa = sub.add_parser('param', help='get, set or list parameters')
+    pa.add_argument('action', choices=('get', 'set', 'list'))
+    pa.add_argument('node')
+    pa.add_argument('args', nargs='*', help='get: NAME...; set: NAME VALUE (YAML)')
+    ec = sub.add_parser('echo', help='print messages of a topic')
+    ec.add_argument('topic')
+    ec.add_argument('--count', type=int, default=1, help='messages to print (default 1)')
+    return ap
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Console script ``densehybrid-ctl``."""
+    opts = parser().parse_args(argv)
+    use_large_data()
+    rclpy.init()
+    node = rclpy.create_node('densehybrid_ctl')
+    try:
+        if opts.command == 'lifecycle':
+            return lifecycle(node, opts.node, opts.transition, opts.timeout)
+        if opts.command == 'param':
+            return param(node, opts.node, opts.action, opts.args, opts.timeout)
+        return echo(node, opts.topic, opts.count, opts.timeout)
+    except CtlError as exc:
+        print(f'densehybrid-ctl: error: {exc}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

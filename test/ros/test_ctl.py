@@ -1,0 +1,60 @@
+"""densehybrid-ctl against a real node process: lifecycle, parameters, echo, errors."""
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip('rclpy')
+pytest.importorskip('cv_bridge')
+from ros_helpers import NodeProcess, ros_env, START_TIMEOUT_S  # noqa: E402
+
+NODE = '/ctl/densehybrid'
+
+
+def ctl(*args: str, timeout: float = START_TIMEOUT_S) -> subprocess.CompletedProcess:
+    """Run densehybrid-ctl in its own process."""
+    return subprocess.run([sys.executable, '-m', 'densehybrid_ros.ros.ctl',
+                           '--timeout', str(timeout), *args],
+                          env=ros_env(), capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope='module')
+def node(tiny_checkpoint, tmp_path_factory):
+    """The node, unconfigured, in namespace /ctl."""
+    proc = NodeProcess(['--ros-args', '-r', '__ns:=/ctl', '-p', f'checkpoint:={tiny_checkpoint}',
+                        '-p', 'device:=cpu', '-p', 'inference_width:=64'],
+                       tmp_path_factory.mktemp('ctl') / 'node.log')
+    yield proc
+    proc.stop(signal.SIGINT)
+
+
+def test_lifecycle_and_parameters(node):
+    done = ctl('lifecycle', NODE, 'get')
+    assert (done.returncode, done.stdout.strip()) == (0, 'unconfigured'), done.stderr
+    done = ctl('param', 'set', NODE, 'overlay_alpha', '2.0')
+    assert done.returncode == 1 and 'rejected' in done.stderr and 'overlay_alpha' in done.stderr
+    assert ctl('param', 'set', NODE, 'overlay_alpha', '0.25').returncode == 0
+    done = ctl('param', 'get', NODE, 'overlay_alpha', 'input_topics')
+    assert done.stdout.splitlines() == ['overlay_alpha: 0.25', "input_topics: ['image']"]
+    assert 'max_input_pixels' in ctl('param', 'list', NODE).stdout.split()
+    done = ctl('lifecycle', NODE, 'activate')             # not from unconfigured
+    assert done.returncode == 1 and done.stdout.strip() == 'unconfigured'
+    done = ctl('lifecycle', NODE, 'configure')
+    assert (done.returncode, done.stdout.strip()) == (0, 'inactive'), done.stderr
+    done = ctl('lifecycle', NODE, 'activate')
+    assert (done.returncode, done.stdout.strip()) == (0, 'active'), done.stderr
+
+
+def test_echo_prints_diagnostics(node):
+    done = ctl('echo', '/diagnostics', '--count', '1')
+    assert done.returncode == 0, done.stderr
+    assert f'{NODE}: model' in done.stdout and done.stdout.rstrip().endswith('---')
+
+
+def test_missing_node_is_one_error_line():
+    done = ctl('lifecycle', '/nobody_here', 'get', timeout=1)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith('densehybrid-ctl: error: service /nobody_here')
+    assert 'Traceback' not in done.stderr
