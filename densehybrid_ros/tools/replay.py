@@ -171,6 +171,10 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
         spinner.start()
         _wait_for_graph(publishers, waiting, args.wait_subscribers)
         stats['subscribers'] = {t: p.get_subscription_count() for t, p in publishers.items()}
+        for topic in (t for t, n in stats['subscribers'].items() if not n):
+            print(f'densehybrid-replay: warning: nothing subscribes to {topic} (waited '
+                  f'{args.wait_subscribers:g} s); check the input topic of the node and '
+                  'ROS_DOMAIN_ID', file=sys.stderr)
         started = time.monotonic()
         per_loop = sum(min(reader.topics[t][1], args.frames or reader.topics[t][1])
                        for t in topics)
@@ -296,13 +300,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         line += f', {stats["wait_timeouts"]} frames got no result within --wait-timeout'
     if stats.get('late'):
         line += f', {stats["late"]} published late (> 0.1 s)'
+    if stats.get('interrupted'):
+        line += ' (interrupted)'
     if 'recorded' in stats:
         line += f'; recorded {sum(stats["recorded"].values())} messages to {args.record}'
     print(line)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(stats, indent=2) + '\n')
-    return 130 if stats.get('interrupted') else 0
+    return 0            # also after Ctrl-C (--loop under launch): a requested stop, not a crash
 
 
 if __name__ == '__main__':

@@ -3,8 +3,10 @@
 import json
 import os
 from pathlib import Path
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -47,6 +49,21 @@ def test_playback_keeps_the_recorded_timing(tmp_path, argv, at_least) -> None:
     assert result.stdout.startswith('published 5 messages') and seconds >= at_least
     if not argv or argv == ['--rate', '4']:
         assert seconds < at_least + 2.0
+
+
+def test_ctrl_c_in_a_loop_exits_0_and_nobody_subscribing_is_warned(tmp_path) -> None:
+    write_sample_bag(str(tmp_path / 'bag'), 3, (8, 8), rate=10.0)
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'ROS_DOMAIN_ID': str(160 + os.getpid() % 30)}
+    proc = subprocess.Popen([sys.executable, '-m', 'densehybrid_ros.tools.replay',
+                             str(tmp_path / 'bag'), '--loop', '--quiet', '--wait-subscribers',
+                             '1'], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(6.0)                       # rclpy import + 1 s without subscribers + playing
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err           # launch would call 130 'process has died'
+    assert '(interrupted)' in out and 'Traceback' not in err
+    assert 'warning: nothing subscribes to /camera/image' in err
 
 
 def test_help_shows_examples(capsys) -> None:
