@@ -30,11 +30,12 @@ from .frame_size import frame_pixels
 from .pacing import FramePeriod, fresh_wait
 from .qos import input_qos, OUTPUT_QOS
 from .params import check_change, declare_parameters, DEFAULTS, read_parameters, validate_all
-from ..images import ImageError
+from ..images import encode_compressed, ImageError
 from ..outputs import needs, OUTPUTS, output_namespaces, Renderer
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 TOO_LARGE = 'too_large'           # drop cause: more pixels than max_input_pixels
+COMPRESSIBLE = ('mono8', 'rgb8')  # outputs with a <topic>/compressed twin (not 32FC1 scores)
 WARN_PERIOD_S = 5.0
 _WITH_MESSAGE_INFO = hasattr(getattr(Subscription, 'CallbackType', None), 'WithMessageInfo')
 ImageMsg = Union[Image, CompressedImage]
@@ -55,12 +56,30 @@ class Camera:
         self.arrival = 0.0                           # monotonic arrival time of ``pending``
         self.period = FramePeriod()
         self.publishers: Dict[str, Any] = {}
+        self.compressed: Dict[str, Any] = {}       # <output>/compressed (compressed_outputs)
         self.subscription: Any = None
 
     def wanted(self, publish_all: bool) -> List[str]:
         """List the outputs to compute now: subscribed ones, or all with ``publish_all``."""
         return [name for name, pub in self.publishers.items()
-                if publish_all or pub.get_subscription_count() > 0]
+                if publish_all or pub.get_subscription_count() > 0
+                or (name in self.compressed and self.compressed[name].get_subscription_count())]
+
+    def publish(self, name: str, image: np.ndarray, encoding: str, header: Header,
+                publish_all: bool) -> None:
+        """Publish one rendered output raw and/or compressed, to whoever listens."""
+        raw, packed = self.publishers[name], self.compressed.get(name)
+        if publish_all or raw.get_subscription_count():
+            raw.publish(numpy_to_image(image, encoding, header))
+        if packed is not None and (publish_all or packed.get_subscription_count()):
+            packed.publish(compressed_output(image, encoding, header))
+
+
+def compressed_output(image: np.ndarray, encoding: str, header: Header) -> CompressedImage:
+    """image_transport-style compressed output: PNG for mono8 (exact ids), JPEG for colour."""
+    fmt, target = ('png', 'mono8') if encoding == 'mono8' else ('jpeg', 'bgr8')
+    return CompressedImage(header=header, format=f'{encoding}; {fmt} compressed {target}',
+                           data=encode_compressed(image, fmt))
 
 
 @dataclass
@@ -87,6 +106,7 @@ class DenseHybridNode(LifecycleNode):
         for name, value in DEFAULTS.items():   # the run-time values; configure reads them again
             self._apply_runtime(name, value)
         self._cameras: List[Camera] = []
+        self._packed = False                       # cameras made with compressed twins
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -209,14 +229,19 @@ class DenseHybridNode(LifecycleNode):
                 topic = topic[:-len('/compressed')]
             bases.append(self.resolve_topic_name(topic))
         topics = [base + '/compressed' if compressed else base for base in bases]
-        if [cam.topic for cam in self._cameras] != topics:
+        packed = bool(values['compressed_outputs'])
+        if [cam.topic for cam in self._cameras] != topics or self._packed != packed:
             self._close_cameras()
+            self._packed = packed
             for topic, out_ns in zip(topics, output_namespaces(bases)):
                 cam = Camera(topic, out_ns)
                 self._cameras.append(cam)        # as it goes: a failure half-way is closed
-                for name in OUTPUTS:
+                for name, spec in OUTPUTS.items():
                     cam.publishers[name] = self.create_lifecycle_publisher(
                         Image, f'{out_ns}/{name}', OUTPUT_QOS)
+                    if packed and spec.encoding in COMPRESSIBLE:
+                        cam.compressed[name] = self.create_lifecycle_publisher(
+                            CompressedImage, f'{out_ns}/{name}/compressed', OUTPUT_QOS)
         qos = input_qos(values['input_reliability'])
         for cam in self._cameras:
             if _WITH_MESSAGE_INFO:     # Iron and later: sequence numbers reveal lost frames
@@ -247,7 +272,7 @@ class DenseHybridNode(LifecycleNode):
         """Stop the cameras and destroy their output publishers."""
         self._stop_cameras()
         for cam in self._cameras:
-            for pub in cam.publishers.values():
+            for pub in list(cam.publishers.values()) + list(cam.compressed.values()):
                 try:
                     self.destroy_lifecycle_publisher(pub)
                 except Exception:  # context already shut down
@@ -334,8 +359,8 @@ class DenseHybridNode(LifecycleNode):
         for job, result in zip(jobs, results):
             for name in job.outputs:
                 image = renderer.render(name, job.rgb, result)
-                job.camera.publishers[name].publish(
-                    numpy_to_image(image, OUTPUTS[name].encoding, job.header))
+                job.camera.publish(name, image, OUTPUTS[name].encoding, job.header,
+                                   self._publish_all)
             job.camera.stats.frame_processed(self._latency(job.header))
 
     def _latency(self, header: Header) -> Optional[float]:

@@ -89,6 +89,11 @@ SPECS: Tuple[ParamSpec, ...] = (
     ParamSpec('input_reliability', 'best_effort',
               'Reliability of the input subscriptions (depth 1); best_effort = sensor-data QoS.',
               stage=ACTIVATE, choices=RELIABILITIES),
+    ParamSpec('compressed_outputs', False,
+              'Also publish <output>/compressed (sensor_msgs/CompressedImage, image_transport '
+              'naming) for subscribers on other machines: PNG for the mono8 ids and masks, JPEG '
+              'for the colour pictures; anomaly_score (32FC1) has none. Encoded only while '
+              'subscribed.', stage=ACTIVATE),
     ParamSpec('max_input_pixels', 16_777_216,
               'Frames with more pixels (width x height, read from the header before decoding) '
               'are dropped and counted as too_large; 0 = no limit. Default 16 MP (4096 x 4096).',

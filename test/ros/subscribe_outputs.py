@@ -1,0 +1,74 @@
+"""A viewer in its own process: subscribe to every output of the given cameras, like RViz.
+
+  python subscribe_outputs.py CAMERA [CAMERA ...]
+
+Reliable depth-5 subscriptions (RViz's image display default) on all 7 outputs of each camera.
+Prints ``ready`` once every output topic has a publisher, then records each message's header
+stamp and receipt latency (receipt time - stamp) until stdin says ``stop``; prints one JSON line:
+stamps per topic, latencies, and the node's frames_processed per camera from /diagnostics.
+"""
+
+import json
+import sys
+import threading
+import time
+from typing import Dict, List
+
+from diagnostic_msgs.msg import DiagnosticArray
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from densehybrid_ros.outputs import output_topics
+from densehybrid_ros.transport import use_large_data
+
+RVIZ_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def main() -> int:
+    """Subscribe, report ready, collect until ``stop``, print the JSON summary."""
+    cameras = sys.argv[1:]
+    use_large_data()
+    rclpy.init()
+    node = rclpy.create_node('output_viewer')
+    stamps: Dict[str, List[int]] = {}
+    latency_ms: Dict[str, List[float]] = {}
+    processed: Dict[str, int] = {}
+    topics = {cam: per for cam, per in output_topics(cameras).items()}
+    for per in topics.values():
+        for topic in per.values():
+            stamps[topic], latency_ms[topic] = [], []
+
+            def on_image(msg: Image, topic: str = topic) -> None:
+                stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+                stamps[topic].append(stamp)
+                latency_ms[topic].append((time.time_ns() - stamp) / 1e6)
+            node.create_subscription(Image, topic, on_image, RVIZ_QOS)
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            for cam in cameras:
+                if status.name.endswith(f'camera {cam}'):
+                    values = {kv.key: kv.value for kv in status.values}
+                    processed[cam] = int(values['frames_processed'])
+    node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    while any(node.count_publishers(t) == 0 for t in stamps):
+        time.sleep(0.1)
+    print('ready', flush=True)
+    sys.stdin.readline()                      # 'stop'
+    time.sleep(2.5)                           # the last outputs and one more diagnostics message
+    print(json.dumps({'stamps': stamps, 'latency_ms': latency_ms, 'processed': processed}),
+          flush=True)
+    executor.shutdown(timeout_sec=2.0)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
