@@ -49,9 +49,9 @@ class GraphBackend(Backend):
     """A runtime over static-size exported graphs: one compiled graph per inference size.
 
     Graphs come from ``artifacts`` (folders made by densehybrid-export) or are exported on
-    the first batch of a new size into the cache (:func:`densehybrid_ros.export.ensure_artifact`).
-    An artifact of another model, score or precision is refused; a batch of a size that no
-    artifact has is refused when there is no model to export from.
+    the first batch of a new size into the cache (:func:`densehybrid_ros.export.ensure_artifact`)
+    when none are given. An artifact of another model, runtime, score or precision is refused,
+    and so is a batch of a size that the given artifacts do not cover.
     """
 
     fmt = ''
@@ -69,6 +69,7 @@ class GraphBackend(Backend):
         for path in artifacts:
             info = self.check_artifact(read_artifact(path), path)
             self._artifacts[tuple(info['input_size'])] = info
+        self._given = bool(self._artifacts)
         if self._artifacts:
             self.calibration = next(iter(self._artifacts.values())).get('calibration') or None
 
@@ -103,10 +104,13 @@ class GraphBackend(Backend):
         info = self._artifacts.get(size)
         if info is not None:
             return info
-        if self.model is None:
+        if self._given or self.model is None:
+            # Artifacts given explicitly are the deployment: never swap in a lazy export
+            # (another precision's threshold, or an fp32 graph for an int8 one).
             have = ', '.join(f'{h}x{w}' for h, w in self._artifacts) or 'none'
             raise BackendError(f'no {self.name} artifact for inference size {size[0]}x{size[1]} '
-                               f'(artifacts for: {have}) and no checkpoint to export one from')
+                               f'(artifacts for: {have}); export one for this size or set the '
+                               f'inference size to match')
         path = ensure_artifact(self.model, self.meta, self.fmt, size, self.precision,
                                self.score, self.cache)
         info = self.check_artifact(read_artifact(path), path)
