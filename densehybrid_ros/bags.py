@@ -142,6 +142,9 @@ class BagReader:
         self.path = Path(path)
         if not self.path.exists():
             raise BagError(f'bag not found: {self.path}')
+        lone = sorted(self.path.glob('*.mcap')) if self.path.is_dir() else []
+        if len(lone) == 1 and not (self.path / 'metadata.yaml').exists():
+            self.path = lone[0]       # a recorder wrote the .mcap without metadata.yaml
         self._errors = _READ_ERRORS + (ReaderError,)
         try:
             self._reader = Reader(self.path)
@@ -357,7 +360,7 @@ class BagWriter:
         conn = self._connections.get(topic)
         if conn is None:
             conn = self._connections[topic] = self._writer.add_connection(
-                topic, msgtype, typestore=_typestore())
+                topic, msgtype, typestore=_typestore(), offered_qos_profiles=[_offered_qos()])
         elif conn.msgtype != msgtype:
             raise BagError(f'topic {topic} already holds {conn.msgtype}, not {msgtype}')
         return conn
@@ -377,6 +380,21 @@ class BagWriter:
                     frame_id: str = '') -> None:
         """Write a numpy array as a sensor_msgs/Image with the given header."""
         self.write(topic, array_to_image(array, encoding, stamp, frame_id))
+
+
+def _offered_qos() -> Any:
+    """Return the QoS our bags offer for every topic: reliable keep-last 10, volatile.
+
+    ``ros2 bag play`` publishes with it (an empty list made it fall back to its defaults);
+    reliable matches both reliable and best-effort subscribers.
+    """
+    from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness,
+                                    QosReliability, QosTime)
+    never = QosTime(sec=0, nsec=0)
+    return Qos(history=QosHistory.KEEP_LAST, depth=10, reliability=QosReliability.RELIABLE,
+               durability=QosDurability.VOLATILE, deadline=never, lifespan=never,
+               liveliness=QosLiveliness.AUTOMATIC, liveliness_lease_duration=never,
+               avoid_ros_namespace_conventions=False)
 
 
 def _fmt_stamp(stamp: int) -> str:
