@@ -224,12 +224,21 @@ class BagReader:
             try:
                 conn, log_time, raw = next(it)
             except StopIteration:
+                if count == 0 and any(self.topics[c.topic][1] for c in conns):
+                    raise BagError(self._unmatched(conns)) from None
                 return
             except self._errors as exc:
                 raise BagError(f'{self.path} is corrupt or truncated after {count} messages: '
                                f'{_one_line(exc)}') from None
             count += 1
             yield conn.topic, conn.msgtype, int(log_time), raw
+
+    def _unmatched(self, conns: Sequence[Any]) -> str:
+        """Explain why a bag whose metadata counts messages yields none."""
+        listed = ', '.join(f'{c.topic} ({self.topics[c.topic][1]})' for c in conns)
+        return (f'{self.path}: metadata.yaml lists messages on {listed} but none matched the '
+                'storage file: its channels (offered_qos_profiles or type) disagree with '
+                'metadata.yaml; fix metadata.yaml, or open the .mcap file itself')
 
     def decode(self, raw: bytes, msgtype: str, where: str) -> Any:
         """Deserialize CDR data, with a clear error for broken messages."""

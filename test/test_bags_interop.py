@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
-from densehybrid_ros.bags import BagReader, BagWriter
+from densehybrid_ros.bags import BagError, BagReader, BagWriter
 
 mcap_reader = pytest.importorskip('mcap.reader')
 mcap_ros2_decoder = pytest.importorskip('mcap_ros2.decoder')
@@ -53,3 +53,13 @@ def test_a_folder_with_a_lone_mcap_and_no_metadata_opens(bag, tmp_path):
     shutil.copy(mcap_file, folder / 'recording_0.mcap')          # no metadata.yaml
     with BagReader(folder) as reader:
         assert reader.topics == {TOPIC: ('sensor_msgs/msg/Image', 2)}
+
+
+def test_metadata_qos_that_disagrees_with_the_mcap_channels_is_named(bag):
+    path, _ = bag
+    meta = path / 'metadata.yaml'
+    meta.write_text(meta.read_text().replace('reliability: reliable', 'reliability: best_effort'))
+    with BagReader(path) as reader:             # rosbags then yields nothing, silently
+        with pytest.raises(BagError, match='disagree with metadata.yaml') as error:
+            list(reader.messages([TOPIC]))
+    assert f'{TOPIC} (2)' in str(error.value)
