@@ -308,6 +308,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(stats, indent=2) + '\n')
+    if stats.get('wait_timeouts'):      # waited-for frames that never came: not a success
+        print(f'densehybrid-replay: error: {stats["wait_timeouts"]} of {stats["published"]} '
+              'frames got no result from the node (lost frames? see the README on Fast DDS)',
+              file=sys.stderr)
+        return 1
     return 0            # also after Ctrl-C (--loop under launch): a requested stop, not a crash
 
 

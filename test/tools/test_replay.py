@@ -3,6 +3,7 @@
 import json
 import os
 from pathlib import Path
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from densehybrid_ros.bags import BagReader
 from densehybrid_ros.tools import eval_bag
 from densehybrid_ros.tools.make_sample_bag import write_sample_bag
 from densehybrid_ros.tools.replay import main, schedule
-from densehybrid_ros.transport import LARGE_DATA, TRANSPORT_ENV
+from densehybrid_ros.transport import child_env, LARGE_DATA, TRANSPORT_ENV
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -143,6 +144,25 @@ def test_lock_step_replay_records_every_result_with_the_labels(tmp_path) -> None
                                      'anomaly': '/camera/anomaly_label'}, key='score',
                                     partial=False))
     assert [float(f.arrays['score'][0, 0]) for f in joined] == [0.0, 1.0, 2.0]
+
+
+@pytest.mark.timeout(120)
+def test_frames_that_never_get_a_result_fail_the_replay(tmp_path) -> None:
+    write_sample_bag(str(tmp_path / 'bag'), 3, (16, 24), rate=50.0)
+    env = child_env(60 + os.getpid() % 40)         # the package's transports in both processes
+    node = subprocess.Popen([sys.executable, '-c', STAND_IN, '1'], env=env,   # answers once
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert node.stdout.readline().strip() == 'ready'
+        result = subprocess.run(
+            [sys.executable, '-m', 'densehybrid_ros.tools.replay', str(tmp_path / 'bag'),
+             '--wait-for', '/camera/densehybrid/anomaly_score', '--wait-timeout', '8',
+             '--quiet'], env=env, capture_output=True, text=True, timeout=100)
+    finally:
+        node.kill()
+        node.wait()
+    assert result.returncode == 1, result.stderr              # was 0: the demo went on
+    assert re.search(r'error: [12] of 3 frames got no result', result.stderr), result.stderr
 
 
 @pytest.mark.timeout(180)
