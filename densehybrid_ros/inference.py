@@ -31,7 +31,6 @@ from .scoring import compute_score, open_set_from_labels, UNKNOWN_ID
 
 LOG = logging.getLogger(__name__)
 OUTPUTS = ('semantic', 'score', 'open_set', 'anomaly_mask')
-PRECISIONS = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 Size = Tuple[int, int]
 # Default bound on the pixels the model sees per image (the outputs keep the camera size):
 # 2 MiP = 1024 x 2048, Cityscapes' native size. Without a bound one 8000 x 8000 frame took the
