@@ -115,8 +115,10 @@ def recalibrate(calibration: Dict[str, Any], scores: np.ndarray, reference: np.n
     """Threshold of a quantised graph: on labels if any, else matching fp32's flagged fraction."""
     threshold = float(calibration.get('threshold', math.nan))
     if anomaly is not None and ((anomaly == 1).any() and (anomaly == 0).any()):
-        out = calibrate(scores, anomaly, float(calibration.get('target_tpr', 0.95)),
-                        measured_on=measured_on + ', anomaly labels')
+        tpr = float(calibration.get('target_tpr', 0.95))
+        out = calibrate(scores, anomaly, tpr, measured_on=measured_on + ', anomaly labels')
+        # The fp32 model's threshold on the same frames, to compare like with like.
+        out['fp32_threshold_same_frames'] = calibrate(reference, anomaly, tpr)['threshold']
         out['method'] = 'target_tpr'
         return out
     out = dict(calibration)

@@ -167,3 +167,19 @@ def test_deploy_modules_are_core_and_runtimes_load_only_when_used(run_without_ro
         Segmenter({str(tiny_checkpoint)!r}, device='cpu', backend='openvino')
         assert 'openvino' in sys.modules and 'onnxruntime' not in sys.modules
     ''')
+
+
+def test_recalibration_follows_the_quantised_scores():
+    from densehybrid_ros.quantize import recalibrate
+    rng = np.random.default_rng(0)
+    anomaly = (rng.random((2, 32, 32)) < 0.1).astype(np.uint8)
+    fp32 = rng.normal(size=anomaly.shape) + 3 * anomaly
+    int8 = fp32 * 0.5 + 1.0                           # a quantised model on another scale
+    with_labels = recalibrate({'threshold': 1.0, 'target_tpr': 0.95}, int8, fp32, anomaly, 'x')
+    assert with_labels['method'] == 'target_tpr'
+    assert with_labels['threshold'] == pytest.approx(
+        with_labels['fp32_threshold_same_frames'] * 0.5 + 1.0, abs=1e-5)
+    assert with_labels['tpr'] >= 0.95
+    without = recalibrate({'threshold': 1.0}, int8, fp32, None, 'x')
+    assert without['method'] == 'matched_fraction'
+    assert np.mean(int8 > without['threshold']) == pytest.approx(np.mean(fp32 > 1.0), abs=1e-3)
