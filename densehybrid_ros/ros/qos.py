@@ -30,5 +30,10 @@ def camera_qos(reliable: bool) -> QoSProfile:
     return keep_last(5) if reliable else qos_profile_sensor_data   # sensor data: best effort, 5
 
 
-OUTPUT_QOS = keep_last(1)                    # the node's output publishers
+# The node's output publishers. Reliable keep-last 1 lost outputs for a slow subscriber: the
+# next frame's sample replaced one not yet acknowledged (a viewer on all 14 outputs of two 720p
+# cameras missed 1 overlay of 140 on the loaded test machine; issue 12: 6-11 of 12 frames at
+# depth 1, 10-12 at 5). Depth 5 bounds the backlog a slow subscriber can hold per topic.
+OUTPUT_DEPTH = 5
+OUTPUT_QOS = keep_last(OUTPUT_DEPTH)
 RESULT_QOS = keep_last(RESULT_DEPTH)         # tools subscribing to the node's outputs
