@@ -13,6 +13,9 @@ from torch import nn
 
 from .layers import BNReluConv, upsample
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 
 class DenseHybridModel(nn.Module):
     """Base class: ``model(x) -> (logits N x K x H x W, ood_logits N x 2 x H x W)``."""
@@ -27,6 +30,13 @@ class DenseHybridModel(nn.Module):
         if num_classes < 1:
             raise ValueError(f'num_classes must be >= 1, got {num_classes}')
         self.num_classes = num_classes
+
+    def _add_imagenet_normalisation(self) -> None:
+        """Register ImageNet mean/std (not in the state_dict) for models that normalise inside."""
+        self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
+                             persistent=False)
+        self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
+                             persistent=False)
 
     def _add_heads(self, head_channels: int) -> None:
         """Create both heads; subclasses call this last so the heads come last in state_dict."""

@@ -27,8 +27,6 @@ import torch.nn.functional as F
 from .base import DenseHybridModel
 from .layers import BNReluConv
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 # (blocks, channels of the block's convs, first-block stride, dilation, dropout) for mod2..mod7
 STAGES = (
     (3, (128, 128), 1, 1, 0.0),
@@ -124,10 +122,7 @@ class DeepLabV3PlusWRN38(DenseHybridModel):
 
     def __init__(self, num_classes: int = 19) -> None:
         super().__init__(num_classes)
-        self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
-                             persistent=False)
+        self._add_imagenet_normalisation()
         self.mod1 = nn.Sequential(OrderedDict(conv1=nn.Conv2d(3, 64, 3, padding=1, bias=False)))
         self.pool2 = nn.MaxPool2d(3, stride=2, padding=1)
         self.pool3 = nn.MaxPool2d(3, stride=2, padding=1)

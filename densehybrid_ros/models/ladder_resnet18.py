@@ -24,9 +24,6 @@ from torchvision.models.resnet import BasicBlock
 from .base import DenseHybridModel
 from .layers import LadderDecoder, SpatialPyramidPooling
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 def _stage(c_in: int, c_out: int, stride: int, blocks: int = 2) -> nn.Sequential:
     """Build a ResNet stage of BasicBlocks, with a 1x1 projection when the shape changes."""
@@ -47,10 +44,7 @@ class LadderResNet(DenseHybridModel):
 
     def __init__(self, num_classes: int = 19) -> None:
         super().__init__(num_classes)
-        self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1),
-                             persistent=False)
-        self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1),
-                             persistent=False)
+        self._add_imagenet_normalisation()
         self._build_encoder()
         c1, c2, c3, c4 = self.widths
         d = self.decoder_width
