@@ -141,6 +141,16 @@ def test_cli_int8_from_an_image_folder_recalibrates_the_threshold(tiny_checkpoin
     assert (out / 'model.xml').is_file() and (out / 'model.bin').is_file()
     xml = (out / 'model.xml').read_text()
     assert 'FakeQuantize' in xml or 'i8' in xml                # really quantised
+    # the artifact runs end to end through a tool, with its own recalibrated threshold
+    seg = subprocess.run(
+        [sys.executable, '-m', 'densehybrid_ros.tools.segment_images', str(frames / '0.png'),
+         '--checkpoint', str(tiny_checkpoint), '--backend', 'openvino', '--precision', 'int8',
+         '--artifacts', str(out), '--inference-width', '96', '--output', str(tmp_path / 'seg'),
+         '--json', str(tmp_path / 'seg.json')],
+        capture_output=True, text=True, timeout=300)
+    assert seg.returncode == 0, seg.stderr[-2000:]
+    report = json.loads((tmp_path / 'seg.json').read_text())
+    assert abs(report['threshold'] - calibration['threshold']) < 1e-6, report
 
 
 def test_bad_calibration_sources(tmp_path):

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--checkpoint', default='', help='model (default: the embedded model)')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     p.add_argument('--precision', default='fp32',
-                   help='fp32, fp16 or bf16; int8 with openvino (default fp32)')
+                   help='fp32, fp16 (CUDA) or bf16 (default fp32); the node has no int8')
     p.add_argument('--backend', default='torch',
                    help='torch (default), onnxruntime or openvino (an exported graph)')
     p.add_argument('--json', help='also write the metrics JSON here')
