@@ -227,6 +227,31 @@ def test_bad_messages_are_counted_and_node_keeps_running(live):
     assert 'unsupported_encoding' in log and 'data_too_short' in log
 
 
+def test_frames_above_the_pixel_limit_are_dropped_and_counted(live):
+    """Issue 15 item 2: a frame bigger than max_input_pixels is dropped before decoding."""
+    cam = CAMERAS[1]
+    semantic = live.outputs[(cam, 'semantic')]
+    assert all(r.successful for r in live.probe.set_parameters(NODE, max_input_pixels=H * W - 1))
+    first = live.publish(cam, 0)            # every frame from here on is above the limit
+
+    def counted():
+        status = live.camera_status(cam)
+        values = values_of(status) if status else {}
+        return int(values.get('bad_messages.too_large', 0)) >= 1
+    try:
+        live.stream_until(counted, 30, 'too_large counted', cameras=[cam])
+    finally:
+        last = live.publish(cam, 1)
+        assert all(r.successful for r in live.probe.set_parameters(NODE,
+                                                                   max_input_pixels=H * W))
+    limited = [s for s in semantic.stamps() if first <= s <= last]
+    assert not limited, 'a frame above the limit was processed'
+    before = set(semantic.stamps())
+    live.stream_until(lambda: semantic.stamps() - before, 60, 'output once within the limit',
+                      cameras=[cam])
+    assert 'max_input_pixels' in live.node.output()
+
+
 def test_overload_drops_old_frames_and_processes_the_newest(live):
     cam = CAMERAS[0]
     semantic = live.outputs[(cam, 'semantic')]
