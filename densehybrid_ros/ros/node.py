@@ -5,6 +5,10 @@ Threads: the executor runs subscription callbacks, which only keep the newest me
 One inference thread takes the newest frame of every camera, runs them as one batch and publishes.
 So latency never grows with load: at most one frame per camera waits. Under overload, a waiting
 frame older than a third of its camera's period is skipped for the next one (``pacing``).
+
+About 450 lines: the lifecycle transitions, the frame path and the parameter callbacks share the
+node's state; parameters (``params``), QoS (``qos``), diagnostics, pacing, frame-size probing,
+decoding (``images``), rendering and topic naming (``outputs``) live in their own modules.
 """
 
 from dataclasses import dataclass

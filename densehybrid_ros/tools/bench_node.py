@@ -14,6 +14,9 @@ stdin/stdout:
 
 Before each lock-step frame the bench process times the bare ``Segmenter`` on the same frame
 in the same thread setting while the node idles, so each ratio is of two adjacent timings.
+
+About 430 lines: the three phases (lock-step, one output, overload) share the process
+orchestration, so they stay together; the helper processes are in ``bench_node_helpers``.
 """
 
 from concurrent.futures import ThreadPoolExecutor
