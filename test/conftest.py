@@ -78,7 +78,8 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 # notes), so these get up to two reruns after a pause; any other test fails at once.
 LIVE_MIDDLEWARE_TESTS = ('test/ros/test_node_live.py', 'test/ros/test_lifecycle_live.py',
                          'test/tools/test_replay.py', 'test/tools/test_demo.py',
-                         'test/tools/test_bench.py')
+                         'test/tools/test_bench.py', 'test/ros/test_delivery_live.py',
+                         'test/ros/test_transport_live.py', 'test/ros/test_node_backend_live.py')
 
 
 def pytest_collection_modifyitems(config, items):
