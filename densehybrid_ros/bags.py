@@ -10,7 +10,7 @@
 Corrupt or truncated bags, undecodable messages, and missing topics raise :class:`BagError`
 with the path and a one-line cause.
 
-About 410 lines, kept in one module on purpose: reader, writer, topic discovery and the label
+About 450 lines, kept in one module on purpose: reader, writer, topic discovery and the label
 topic names are one idea (rosbag2 files as this package writes and reads them), and every tool
 that touches a bag imports only this.
 """
@@ -334,6 +334,45 @@ class BagReader:
 
 
 # ------------------------------------------------------------------------------- writing
+_WRITER_CLASS = None
+
+
+def _writer_class() -> Any:
+    """Return rosbags' Writer with mcap channels that also carry ``topic_type_hash``.
+
+    ``ros2 bag record`` (rosbag2_storage_mcap) writes two channel metadata keys,
+    ``offered_qos_profiles`` and ``topic_type_hash``; rosbags 0.11 writes only the first, so
+    tools that read the channel (not metadata.yaml) found no type hash. Built on first use:
+    rosbags is imported lazily here.
+    """
+    global _WRITER_CLASS
+    if _WRITER_CLASS is None:
+        from io import BytesIO
+
+        from rosbags.rosbag2 import StoragePlugin, Writer
+        from rosbags.rosbag2.storage_mcap import Channel, McapWriter, write_channel, write_string
+
+        class HashingMcapWriter(McapWriter):
+            def add_connection(self, connection: Any, offered_qos_profiles: str) -> None:
+                metadata = BytesIO()
+                for key, value in (('offered_qos_profiles', offered_qos_profiles),
+                                   ('topic_type_hash', connection.digest)):
+                    write_string(metadata, key)
+                    write_string(metadata, value)
+                self.channels.append(Channel(connection.id, connection.msgtype,
+                                             connection.topic,
+                                             connection.ext.serialization_format,
+                                             metadata.getvalue()))
+                self.channel_stats[connection.id] = 0
+                write_channel(self.chunk.bio, self.channels[-1], self.schemas)
+
+        class HashingWriter(Writer):
+            STORAGE_PLUGINS = {**Writer.STORAGE_PLUGINS, StoragePlugin.MCAP: HashingMcapWriter}
+
+        _WRITER_CLASS = HashingWriter
+    return _WRITER_CLASS
+
+
 class BagWriter:
     """A rosbag2 opened for writing Image / CompressedImage topics (use as a context manager)."""
 
@@ -352,7 +391,8 @@ class BagWriter:
             shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
-        self._writer = Writer(self.path, version=Writer.VERSION_LATEST, storage_plugin=plugin)
+        self._writer = _writer_class()(self.path, version=Writer.VERSION_LATEST,
+                                       storage_plugin=plugin)
         self._writer.open()
         self._connections: Dict[str, Any] = {}
         self.count = 0

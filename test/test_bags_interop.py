@@ -43,6 +43,8 @@ def test_mcap_channels_offer_qos_and_decode_with_the_reference_reader(bag):
     meta = yaml.safe_load((path / 'metadata.yaml').read_text())['rosbag2_bagfile_information']
     (topic,) = meta['topics_with_message_count']
     assert topic['topic_metadata']['type_description_hash'].startswith('RIHS01_')
+    # the channel carries the same hash, as ros2 bag record writes it
+    assert channel.metadata['topic_type_hash'] == topic['topic_metadata']['type_description_hash']
 
 
 def test_a_folder_with_a_lone_mcap_and_no_metadata_opens(bag, tmp_path):
