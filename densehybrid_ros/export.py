@@ -33,7 +33,6 @@ from .scoring import score_and_labels
 
 FORMAT = 'densehybrid_ros-artifact/1'
 FORMATS = {'onnx': 'model.onnx', 'openvino': 'model.xml'}
-PRECISIONS = ('fp32', 'fp16', 'bf16', 'int8')
 OPSET = 18
 Size = Tuple[int, int]
 PathLike = Union[str, os.PathLike]

@@ -9,12 +9,13 @@ import importlib
 from typing import Any
 
 from .base import Backend, BackendError
+from ..runtimes import BACKEND_PRECISIONS
 
 # name -> (module, class, precisions it runs)
 BACKENDS = {
-    'torch': ('.torch_eager', 'TorchBackend', ('fp32', 'fp16', 'bf16')),
-    'onnxruntime': ('.ort', 'OrtBackend', ('fp32', 'fp16')),
-    'openvino': ('.ov', 'OpenVinoBackend', ('fp32', 'bf16', 'int8')),
+    'torch': ('.torch_eager', 'TorchBackend', BACKEND_PRECISIONS['torch']),
+    'onnxruntime': ('.ort', 'OrtBackend', BACKEND_PRECISIONS['onnxruntime']),
+    'openvino': ('.ov', 'OpenVinoBackend', BACKEND_PRECISIONS['openvino']),
 }
 
 

@@ -28,6 +28,7 @@ class Backend:
     name = ''
     device = torch.device('cpu')
     calibration: Optional[Dict[str, Any]] = None    # an artifact's own, else the checkpoint's
+    sizes: Tuple[Size, ...] = ()    # the only inference sizes it runs (given artifacts); () = any
 
     def infer(self, batch: Batch,
               need_score: bool = True) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -70,6 +71,7 @@ class GraphBackend(Backend):
             info = self.check_artifact(read_artifact(path), path)
             self._artifacts[tuple(info['input_size'])] = info
         self._given = bool(self._artifacts)
+        self.sizes = tuple(self._artifacts)
         if self._artifacts:
             self.calibration = next(iter(self._artifacts.values())).get('calibration') or None
 

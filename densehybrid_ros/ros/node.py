@@ -33,7 +33,8 @@ from .diagnostics import camera_status, CameraStats, diagnostic_array, ERROR, OK
 from .frame_size import frame_pixels
 from .pacing import FramePeriod, fresh_wait
 from .qos import input_qos, OUTPUT_QOS
-from .params import check_change, declare_parameters, DEFAULTS, read_parameters, validate_all
+from .params import (check_change, declare_parameters, DEFAULTS, read_parameters, split_list,
+                     validate_all)
 from ..images import encode_compressed, ImageError
 from ..outputs import needs, OUTPUTS, output_namespaces, Renderer
 
@@ -149,9 +150,11 @@ class DenseHybridNode(LifecycleNode):
             from ..inference import Segmenter   # torch: imported here so the node starts fast
             segmenter = Segmenter(values['checkpoint'] or None, device=values['device'],
                                   precision=values['precision'], inference_size=width or None,
-                                  backend=values['backend'])
+                                  backend=values['backend'],
+                                  artifacts=split_list(values['artifacts']))
             warm_w = width or 640
-            segmenter.warmup((max(1, round(warm_w * 9 / 16)), warm_w))
+            for size in segmenter.backend.sizes or [(max(1, round(warm_w * 9 / 16)), warm_w)]:
+                segmenter.warmup(size)      # given artifacts: their own sizes, nothing else
         except Exception as exc:  # any load failure: one line, stay unconfigured, inspectable
             self._error = f'configure failed: {one_line(exc)}'
             if self.context.ok():  # not while a signal is shutting the process down

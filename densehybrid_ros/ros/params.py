@@ -13,10 +13,10 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
                               ParameterUninitializedException)
 
+from ..runtimes import BACKENDS, PRECISIONS
+
 # When a new value takes effect: at any time, at the next activate, or at the next configure.
 RUNTIME, ACTIVATE, CONFIGURE = 'runtime', 'activate', 'configure'
-PRECISIONS = ('fp32', 'fp16', 'bf16')
-BACKENDS = ('torch', 'onnxruntime', 'openvino')
 TRANSPORTS = ('raw', 'compressed')
 RELIABILITIES = ('best_effort', 'reliable')
 _DEVICE = re.compile(r'^(auto|cpu|cuda(:\d+)?)$')
@@ -57,11 +57,17 @@ SPECS: Tuple[ParamSpec, ...] = (
     ParamSpec('checkpoint', '',
               'Path of a densehybrid_ros checkpoint; empty = the embedded default model.'),
     ParamSpec('device', 'auto', 'Torch device: auto (CUDA when available), cpu, cuda or cuda:N.'),
-    ParamSpec('precision', 'fp32', 'Inference precision (fp16 needs CUDA).', choices=PRECISIONS),
+    ParamSpec('precision', 'fp32',
+              'Inference precision (fp16 needs CUDA; int8 needs backend openvino and artifacts).',
+              choices=PRECISIONS),
     ParamSpec('backend', 'torch',
               'Inference runtime: torch (eager), onnxruntime (fp32) or openvino (fp32, bf16); '
               'graphs are exported on the first frame of each inference size and cached.',
               choices=BACKENDS),
+    ParamSpec('artifacts', '',
+              'Comma-separated folders made by densehybrid-export for the onnxruntime / '
+              'openvino backend (needed for int8); empty = export on the first frame of each '
+              'inference size and cache. Given artifacts are the only sizes the node runs.'),
     ParamSpec('inference_width', 0,
               'Width the model sees (height keeps the aspect ratio); 0 = camera resolution. '
               'Outputs are always at the camera resolution.', int_range=(0, 16384)),
@@ -136,6 +142,11 @@ def declare_parameters(node: Any) -> Dict[str, str]:
             node.declare_parameter(spec.name, spec.default, spec.descriptor(),
                                    ignore_override=True)
     return refused
+
+
+def split_list(text: str) -> Tuple[str, ...]:
+    """Split a comma-separated string parameter into its items ('a, b,,c' -> a, b, c)."""
+    return tuple(item.strip() for item in text.split(',') if item.strip())
 
 
 def read_parameters(node: Any) -> Dict[str, Any]:

@@ -18,7 +18,8 @@ import json
 import sys
 from typing import List, Optional
 
-from ..export import as_size, export_checkpoint, ExportError, PRECISIONS
+from ..export import as_size, export_checkpoint, ExportError
+from ..runtimes import PRECISIONS
 from ..paths import default_checkpoint
 
 
