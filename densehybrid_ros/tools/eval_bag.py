@@ -9,9 +9,9 @@ score_histogram.png, frames/*.png (overlay, heatmap, open-set), frames.csv (one 
 score mean/max, rejected fraction, anomaly pixels caught and inliers rejected) and state.npz
 (for merging shards); optionally a bag with the node's result topics for RViz / Foxglove.
 
-This module is the run loop, the shard merge and the CLI (about 500 lines: one command's
+This module is the run loop, the shard merge and the CLI (about 470 lines: one command's
 whole flow, read top to bottom); where frames come from is eval_sources, frames.csv is
-eval_table, the metric state is densehybrid_ros.evaluation.
+eval_table, the metric state is densehybrid_ros.evaluation, the printed summary is report.
 """
 
 import argparse
@@ -28,7 +28,7 @@ from .benchmarks import BenchmarkError, LAYOUTS, STREETHAZARDS_CLASSES
 from .eval_sources import EvalError, open_source, RECORDED_PICTURES, Source
 from .eval_table import FrameTable, merge_tables
 from .model_options import add_model_options, segmenter_from_args
-from .report import plot_curves, plot_histogram, write_json
+from .report import plot_curves, plot_histogram, print_summary, write_json
 from ..bags import BagError, BagWriter, Frame, STORAGES
 from ..evaluation import Evaluation
 from ..outputs import needs, OUTPUTS, output_topics, Renderer
@@ -451,44 +451,6 @@ def merge(args: argparse.Namespace) -> Dict[str, Any]:
     return summary
 
 
-def _print_summary(summary: Dict[str, Any], output: str) -> None:
-    def pct(value: Optional[float]) -> str:
-        return 'n/a' if value is None or not math.isfinite(value) else f'{100 * value:.2f}'
-
-    parts = [f'{summary["frames"]} frames']
-    anomaly = summary.get('anomaly')
-    if anomaly:
-        parts.append(f'AP {pct(anomaly["ap"])}  AUROC {pct(anomaly["auroc"])}  '
-                     f'FPR95 {pct(anomaly["fpr95"])}')
-        if anomaly.get('undefined'):
-            parts.append(anomaly['undefined'])
-        bound = max(anomaly.get(f'{k}_error_bound') or 0.0 for k in ('ap', 'auroc', 'fpr95'))
-        if bound > 0.002:
-            parts.append(f'histogram resolution: figures within +-{100 * bound:.2f} '
-                         f'(see metrics.json)')
-    at = (anomaly or {}).get('at_threshold')
-    mask = summary.get('unknown_mask')
-    if at:
-        parts.append(f'at threshold {at["threshold"]:.4g}: TPR {pct(at["tpr"])} '
-                     f'FPR {pct(at["fpr"])}')
-    elif mask:
-        parts.append(f'unknown mask: TPR {pct(mask["tpr"])} FPR {pct(mask["fpr"])}')
-    open_set = summary.get('open_set')
-    if open_set:
-        parts.append(f'open-mIoU {pct(open_set["open_miou"])}  '
-                     f'mIoU {pct(open_set["closed_miou"])}')
-    if not anomaly and not open_set:
-        stats = summary['score_stats']
-        parts.append(f'no labels: score mean {stats["mean"]:.3g}, p01 {stats["p01"]:.3g}, '
-                     f'p99 {stats["p99"]:.3g}')
-    if summary.get('calibrated_checkpoint'):
-        cal = summary['calibration']
-        parts.append(f'threshold {cal["threshold"]:.4g} at TPR {pct(cal["tpr"])} (FPR '
-                     f'{pct(cal["fpr"])}) -> {summary["calibrated_checkpoint"]}')
-    print(' | '.join(parts))
-    print(f'results in {output}/')
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -503,7 +465,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (EvalError, BagError, BenchmarkError, ValueError, OSError) as exc:
         print(f'densehybrid-eval: error: {exc}', file=sys.stderr)
         return 2
-    _print_summary(summary, args.output)
+    print_summary(summary, args.output)
     return 130 if summary.get('interrupted') else 0
 
 

@@ -1,10 +1,10 @@
-"""Evaluation report pieces: JSON without NaN, PR / ROC / score-histogram PNGs (matplotlib Agg)."""
+"""Evaluation report pieces: JSON without NaN, PR / ROC / histogram PNGs, the printed summary."""
 
 import json
 import math
 import os
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -131,3 +131,42 @@ def plot_histogram(output: Path, metrics: Optional[AnomalyMetrics] = None,
     path = output / 'score_histogram.png'
     fig.savefig(path, bbox_inches='tight')
     return path
+
+
+def print_summary(summary: Dict[str, Any], output: str) -> None:
+    """Print the one-line figures of an evaluation and where its results are."""
+    def pct(value: Optional[float]) -> str:
+        return 'n/a' if value is None or not math.isfinite(value) else f'{100 * value:.2f}'
+
+    parts = [f'{summary["frames"]} frames']
+    anomaly = summary.get('anomaly')
+    if anomaly:
+        parts.append(f'AP {pct(anomaly["ap"])}  AUROC {pct(anomaly["auroc"])}  '
+                     f'FPR95 {pct(anomaly["fpr95"])}')
+        if anomaly.get('undefined'):
+            parts.append(anomaly['undefined'])
+        bound = max(anomaly.get(f'{k}_error_bound') or 0.0 for k in ('ap', 'auroc', 'fpr95'))
+        if bound > 0.002:
+            parts.append(f'histogram resolution: figures within +-{100 * bound:.2f} '
+                         f'(see metrics.json)')
+    at = (anomaly or {}).get('at_threshold')
+    mask = summary.get('unknown_mask')
+    if at:
+        parts.append(f'at threshold {at["threshold"]:.4g}: TPR {pct(at["tpr"])} '
+                     f'FPR {pct(at["fpr"])}')
+    elif mask:
+        parts.append(f'unknown mask: TPR {pct(mask["tpr"])} FPR {pct(mask["fpr"])}')
+    open_set = summary.get('open_set')
+    if open_set:
+        parts.append(f'open-mIoU {pct(open_set["open_miou"])}  '
+                     f'mIoU {pct(open_set["closed_miou"])}')
+    if not anomaly and not open_set:
+        stats = summary['score_stats']
+        parts.append(f'no labels: score mean {stats["mean"]:.3g}, p01 {stats["p01"]:.3g}, '
+                     f'p99 {stats["p99"]:.3g}')
+    if summary.get('calibrated_checkpoint'):
+        cal = summary['calibration']
+        parts.append(f'threshold {cal["threshold"]:.4g} at TPR {pct(cal["tpr"])} (FPR '
+                     f'{pct(cal["fpr"])}) -> {summary["calibrated_checkpoint"]}')
+    print(' | '.join(parts))
+    print(f'results in {output}/')
