@@ -109,9 +109,12 @@ def to_openvino(onnx_path: PathLike, path: PathLike) -> Any:
 
 
 def build_meta(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, size: Size,
-               precision: str, score: str, calibration: Optional[Dict[str, Any]] = None
-               ) -> Dict[str, Any]:
-    """Build the artifact's ``meta.json``: everything a backend needs without the checkpoint."""
+               precision: str, score: str, calibration: Optional[Dict[str, Any]] = None,
+               digest: Optional[str] = None) -> Dict[str, Any]:
+    """Build the artifact's ``meta.json``: everything a backend needs without the checkpoint.
+
+    ``digest`` is :func:`weights_digest` of ``model`` when the caller has it already.
+    """
     k = model.num_classes
     palette = meta.get('palette')
     palette = default_palette(k) if palette is None else np.asarray(palette, np.uint8)
@@ -123,7 +126,7 @@ def build_meta(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, size: Si
         'labels_dtype': 'uint8' if k <= 255 else 'int32',
         'calibration': dict(calibration if calibration is not None
                             else meta.get('calibration') or {}),
-        'weights_sha256': weights_digest(model),
+        'weights_sha256': digest or weights_digest(model),
         'checkpoint_sha256': meta.get('checkpoint_sha256', ''),
         'opset': OPSET, 'torch': torch.__version__,
     }
@@ -132,7 +135,7 @@ def build_meta(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, size: Si
 def write_artifact(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, size: Size,
                    output: PathLike, precision: str = 'fp32', score: str = 'hybrid',
                    calibration_frames: Optional[Iterable[np.ndarray]] = None,
-                   onnx_graph: Optional[PathLike] = None) -> Path:
+                   onnx_graph: Optional[PathLike] = None, digest: Optional[str] = None) -> Path:
     """Export ``model`` at ``size`` into the artifact folder ``output``; returns the folder.
 
     OpenVINO artifacts convert ``onnx_graph`` (the fp32 ONNX graph of the same model, size and
@@ -162,7 +165,7 @@ def write_artifact(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, size
         else:
             to_openvino(tmp, output / FORMATS['openvino'])
         tmp.unlink()
-    info = build_meta(model, meta, fmt, size, precision, score, calibration)
+    info = build_meta(model, meta, fmt, size, precision, score, calibration, digest)
     (output / 'meta.json').write_text(json.dumps(info, indent=1) + '\n')
     return output
 
@@ -204,23 +207,30 @@ def cache_dir() -> Path:
 
 
 def ensure_artifact(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, size: Size,
-                    precision: str, score: str, root: Optional[PathLike] = None) -> Path:
-    """Return the cached artifact for these weights/size/precision, exporting it if missing."""
+                    precision: str, score: str, root: Optional[PathLike] = None,
+                    digest: Optional[str] = None) -> Path:
+    """Return the cached artifact for these weights/size/precision, exporting it if missing.
+
+    ``digest`` is :func:`weights_digest` of ``model`` when the caller has it already (hashing
+    the weights costs about 1 s for the 550 MB DeepLabV3+ model).
+    """
     if precision == 'int8':
         raise ExportError('int8 is not exported lazily (it needs calibration frames): make an '
                           'artifact with densehybrid-export --precision int8 --calibration '
                           'DIR_OR_BAG and pass it to the Segmenter')
-    key = f'{weights_digest(model)}_{fmt}_{size[0]}x{size[1]}_{precision}_{score}'
+    digest = digest or weights_digest(model)
+    key = f'{digest}_{fmt}_{size[0]}x{size[1]}_{precision}_{score}'
     folder = Path(root) if root is not None else cache_dir()
     target = folder / key
     if (target / 'meta.json').is_file():
         return target
     onnx_graph = None
     if fmt == 'openvino':      # convert the cached fp32 ONNX graph (made now if missing)
-        onnx_graph = Path(ensure_artifact(model, meta, 'onnx', size, 'fp32', score, root),
-                          FORMATS['onnx'])
+        onnx_graph = Path(ensure_artifact(model, meta, 'onnx', size, 'fp32', score, root,
+                                          digest), FORMATS['onnx'])
     tmp = folder / f'.{key}.{os.getpid()}'
-    write_artifact(model, meta, fmt, size, tmp, precision, score, onnx_graph=onnx_graph)
+    write_artifact(model, meta, fmt, size, tmp, precision, score, onnx_graph=onnx_graph,
+                   digest=digest)
     try:
         os.replace(tmp, target)                # atomic: a concurrent exporter may have won
     except OSError:

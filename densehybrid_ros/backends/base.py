@@ -70,7 +70,6 @@ class GraphBackend(Backend):
         for path in artifacts:
             info = self.check_artifact(read_artifact(path), path)
             self._artifacts[tuple(info['input_size'])] = info
-        self._given = bool(self._artifacts)
         self.sizes = tuple(self._artifacts)
         if self._artifacts:
             self.calibration = next(iter(self._artifacts.values())).get('calibration') or None
@@ -106,7 +105,7 @@ class GraphBackend(Backend):
         info = self._artifacts.get(size)
         if info is not None:
             return info
-        if self._given or self.model is None:
+        if self.sizes or self.model is None:
             # Artifacts given explicitly are the deployment: never swap in a lazy export
             # (another precision's threshold, or an fp32 graph for an int8 one).
             have = ', '.join(f'{h}x{w}' for h, w in self._artifacts) or 'none'
@@ -114,7 +113,7 @@ class GraphBackend(Backend):
                                f'(artifacts for: {have}); export one for this size or set the '
                                f'inference size to match')
         path = ensure_artifact(self.model, self.meta, self.fmt, size, self.precision,
-                               self.score, self.cache)
+                               self.score, self.cache, self.digest)
         info = self.check_artifact(read_artifact(path), path)
         self._artifacts[size] = info
         return info
