@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .data.synthetic import EVAL_SEED_START, make_scene
-from .inference import Segmenter
+from .inference import Segmenter, to_batch
 from .metrics import AnomalyMetrics, OpenSetConfusion
 from .scoring import compute_score
 
@@ -132,7 +132,8 @@ class FamilyScores:
 def predict(segmenter: Segmenter, image: np.ndarray, size: Size
             ) -> Tuple[np.ndarray, Dict[str, np.ndarray]]:
     """Closed-set labels and the three scores of one H x W x 3 image, back at H x W."""
-    x = segmenter._preprocess([image], size)     # the node's resize path (OpenCV on the CPU)
+    # the node's resize path (OpenCV on the CPU); one forward pass gives all three scores
+    x = to_batch([image], size, segmenter.device, segmenter.memory_format)
     logits, ood = segmenter.model(x)
     logits, ood = logits.float(), ood.float()
     h, w = image.shape[:2]
