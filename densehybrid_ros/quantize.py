@@ -22,7 +22,6 @@ from .models import DenseHybridModel
 from .scoring import calibrate
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm')
-ANOMALY_TOPICS = ('anomaly_label', 'anomaly_labels', 'anomaly_gt', 'ood_label')
 Size = Tuple[int, int]
 
 
@@ -60,28 +59,19 @@ def _folder_frames(path: Path) -> Iterator[CalibrationFrame]:
 
 
 def _bag_frames(path: Path) -> Iterator[CalibrationFrame]:
-    from .bags import BagReader
+    from .bags import ANOMALY_NAMES, BagReader
     with BagReader(path) as bag:
-        roles = {'image': bag.find(['image', 'image_raw', 'image_rect', 'compressed'],
-                                   exclude=['densehybrid']) or _only(bag, path)}
-        anomaly = bag.find(list(ANOMALY_TOPICS), exclude=['densehybrid'])
+        cameras = bag.camera_topics()          # bags.py: not node results, not label maps
+        if len(cameras) != 1:
+            raise ExportError(f'{path}: cannot tell the camera topic among {cameras or "none"}')
+        roles = {'image': cameras[0]}
+        anomaly = bag.label_topic(cameras[0].rsplit('/', 1)[0], ANOMALY_NAMES)
         if anomaly:
             roles['anomaly'] = anomaly
         for frame in bag.frames(roles, partial=True):
-            image = frame.arrays.get('image')
-            if image is None:
-                continue
-            if image.ndim == 2:
-                image = np.repeat(image[..., None], 3, axis=2)
-            yield CalibrationFrame(np.ascontiguousarray(image[..., :3]),
-                                   frame.arrays.get('anomaly'))
-
-
-def _only(bag: Any, path: Path) -> str:
-    topics = bag.image_topics(exclude=['densehybrid', 'label'])
-    if len(topics) != 1:
-        raise ExportError(f'{path}: cannot tell the camera topic among {topics or "none"}')
-    return topics[0]
+            image = frame.arrays.get('image')       # H x W x 3 RGB (bags' camera decoder)
+            if image is not None:
+                yield CalibrationFrame(image, frame.arrays.get('anomaly'))
 
 
 def quantize_openvino(model: DenseHybridModel, meta: Dict[str, Any], onnx_path: Path,

@@ -193,3 +193,15 @@ def test_recalibration_follows_the_quantised_scores():
     without = recalibrate({'threshold': 1.0}, int8, fp32, None, 'x')
     assert without['method'] == 'matched_fraction'
     assert np.mean(int8 > without['threshold']) == pytest.approx(np.mean(fp32 > 1.0), abs=1e-3)
+
+
+def test_calibration_frames_from_a_bag_take_the_camera_and_its_anomaly_labels(tmp_path):
+    from densehybrid_ros.quantize import calibration_frames
+    from densehybrid_ros.tools.make_sample_bag import write_sample_bag
+    write_sample_bag(str(tmp_path / 'bag'), 3, (32, 64), rate=10.0, seed=1)
+    frames = calibration_frames(tmp_path / 'bag')
+    assert len(frames) == 3
+    for frame in frames:
+        assert frame.image.shape == (32, 64, 3) and frame.image.dtype == np.uint8
+        assert frame.anomaly is not None and frame.anomaly.shape == (32, 64)
+        assert set(np.unique(frame.anomaly)) <= {0, 1, 255}
