@@ -54,7 +54,8 @@ class FrameGraph(nn.Module):
     def forward(self, image: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         logits, ood_logits = self.model(image.to(self.dtype))          # N x K|2 x h x w
         # In fp16 too: the score subtracts the max before exp (scoring.py), so it stays finite.
-        score, labels = score_and_labels(self.score, logits, ood_logits, overwrite_logits=True)
+        score, labels = score_and_labels(self.score, logits, ood_logits,
+                                         overwrite_logits=True, graph=True)
         return labels.to(self.label_dtype), score.float()
 
 

@@ -43,6 +43,15 @@ def test_every_arch_exports_at_two_sizes_and_matches_torch(arch, size, tmp_path)
     assert np.abs(score - ref_score.numpy()).max() <= 1e-3
 
 
+def test_dense_blocks_export_as_concatenation_not_slice_writes(tmp_path):
+    """The inference buffer's slice writes exported as ScatterND, which runtimes run slowly."""
+    import onnx
+    model = fuse_for_inference(build_model('ldn121', 19).eval())
+    graph = onnx.load(str(export_onnx(model, (64, 96), tmp_path / 'g.onnx'))).graph
+    ops = {node.op_type for node in graph.node}
+    assert 'Concat' in ops and not ops & {'ScatterND', 'ScatterElements', 'TopK', 'ArgMax'}
+
+
 def test_a_graph_is_for_its_own_size_only(tmp_path):
     path = export_onnx(build_model('ladder_resnet18_half', 19).eval(), (64, 96),
                        tmp_path / 'g.onnx')
@@ -141,6 +150,14 @@ def test_cli_int8_from_an_image_folder_recalibrates_the_threshold(tiny_checkpoin
     assert (out / 'model.xml').is_file() and (out / 'model.bin').is_file()
     xml = (out / 'model.xml').read_text()
     assert 'FakeQuantize' in xml or 'i8' in xml                # really quantised
+    # ... in the convolutions only: the full-resolution score and argmax stay float
+    from densehybrid_ros.quantize import FLOAT_OPS
+    import openvino as ov
+    int8 = ov.Core().read_model(str(out / 'model.xml'))
+    fake_quantized = [op for op in int8.get_ops() if op.get_type_name() == 'FakeQuantize']
+    consumers = {target.get_node().get_type_name() for op in fake_quantized
+                 for target in op.output(0).get_target_inputs()}
+    assert fake_quantized and 'Convolution' in consumers and not consumers & set(FLOAT_OPS)
     # the artifact runs end to end through a tool, with its own recalibrated threshold
     seg = subprocess.run(
         [sys.executable, '-m', 'densehybrid_ros.tools.segment_images', str(frames / '0.png'),

@@ -57,6 +57,18 @@ def test_score_and_labels_in_one_pass_equal_the_separate_calls(
         assert torch.equal(s, original)                # the caller's logits are untouched
 
 
+def test_graph_argmax_is_the_first_maximum_and_a_valid_id_on_nan(logits):
+    s = logits[0].clone()
+    s[1, 3, 2, 2] = s[1, 1, 2, 2] = 50.0              # a tie resolves to the first index
+    s[0, :, 4, 4] = float('nan')                      # no channel equals the max
+    score, labels = scoring.score_and_labels('hybrid', s.clone(), logits[1], graph=True)
+    expected = s.argmax(1)
+    expected[0, 4, 4] = s.shape[1] - 1
+    assert torch.equal(labels, expected) and labels[1, 2, 2] == 1
+    reference, _ = scoring.score_and_labels('hybrid', s.clone(), logits[1])
+    assert torch.allclose(score, reference, equal_nan=True)
+
+
 def test_higher_score_for_low_likelihood_and_outlier_posterior():
     confident = torch.tensor([10.0, 0.0]).view(1, 2, 1, 1)
     flat = torch.tensor([0.0, 0.0]).view(1, 2, 1, 1)

@@ -55,7 +55,10 @@ class DenseBlock(nn.Sequential):
         self.out_channels = c_in + num_layers * GROWTH
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or _exporting():
+            # Exported graphs concatenate too: the buffer's slice writes export as 62 ScatterND
+            # and 186 Transpose nodes, and OpenVINO plans concat memory itself (measured at
+            # 1024x512, 2 threads: fp32 678 -> 548 ms, bf16 397 -> 270 ms, int8 323 -> 186 ms).
             feats = [x]
             for layer in self:
                 feats.append(layer(torch.cat(feats, 1)))
@@ -72,6 +75,12 @@ class DenseBlock(nn.Sequential):
             out[:, c:c + GROWTH] = layer(out[:, :c])
             c += GROWTH
         return out
+
+
+def _exporting() -> bool:
+    """Whether torch.export / the dynamo ONNX exporter is tracing this call."""
+    is_exporting = getattr(torch.compiler, 'is_exporting', None)     # torch >= 2.5
+    return bool(is_exporting and is_exporting())
 
 
 class Transition(nn.Sequential):
