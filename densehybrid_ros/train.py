@@ -241,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--train-scenes', type=int, default=2000)
     p.add_argument('--val-scenes', type=int, default=200)
     p.add_argument('--calib-scenes', type=int, default=100)
-    p.add_argument('--calib-family', default='train', choices=('train', 'eval'))
+    p.add_argument('--calib-family', default='train', choices=(*TRAINING_FAMILIES, 'eval'),
+                   help="anomaly family of the calibration scenes: a training family ('varied' "
+                        "for a model trained on it) or 'eval' (then eval is not held out)")
     p.add_argument('--val-size', type=int, nargs=2, default=(256, 512), metavar=('H', 'W'))
     p.add_argument('--val-split', default='val', help='held-out split of a folder data set')
     p.add_argument('--cache', help='folder caching generated synthetic scenes (.npz)')
