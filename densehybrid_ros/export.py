@@ -32,6 +32,9 @@ from .models import DenseHybridModel
 from .scoring import score_and_labels
 
 FORMAT = 'densehybrid_ros-artifact/1'
+# Bumped whenever the exported graph changes (2: dense blocks concatenate, argmax without TopK),
+# so that lazily exported artifacts cached by an older version are made again, not reused.
+GRAPH_VERSION = 2
 FORMATS = {'onnx': 'model.onnx', 'openvino': 'model.xml'}
 OPSET = 18
 Size = Tuple[int, int]
@@ -129,7 +132,7 @@ def build_meta(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, size: Si
                             else meta.get('calibration') or {}),
         'weights_sha256': digest or weights_digest(model),
         'checkpoint_sha256': meta.get('checkpoint_sha256', ''),
-        'opset': OPSET, 'torch': torch.__version__,
+        'opset': OPSET, 'graph_version': GRAPH_VERSION, 'torch': torch.__version__,
     }
 
 
@@ -220,7 +223,7 @@ def ensure_artifact(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, siz
                           'artifact with densehybrid-export --precision int8 --calibration '
                           'DIR_OR_BAG and pass it to the Segmenter')
     digest = digest or weights_digest(model)
-    key = f'{digest}_{fmt}_{size[0]}x{size[1]}_{precision}_{score}'
+    key = f'{digest}_g{GRAPH_VERSION}_{fmt}_{size[0]}x{size[1]}_{precision}_{score}'
     folder = Path(root) if root is not None else cache_dir()
     target = folder / key
     if (target / 'meta.json').is_file():

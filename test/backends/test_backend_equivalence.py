@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from densehybrid_ros import export
 from densehybrid_ros.backends import make_backend
 from densehybrid_ros.inference import Segmenter
 
@@ -48,11 +49,16 @@ def test_lazy_export_is_cached_per_size(random_ladder, tmp_path, monkeypatch):
     seg = Segmenter.from_model(random_ladder, device='cpu', backend='onnxruntime')
     seg(_images(1))
     seg(_images(2, size=(96, 64)))
-    assert sorted(p.name.split('_')[2] for p in export_cache.iterdir()) == ['64x96', '96x64']
+    assert sorted(p.name.split('_')[3] for p in export_cache.iterdir()) == ['64x96', '96x64']
     stamps = {p: p.stat().st_mtime_ns for p in export_cache.iterdir()}
     again = Segmenter.from_model(random_ladder, device='cpu', backend='onnxruntime')
     again(_images(3))
     assert {p: p.stat().st_mtime_ns for p in export_cache.iterdir()} == stamps   # reused
+    # A graph of another export version (an older package's cache) is made again, not reused.
+    monkeypatch.setattr(export, 'GRAPH_VERSION', export.GRAPH_VERSION + 1)
+    Segmenter.from_model(random_ladder, device='cpu', backend='onnxruntime')(_images(3))
+    made = set(export_cache.iterdir()) - set(stamps)
+    assert len(made) == 1 and f'_g{export.GRAPH_VERSION}_' in made.pop().name
 
 
 def test_uint8_and_float_batches_agree(random_ladder):
