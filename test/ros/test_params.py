@@ -51,17 +51,16 @@ def test_every_parameter_is_described_and_numbers_have_ranges():
 @pytest.fixture
 def node(ros_context, request):
     """Build an unconfigured in-process node, optionally reading the YAML params file."""
-    from rclpy.context import Context
+    from ros_helpers import close_context, lone_context
     context = ros_context
     if getattr(request, 'param', None) == 'yaml':
-        import rclpy
-        context = Context()
-        rclpy.init(context=context, args=['--ros-args', '--params-file', str(YAML_PATH)])
+        context = lone_context(['--ros-args', '--params-file', str(YAML_PATH)])
     n = DenseHybridNode('densehybrid_params_test', context=context)
     yield n
-    n.destroy_node()
-    if context is not ros_context:
-        context.try_shutdown()
+    if context is ros_context:
+        n.destroy_node()
+    else:
+        close_context(context, n)
 
 
 @pytest.mark.parametrize('node', ['defaults', 'yaml'], indirect=True)

@@ -9,12 +9,12 @@ import signal
 import pytest
 
 pytest.importorskip('rclpy')
-import rclpy  # noqa: E402
 from lifecycle_msgs.msg import State  # noqa: E402
 from lifecycle_msgs.srv import GetState  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from ros_helpers import NodeProcess, START_TIMEOUT_S  # noqa: E402
+from ros_helpers import (close_context, lone_context, NodeProcess,  # noqa: E402
+                         START_TIMEOUT_S)
 
 from densehybrid_ros.ros.node import DenseHybridNode  # noqa: E402
 
@@ -32,9 +32,8 @@ BAD_START = [
 
 def start(args):
     """An unconfigured node built from ``--ros-args -p <args>`` in its own context."""
-    context = rclpy.Context()
-    argv = ['densehybrid-node', '--ros-args'] + [a for arg in args for a in ('-p', arg)]
-    rclpy.init(context=context, args=argv)
+    context = lone_context(['densehybrid-node', '--ros-args']
+                           + [a for arg in args for a in ('-p', arg)])
     return context, DenseHybridNode('densehybrid_start_test', context=context)
 
 
@@ -47,8 +46,7 @@ def test_bad_start_value_fails_configure_naming_it(arg, name, value):
         assert name in node._error and value in node._error, node._error
         assert node.get_parameter('device').value == 'cpu'       # the good values are kept
     finally:
-        node.destroy_node()
-        context.try_shutdown()
+        close_context(context, node)
 
 
 def test_fixing_the_value_clears_the_start_error():
@@ -58,8 +56,7 @@ def test_fixing_the_value_clears_the_start_error():
         assert node.set_parameters([Parameter('overlay_alpha', value=0.3)])[0].successful
         assert node._error == '' and node._start_errors == {}
     finally:
-        node.destroy_node()
-        context.try_shutdown()
+        close_context(context, node)
 
 
 def test_integer_for_a_float_parameter_is_taken_as_float():
@@ -67,8 +64,7 @@ def test_integer_for_a_float_parameter_is_taken_as_float():
     try:
         assert node.get_parameter('camera_timeout').value == 3.0 and not node._start_errors
     finally:
-        node.destroy_node()
-        context.try_shutdown()
+        close_context(context, node)
 
 
 def test_console_script_with_a_bad_value_stays_up_with_one_error_line(probe, tmp_path):

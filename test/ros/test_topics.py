@@ -36,17 +36,14 @@ def test_errors_become_one_log_line():
 
 
 def test_remapping_and_namespace_apply_to_input_topics():
-    import rclpy
-    from rclpy.context import Context
+    from ros_helpers import close_context, lone_context
 
     from densehybrid_ros.ros.node import DenseHybridNode
-    context = Context()
-    rclpy.init(context=context, args=['--ros-args', '-r', 'image:=/camera/image_raw',
-                                      '-r', '__ns:=/car'])
+    context = lone_context(['--ros-args', '-r', 'image:=/camera/image_raw', '-r', '__ns:=/car'])
+    nodes = []
     try:
-        node = DenseHybridNode(context=context)
-        assert node.resolve_topic_name('image') == '/camera/image_raw'     # remapped
-        assert node.resolve_topic_name('rear/image') == '/car/rear/image'  # node namespace
-        node.destroy_node()
+        nodes.append(DenseHybridNode(context=context))
+        assert nodes[0].resolve_topic_name('image') == '/camera/image_raw'     # remapped
+        assert nodes[0].resolve_topic_name('rear/image') == '/car/rear/image'  # node namespace
     finally:
-        context.try_shutdown()
+        close_context(context, *nodes)
