@@ -29,32 +29,19 @@ from densehybrid_ros.transport import child_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN_ID = 20 + os.getpid() % 180
-# In-process nodes that talk to nobody (parameter and start-up checks) live on a domain of
-# their own (200..231, apart from the sessions' 20..199), so they never open TCP channels to the
-# probe or the node processes; see close_context.
-LONE_DOMAIN_ID = 200 + os.getpid() % 32
 START_TIMEOUT_S = 90.0      # import torch + load + warm up on a busy 2-core machine
 
 
-def lone_context(args: Sequence[str] = ()) -> Any:
-    """A fresh rclpy context on LONE_DOMAIN_ID, initialised with command-line ``args``."""
-    context = rclpy.Context()
-    rclpy.init(context=context, args=list(args), domain_id=LONE_DOMAIN_ID)
-    return context
+def close_node(node: Any) -> None:
+    """Destroy an in-process node made with ``cli_args`` on the session's context.
 
-
-def close_context(context: Any, *nodes: Any) -> None:
-    """Destroy ``nodes`` and shut ``context`` down now, DDS participant included.
-
-    A destroyed lifecycle node's handle can stay in a reference cycle, so its DDS participant
-    was finalised by a later garbage collection, in the middle of the next test, while that
-    test's new participant had TCP channels (Fast DDS LARGE_DATA) open to it. Fast DDS 2.14 then
-    deadlocked in TCPChannelResourceBasic::disconnect against its own blocked reader threads and
-    the suite hung. Collecting here, with no other participant on the domain, avoids that.
+    Such nodes share the probe's DDS participant, so destroying them never tears a participant
+    down during the session. Each one used to get an rclpy context of its own; a later garbage
+    collection then finalised that context's participant while it had TCP channels (Fast DDS
+    LARGE_DATA) open, and Fast DDS 2.14 deadlocked in TCPChannelResourceBasic::disconnect
+    against its own blocked reader threads, hanging the suite (seen twice in clean-clone runs).
     """
-    for node in nodes:
-        node.destroy_node()
-    context.try_shutdown()
+    node.destroy_node()
     gc.collect()
 
 

@@ -51,16 +51,12 @@ def test_every_parameter_is_described_and_numbers_have_ranges():
 @pytest.fixture
 def node(ros_context, request):
     """Build an unconfigured in-process node, optionally reading the YAML params file."""
-    from ros_helpers import close_context, lone_context
-    context = ros_context
-    if getattr(request, 'param', None) == 'yaml':
-        context = lone_context(['--ros-args', '--params-file', str(YAML_PATH)])
-    n = DenseHybridNode('densehybrid_params_test', context=context)
+    from ros_helpers import close_node
+    args = (['--ros-args', '--params-file', str(YAML_PATH)]
+            if getattr(request, 'param', None) == 'yaml' else [])
+    n = DenseHybridNode('densehybrid_params_test', context=ros_context, cli_args=args)
     yield n
-    if context is ros_context:
-        n.destroy_node()
-    else:
-        close_context(context, n)
+    close_node(n)
 
 
 @pytest.mark.parametrize('node', ['defaults', 'yaml'], indirect=True)

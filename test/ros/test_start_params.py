@@ -1,6 +1,6 @@
 """Bad start values (issue 15 item 3): configure fails with one line naming them; node stays up.
 
-In-process for every case (a real rclpy context per case, args as the command line gives them),
+In-process for every case (args as the command line gives them, parsed by rcl as node arguments),
 and once as the console script in its own process with ``--autostart``.
 """
 
@@ -13,8 +13,7 @@ from lifecycle_msgs.msg import State  # noqa: E402
 from lifecycle_msgs.srv import GetState  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from ros_helpers import (close_context, lone_context, NodeProcess,  # noqa: E402
-                         START_TIMEOUT_S)
+from ros_helpers import close_node, NodeProcess, START_TIMEOUT_S  # noqa: E402
 
 from densehybrid_ros.ros.node import DenseHybridNode  # noqa: E402
 
@@ -30,41 +29,40 @@ BAD_START = [
 ]
 
 
-def start(args):
-    """An unconfigured node built from ``--ros-args -p <args>`` in its own context."""
-    context = lone_context(['densehybrid-node', '--ros-args']
-                           + [a for arg in args for a in ('-p', arg)])
-    return context, DenseHybridNode('densehybrid_start_test', context=context)
+def start(context, args):
+    """An unconfigured node built from ``--ros-args -p <args>`` (parsed by rcl as node args)."""
+    return DenseHybridNode('densehybrid_start_test', context=context,
+                           cli_args=['--ros-args'] + [a for arg in args for a in ('-p', arg)])
 
 
 @pytest.mark.parametrize('arg,name,value', BAD_START)
-def test_bad_start_value_fails_configure_naming_it(arg, name, value):
-    context, node = start([arg, 'device:=cpu'])
+def test_bad_start_value_fails_configure_naming_it(ros_context, arg, name, value):
+    node = start(ros_context, [arg, 'device:=cpu'])
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert node.lifecycle_state == 'unconfigured'
         assert name in node._error and value in node._error, node._error
         assert node.get_parameter('device').value == 'cpu'       # the good values are kept
     finally:
-        close_context(context, node)
+        close_node(node)
 
 
-def test_fixing_the_value_clears_the_start_error():
-    context, node = start(['overlay_alpha:=5.0'])
+def test_fixing_the_value_clears_the_start_error(ros_context):
+    node = start(ros_context, ['overlay_alpha:=5.0'])
     try:
         assert 'overlay_alpha' in node._error
         assert node.set_parameters([Parameter('overlay_alpha', value=0.3)])[0].successful
         assert node._error == '' and node._start_errors == {}
     finally:
-        close_context(context, node)
+        close_node(node)
 
 
-def test_integer_for_a_float_parameter_is_taken_as_float():
-    context, node = start(['camera_timeout:=3'])
+def test_integer_for_a_float_parameter_is_taken_as_float(ros_context):
+    node = start(ros_context, ['camera_timeout:=3'])
     try:
         assert node.get_parameter('camera_timeout').value == 3.0 and not node._start_errors
     finally:
-        close_context(context, node)
+        close_node(node)
 
 
 def test_console_script_with_a_bad_value_stays_up_with_one_error_line(probe, tmp_path):

@@ -35,15 +35,14 @@ def test_errors_become_one_log_line():
     assert one_line(ValueError('bad\n  checkpoint\tfile')) == 'ValueError: bad checkpoint file'
 
 
-def test_remapping_and_namespace_apply_to_input_topics():
-    from ros_helpers import close_context, lone_context
+def test_remapping_and_namespace_apply_to_input_topics(ros_context):
+    from ros_helpers import close_node
 
     from densehybrid_ros.ros.node import DenseHybridNode
-    context = lone_context(['--ros-args', '-r', 'image:=/camera/image_raw', '-r', '__ns:=/car'])
-    nodes = []
+    node = DenseHybridNode(context=ros_context, cli_args=[
+        '--ros-args', '-r', 'image:=/camera/image_raw', '-r', '__ns:=/car'])
     try:
-        nodes.append(DenseHybridNode(context=context))
-        assert nodes[0].resolve_topic_name('image') == '/camera/image_raw'     # remapped
-        assert nodes[0].resolve_topic_name('rear/image') == '/car/rear/image'  # node namespace
+        assert node.resolve_topic_name('image') == '/camera/image_raw'     # remapped
+        assert node.resolve_topic_name('rear/image') == '/car/rear/image'  # node namespace
     finally:
-        close_context(context, *nodes)
+        close_node(node)
