@@ -77,8 +77,7 @@ def first_argmax(logits: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
     """
     k = logits.shape[1]
     ids = torch.arange(k, dtype=torch.float32, device=logits.device).view(1, k, 1, 1)
-    none = torch.full_like(ids, float(k - 1))
-    return torch.where(logits == top, ids, none).amin(1).long()
+    return torch.where(logits == top, ids, float(k - 1)).amin(1).long()
 
 
 def score_and_labels(kind: str, logits: torch.Tensor, ood_logits: torch.Tensor,
