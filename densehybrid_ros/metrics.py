@@ -22,8 +22,8 @@ from .score_bins import (ArrayLike, as_numpy, BinnedScores, DEFAULT_BINS, key_va
                          prepare_scores, score_keys)
 
 __all__ = ['AnomalyMetrics', 'DEFAULT_BINS', 'OpenSetConfusion', 'ScoreHistogram',
-           'UNKNOWN_ID', 'calibrate_counts', 'fpr_at_tpr', 'key_values', 'load_state',
-           'save_state', 'score_keys']
+           'UNKNOWN_ID', 'calibrate_counts', 'calibration_rule', 'fpr_at_tpr', 'key_values',
+           'load_state', 'save_state', 'score_keys']
 
 
 class ScoreHistogram(BinnedScores):
@@ -157,14 +157,16 @@ class AnomalyMetrics(BinnedScores):
         edges, counts = self._histogram(num_bins, score_range)
         return edges, counts[0], counts[1]
 
-    def threshold_at_tpr(self, target_tpr: float = 0.95) -> Dict[str, float]:
+    def threshold_at_tpr(self, target_tpr: float = 0.95, target_fpr: Optional[float] = None
+                         ) -> Dict[str, float]:
         """Threshold flagging at least ``target_tpr`` of anomaly pixels (``score > threshold``).
 
+        With ``target_fpr``: the threshold flagging most anomalies within that inlier FPR.
         Returns ``threshold``, the achieved ``tpr`` and ``fpr`` (exact for the counted pixels up
         to bin precision), and ``score_p01`` / ``score_p99`` over all valid pixels.
         """
         edges, tp, fp = self._cumulative()
-        out = calibrate_counts(edges, tp, fp, target_tpr, self.float32_only)
+        out = calibrate_counts(edges, tp, fp, target_tpr, self.float32_only, target_fpr)
         _, counts = self._bin_values()
         out['score_p01'], out['score_p99'] = self._quantiles(counts.sum(0), (0.01, 0.99))
         return out
@@ -198,24 +200,39 @@ class AnomalyMetrics(BinnedScores):
 
 
 def calibrate_counts(edges: np.ndarray, tp: np.ndarray, fp: np.ndarray, target_tpr: float,
-                     float32: bool = False) -> Dict[str, Any]:
-    """Pick the threshold flagging (``score > threshold``) at least ``target_tpr`` of anomalies.
+                     float32: bool = False, target_fpr: Optional[float] = None
+                     ) -> Dict[str, Any]:
+    """Pick the threshold (``score > threshold`` flags) by the one calibration rule.
 
+    By default the threshold flags at least ``target_tpr`` of the anomalies. With
+    ``target_fpr`` it instead flags as many anomalies as possible while flagging at most
+    ``target_fpr`` of the inliers (a false-alarm budget; ``target_tpr`` is then ignored).
     ``edges`` are the lowest scores of groups in descending order (bins or single values),
     ``tp``/``fp`` the cumulative anomaly/inlier counts down to each group. The threshold lies
-    just below the first group that reaches the target, so the ``tpr``/``fpr`` returned are
-    exactly those of the threshold: in float32 steps for float32 scores (the node compares in
-    float32), else in float64 steps. A group at -inf cannot be flagged by ``>``.
+    just below the last group flagged, so the ``tpr``/``fpr`` returned are exactly those of
+    the threshold: in float32 steps for float32 scores (the node compares in float32), else in
+    float64 steps. A group at -inf cannot be flagged by ``>``.
     """
-    if not 0.0 < target_tpr <= 1.0:
-        raise ValueError(f'target_tpr must be in (0, 1], got {target_tpr}')
     pos, neg = (int(c[-1]) if c.size else 0 for c in (tp, fp))
+    if target_fpr is not None:
+        if not 0.0 <= target_fpr < 1.0:
+            raise ValueError(f'target_fpr must be in [0, 1), got {target_fpr}')
+        rule: Dict[str, Any] = {'target_fpr': float(target_fpr)}
+    elif not 0.0 < target_tpr <= 1.0:
+        raise ValueError(f'target_tpr must be in (0, 1], got {target_tpr}')
+    else:
+        rule = {'target_tpr': float(target_tpr)}
     if pos == 0 or neg == 0:
         raise ValueError(f'calibration needs both anomaly and inlier pixels (got {pos} '
                          f'anomaly, {neg} inlier)')
-    i = int(np.argmax(tp / pos >= target_tpr - 1e-12))
-    edge = float(edges[i])
-    if edge == -math.inf:                   # nothing at -inf is above any threshold
+    if target_fpr is None:
+        i = int(np.argmax(tp / pos >= target_tpr - 1e-12))
+    else:                                   # the last group still within the inlier budget
+        i = int(np.searchsorted(fp / neg, target_fpr + 1e-12, side='right')) - 1
+    edge = float(edges[i]) if i >= 0 else math.inf
+    if edge == math.inf:                    # not even the top group fits: flag nothing
+        threshold = math.inf
+    elif edge == -math.inf:                 # nothing at -inf is above any threshold
         threshold, i = -math.inf, i - 1
     elif float32:
         up = np.float32(edge)              # smallest float32 >= edge: the group's lowest score
@@ -225,9 +242,15 @@ def calibrate_counts(edges: np.ndarray, tp: np.ndarray, fp: np.ndarray, target_t
     else:
         threshold = float(np.nextafter(edge, -math.inf))
     flagged_tp, flagged_fp = (int(c[i]) if i >= 0 else 0 for c in (tp, fp))
-    return {'threshold': threshold, 'target_tpr': float(target_tpr),
-            'tpr': flagged_tp / pos, 'fpr': flagged_fp / neg,
+    return {'threshold': threshold, **rule, 'tpr': flagged_tp / pos, 'fpr': flagged_fp / neg,
             'anomaly_pixels': pos, 'inlier_pixels': neg}
+
+
+def calibration_rule(calibration: Dict[str, Any]) -> Dict[str, float]:
+    """Return the rule a stored calibration used, as keyword arguments of the calibrators."""
+    if calibration.get('target_fpr') is not None:
+        return {'target_fpr': float(calibration['target_fpr'])}
+    return {'target_tpr': float(calibration.get('target_tpr', 0.95))}
 
 
 def fpr_at_tpr(fpr: ArrayLike, tpr: ArrayLike, target: float = 0.95) -> float:

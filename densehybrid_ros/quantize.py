@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .export import ExportError, FrameGraph, require
+from .metrics import calibration_rule
 from .models import DenseHybridModel
 from .scoring import calibrate
 
@@ -112,11 +113,11 @@ def recalibrate(calibration: Dict[str, Any], scores: np.ndarray, reference: np.n
     """Threshold of a quantised graph: on labels if any, else matching fp32's flagged fraction."""
     threshold = float(calibration.get('threshold', math.nan))
     if anomaly is not None and ((anomaly == 1).any() and (anomaly == 0).any()):
-        tpr = float(calibration.get('target_tpr', 0.95))
-        out = calibrate(scores, anomaly, tpr, measured_on=measured_on + ', anomaly labels')
+        rule = calibration_rule(calibration)
+        out = calibrate(scores, anomaly, measured_on=measured_on + ', anomaly labels', **rule)
         # The fp32 model's threshold on the same frames, to compare like with like.
-        out['fp32_threshold_same_frames'] = calibrate(reference, anomaly, tpr)['threshold']
-        out['method'] = 'target_tpr'
+        out['fp32_threshold_same_frames'] = calibrate(reference, anomaly, **rule)['threshold']
+        out['method'] = next(iter(rule))
         return out
     out = dict(calibration)
     p01, p99 = np.percentile(scores, [1.0, 99.0])

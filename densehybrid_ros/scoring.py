@@ -128,12 +128,15 @@ def open_set_prediction(logits: torch.Tensor, score: torch.Tensor, threshold: fl
 
 
 def calibrate(scores: Array, is_anomaly: Array, target_tpr: float = 0.95,
-              valid: Optional[Array] = None, measured_on: str = '') -> Dict[str, object]:
+              valid: Optional[Array] = None, measured_on: str = '',
+              target_fpr: Optional[float] = None) -> Dict[str, object]:
     """Threshold that flags ``target_tpr`` of the anomaly pixels, plus the heatmap range.
 
-    Returns ``threshold`` (a pixel is anomalous when ``score > threshold``), the achieved ``tpr``
-    and ``fpr``, ``score_p01``/``score_p99`` over all valid pixels (the fixed heatmap range),
-    pixel counts and ``measured_on``.
+    With ``target_fpr`` the threshold instead flags the most anomaly pixels while flagging at
+    most that fraction of inlier pixels (the rule of ``metrics.calibrate_counts``). Returns
+    ``threshold`` (a pixel is anomalous when ``score > threshold``), the rule, the achieved
+    ``tpr`` and ``fpr``, ``score_p01``/``score_p99`` over all valid pixels (the fixed heatmap
+    range), pixel counts and ``measured_on``.
     """
     scores = _as_numpy(scores)
     s = scores.astype(np.float64).ravel()
@@ -147,7 +150,7 @@ def calibrate(scores: Array, is_anomaly: Array, target_tpr: float = 0.95,
     tp = np.cumsum(np.bincount(index[a], minlength=values.size)[::-1])
     fp = np.cumsum(np.bincount(index[~a], minlength=values.size)[::-1])
     out = calibrate_counts(values[::-1], tp, fp, target_tpr,
-                           scores.dtype in (np.float32, np.float16))
+                           scores.dtype in (np.float32, np.float16), target_fpr)
     finite = s[np.isfinite(s)]
     p01, p99 = np.percentile(finite, [1.0, 99.0]) if finite.size else (np.nan, np.nan)
     return {**out, 'score_p01': float(p01), 'score_p99': float(p99), 'measured_on': measured_on}

@@ -7,7 +7,8 @@ its phases top to bottom, nanoGPT style, with the loop, resume and evaluation be
 The same command runs single-process or under ``torchrun`` (DDP: gloo on CPU, nccl on GPU).
 Training state goes to ``OUTPUT/last.pt`` every ``--save-every`` iterations and on interruption;
 ``--resume`` continues from it. At the end, rank 0 calibrates on a held-out split (threshold at
-95 % TPR, heatmap range) and evaluates, and writes ``OUTPUT/model.pt`` (a project checkpoint).
+95 % TPR or at ``--calib-target-fpr``, heatmap range) and evaluates, and writes
+``OUTPUT/model.pt`` (a project checkpoint).
 """
 
 import argparse
@@ -131,8 +132,9 @@ def training_segmenter(model: DenseHybridModel, device: torch.device,
 
 
 def calibrate_model(segmenter: Segmenter, dataset: 'EvalSet', measured_on: str,
-                    target_tpr: float = 0.95) -> Dict[str, Any]:
-    """Threshold at ``target_tpr`` and heatmap range of the Segmenter's score on ``dataset``."""
+                    target_tpr: float = 0.95, target_fpr: Optional[float] = None
+                    ) -> Dict[str, Any]:
+    """Threshold (at ``target_tpr``, or ``target_fpr``) and heatmap range on ``dataset``."""
     from .scoring import calibrate
     scores, labels = [], []
     for samples in _sample_batches(dataset):
@@ -140,7 +142,7 @@ def calibrate_model(segmenter: Segmenter, dataset: 'EvalSet', measured_on: str,
         scores += [r.score.ravel() for r in results]
         labels += [s['anomaly'].ravel() for s in samples]
     return calibrate(np.concatenate(scores), np.concatenate(labels), target_tpr,
-                     measured_on=measured_on)
+                     measured_on=measured_on, target_fpr=target_fpr)
 
 
 def evaluate(model: DenseHybridModel, dataset: 'EvalSet', device: torch.device,
@@ -244,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--calib-family', default='train', choices=(*TRAINING_FAMILIES, 'eval'),
                    help="anomaly family of the calibration scenes: a training family ('varied' "
                         "for a model trained on it) or 'eval' (then eval is not held out)")
+    p.add_argument('--calib-target-fpr', type=float,
+                   help='threshold rule: flag the most calibration anomalies while flagging at '
+                        'most this fraction of inlier pixels (default: flag 95 %% of anomalies)')
     p.add_argument('--val-size', type=int, nargs=2, default=(256, 512), metavar=('H', 'W'))
     p.add_argument('--val-split', default='val', help='held-out split of a folder data set')
     p.add_argument('--cache', help='folder caching generated synthetic scenes (.npz)')
@@ -334,7 +339,8 @@ def _run(args: argparse.Namespace, rank: int, world: int, device: torch.device,
     print('calibrating ...', flush=True)
     segmenter = training_segmenter(model, device)
     calibration = calibrate_model(segmenter, calib_set,
-                                  measured_on=f'{len(calib_set)} held-out images: {data_desc}')
+                                  measured_on=f'{len(calib_set)} held-out images: {data_desc}',
+                                  target_fpr=args.calib_target_fpr)
     print('evaluating ...', flush=True)
     metrics = evaluate(model, val_set, device, args.num_classes, calibration['threshold'])
     command = 'densehybrid-train ' + ' '.join(
@@ -488,8 +494,8 @@ def format_metrics(metrics: Dict[str, Any], calibration: Dict[str, Any]) -> str:
                      f'FPR95 {m["fpr95"]:.4f}')
     if 'open_miou' in metrics:
         lines.append(f'open-set mIoU {metrics["open_miou"]:.4f} at threshold '
-                     f'{calibration["threshold"]:.4f} (TPR {calibration["tpr"]:.3f} on the '
-                     f'calibration set)')
+                     f'{calibration["threshold"]:.4f} (TPR {calibration["tpr"]:.3f}, FPR '
+                     f'{calibration["fpr"]:.3f} on the calibration set)')
     return '\n'.join(lines)
 
 

@@ -207,6 +207,9 @@ def test_recalibration_follows_the_quantised_scores():
     assert with_labels['threshold'] == pytest.approx(
         with_labels['fp32_threshold_same_frames'] * 0.5 + 1.0, abs=1e-5)
     assert with_labels['tpr'] >= 0.95
+    by_fpr = recalibrate({'threshold': 1.0, 'target_fpr': 0.01}, int8, fp32, anomaly, 'x')
+    assert by_fpr['method'] == 'target_fpr' and by_fpr['target_fpr'] == 0.01
+    assert np.mean(int8[anomaly == 0] > by_fpr['threshold']) <= 0.01
     without = recalibrate({'threshold': 1.0}, int8, fp32, None, 'x')
     assert without['method'] == 'matched_fraction'
     assert np.mean(int8 > without['threshold']) == pytest.approx(np.mean(fp32 > 1.0), abs=1e-3)

@@ -195,6 +195,12 @@ def test_threshold_at_tpr_agrees_with_scoring_calibrate(name: str) -> None:
     achieved = float(np.mean(score[is_anomaly] > got['threshold']))
     assert achieved >= 0.95 and got['tpr'] == pytest.approx(achieved, abs=1e-12)
     assert got['fpr'] == pytest.approx(exact['fpr'], abs=TOL)
+    by_fpr = metrics.threshold_at_tpr(target_fpr=0.02)
+    assert by_fpr['fpr'] <= 0.02
+    assert by_fpr['fpr'] == pytest.approx(float(np.mean(score[~is_anomaly] > by_fpr['threshold'])),
+                                          abs=TOL)
+    assert by_fpr['tpr'] == pytest.approx(calibrate(score, is_anomaly, target_fpr=0.02)['tpr'],
+                                          abs=TOL)
     span = exact['score_p99'] - exact['score_p01']
     assert got['score_p01'] == pytest.approx(exact['score_p01'], abs=1e-3 * span)
     assert got['score_p99'] == pytest.approx(exact['score_p99'], abs=1e-3 * span)

@@ -1,5 +1,7 @@
 """Scores, open-set prediction and calibration."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -107,6 +109,30 @@ def test_calibrate_reaches_the_target_tpr_tightly(target, n_pos):
     assert cal['tpr'] == pytest.approx(tpr)
     assert cal['fpr'] == pytest.approx(np.mean(neg > cal['threshold']))
     assert cal['score_p01'] < cal['score_p99']
+
+
+@pytest.mark.parametrize('target', [0.0, 0.01, 0.2])
+def test_calibrate_at_a_target_fpr_flags_the_most_anomalies_within_the_budget(target):
+    rng = np.random.default_rng(3)
+    pos = rng.normal(2.0, 1.0, 500).astype(np.float32)
+    neg = rng.normal(0.0, 1.0, 5000).astype(np.float32)
+    scores = np.concatenate([pos, neg])
+    labels = np.concatenate([np.ones(500, np.uint8), np.zeros(5000, np.uint8)])
+    cal = scoring.calibrate(scores, labels, target_fpr=target)
+    assert 'target_tpr' not in cal and cal['target_fpr'] == target
+    fpr = np.mean(neg > cal['threshold'])
+    assert fpr <= target and cal['fpr'] == pytest.approx(fpr)
+    assert cal['tpr'] == pytest.approx(np.mean(pos > cal['threshold']))
+    # the next inlier below the threshold would break the budget
+    next_inlier = neg[neg <= cal['threshold']].max()
+    assert np.mean(neg >= next_inlier) > target
+
+
+def test_calibrate_at_a_target_fpr_flags_nothing_when_the_top_score_is_an_inlier():
+    cal = scoring.calibrate(np.array([9.0, 1.0, 0.0]), np.array([0, 1, 0]), target_fpr=0.0)
+    assert cal['threshold'] == math.inf and cal['tpr'] == 0.0 and cal['fpr'] == 0.0
+    with pytest.raises(ValueError, match='target_fpr'):
+        scoring.calibrate(np.array([9.0, 1.0]), np.array([0, 1]), target_fpr=1.0)
 
 
 def test_calibrate_ignores_void_and_invalid_pixels():

@@ -86,11 +86,14 @@ def test_finetune_heads_only_from_a_checkpoint(tmp_path, capsys):
     model = build_model('ladder_resnet18_half', 19)
     init = save_checkpoint(tmp_path / 'init.pt', model, {})
     _run(tmp_path, '--iters', '2', '--init', str(init), '--finetune', 'heads',
-         '--val-scenes', '1', '--calib-scenes', '2', '--calib-family', 'varied')
+         '--val-scenes', '1', '--calib-scenes', '2', '--calib-family', 'varied',
+         '--calib-target-fpr', '0.02')
     # The model being calibrated has no threshold yet: no 'uncalibrated checkpoint' warning.
     assert 'no calibrated threshold' not in capsys.readouterr().err
     tuned, meta = load_checkpoint(tmp_path / 'run' / 'model.pt')
-    assert 'calibration 2 scenes (varied family' in meta['calibration']['measured_on']
+    cal = meta['calibration']
+    assert 'calibration 2 scenes (varied family' in cal['measured_on']
+    assert cal['target_fpr'] == 0.02 and cal['fpr'] <= 0.02 and 'target_tpr' not in cal
     before = model.state_dict()
     for k, v in tuned.state_dict().items():
         if 'running' in k or 'num_batches' in k:

@@ -212,9 +212,9 @@ def _evaluate(args: argparse.Namespace, output: Path
     out_bag: Optional[BagWriter] = None
     try:
         k = runner.load_model(source.kind == 'recorded bag')
-        if args.threshold_from_tpr and not runner.checkpoint:
-            raise EvalError('--threshold-from-tpr on recorded results needs --checkpoint (the '
-                            'model to write the calibrated copy of)')
+        if threshold_rule(args) and not runner.checkpoint:
+            raise EvalError('--threshold-from-tpr/-fpr on recorded results needs --checkpoint '
+                            '(the model to write the calibrated copy of)')
         run = Evaluation(k)
         use_labels = source.kind != 'streethazards' or k == STREETHAZARDS_CLASSES
         if args.output_bag:
@@ -299,9 +299,9 @@ def finish(args: argparse.Namespace, run: Evaluation, summary: Dict[str, Any],
     if current is not None and math.isfinite(current) and anomaly.get('anomaly_pixels') \
             and anomaly.get('inlier_pixels'):
         anomaly['at_threshold'] = run.anomaly.rates_at(current)
-    if args.threshold_from_tpr:
-        summary['calibration'] = calibration = run.anomaly.threshold_at_tpr(
-            args.threshold_from_tpr)
+    rule = threshold_rule(args)
+    if rule:
+        summary['calibration'] = calibration = run.anomaly.threshold_at_tpr(**rule)
         calibration['measured_on'] = f'densehybrid-eval {summary["input"]}, ' \
             f'{run.anomaly_frames} frames'
         if run.semantic_frames:
@@ -370,9 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help='frames read ahead in a background thread (0: none)')
     model.add_argument('--threshold', type=float,
                        help='anomaly threshold for open-set figures (default: checkpoint)')
-    model.add_argument('--threshold-from-tpr', type=float, metavar='TPR',
-                       help='calibrate the threshold at this TPR (e.g. 0.95) and write it into '
-                            'a copy of the checkpoint')
+    add_threshold_rule(model, 'calibrate the threshold and write it into a copy of the '
+                              'checkpoint')
     model.add_argument('--calibrated-checkpoint', help='where to write that copy (default '
                                                        '<output>/<name>_calibrated.pt)')
     out = p.add_argument_group('output')
@@ -387,6 +386,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def add_threshold_rule(group: Any, what: str) -> None:
+    """Add the two calibration rules as exclusive options (``metrics.calibrate_counts``)."""
+    rule = group.add_mutually_exclusive_group()
+    rule.add_argument('--threshold-from-tpr', type=float, metavar='TPR',
+                      help=f'{what}: the threshold flagging this fraction of anomaly pixels '
+                           '(e.g. 0.95)')
+    rule.add_argument('--threshold-from-fpr', type=float, metavar='FPR',
+                      help=f'{what}: the threshold flagging the most anomaly pixels while '
+                           'flagging at most this fraction of inlier pixels (e.g. 0.01)')
+
+
+def threshold_rule(args: argparse.Namespace) -> Dict[str, float]:
+    """Keyword arguments of ``threshold_at_tpr`` for the rule asked for; empty for none."""
+    if args.threshold_from_fpr is not None:
+        return {'target_fpr': args.threshold_from_fpr}
+    return {'target_tpr': args.threshold_from_tpr} if args.threshold_from_tpr else {}
+
+
 def build_merge_parser() -> argparse.ArgumentParser:
     """Command-line interface of densehybrid-eval merge."""
     p = argparse.ArgumentParser(
@@ -397,8 +414,7 @@ def build_merge_parser() -> argparse.ArgumentParser:
     p.add_argument('shards', nargs='+', help='output folders of the shard runs')
     p.add_argument('--output', default='out/eval', help='results folder (default out/eval)')
     p.add_argument('--json', help='also write metrics.json here')
-    p.add_argument('--threshold-from-tpr', type=float, metavar='TPR',
-                   help='calibrate on all shards together and write a checkpoint copy')
+    add_threshold_rule(p, 'calibrate on all shards together and write a checkpoint copy')
     p.add_argument('--calibrated-checkpoint', help='where to write that copy')
     p.add_argument('--checkpoint', help='the checkpoint to copy, if its path on this machine '
                                         'differs from the one in the shards')
@@ -458,9 +474,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_merge_parser().parse_args(argv[1:]) if merging \
         else build_parser().parse_args(argv)
     try:
-        tpr = args.threshold_from_tpr
+        tpr, fpr = args.threshold_from_tpr, args.threshold_from_fpr
         if tpr is not None and not 0 < tpr <= 1:
             raise EvalError(f'--threshold-from-tpr must be in (0, 1], got {tpr}')
+        if fpr is not None and not 0 <= fpr < 1:
+            raise EvalError(f'--threshold-from-fpr must be in [0, 1), got {fpr}')
         summary = merge(args) if merging else evaluate(args)
     except (EvalError, BagError, BenchmarkError, ValueError, OSError) as exc:
         print(f'densehybrid-eval: error: {exc}', file=sys.stderr)

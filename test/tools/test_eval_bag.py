@@ -177,6 +177,16 @@ def test_threshold_from_tpr_writes_a_calibrated_copy(sample_bag, tiny_checkpoint
     assert original['calibration']['threshold'] == -2.0               # original untouched
 
 
+def test_threshold_from_fpr_keeps_the_inlier_budget(sample_bag, tiny_checkpoint,
+                                                    tmp_path) -> None:
+    figures = run_eval(tmp_path, str(sample_bag), '--checkpoint', str(tiny_checkpoint),
+                       '--threshold-from-fpr', '0.01', '--pictures', '0', '--frames', '2')
+    _, meta = load_checkpoint(Path(figures['calibrated_checkpoint']))
+    calibration = meta['calibration']
+    assert calibration['target_fpr'] == 0.01 and calibration['fpr'] <= 0.01
+    assert calibration['threshold'] == figures['calibration']['threshold']
+
+
 def test_without_labels_writes_the_bag_and_score_statistics(sample_bag, tiny_checkpoint,
                                                             tmp_path) -> None:
     figures = run_eval(tmp_path, str(sample_bag), '--checkpoint', str(tiny_checkpoint),
