@@ -8,6 +8,9 @@ For a crop with one pasted negative patch (``outlier`` pixels) the loss is
 
 with ``disc_weight = 10 * beta`` by default. An optional energy margin ``m`` replaces the
 generative term by ``mean(relu(logsumexp - m))`` so it stops pushing once outliers are below m.
+An optional inlier hinge adds ``mean(relu(inlier_margin - logsumexp) ** inlier_power)`` over
+inlier pixels; power 2 pushes the low tail (class boundaries) harder than the bulk near the
+margin.
 """
 
 from typing import Dict, Optional
@@ -23,12 +26,14 @@ def densehybrid_loss(logits: torch.Tensor, ood_logits: torch.Tensor, label: torc
                      disc_weight: Optional[float] = None, ce_weight: float = 1.0,
                      energy_margin: Optional[float] = None,
                      class_weights: Optional[torch.Tensor] = None,
-                     inlier_margin: Optional[float] = None) -> Dict[str, torch.Tensor]:
+                     inlier_margin: Optional[float] = None,
+                     inlier_power: float = 1.0) -> Dict[str, torch.Tensor]:
     """Compute the DenseHybrid loss terms and their weighted sum (key ``loss``).
 
     ``energy_margin`` stops the generative term once an outlier's logsumexp is below it;
     ``inlier_margin`` (optional, not in the authors' loss) adds ``relu(margin - lse)`` over
-    inlier pixels to the generative term, so inlier log-likelihoods cannot drift low.
+    inlier pixels to the generative term, so inlier log-likelihoods cannot drift low;
+    ``inlier_power`` 2 squares the hinge, so the gradient grows with the distance below it.
     """
     disc_weight = 10.0 * beta if disc_weight is None else disc_weight
     out = outlier.bool()
@@ -44,7 +49,8 @@ def densehybrid_loss(logits: torch.Tensor, ood_logits: torch.Tensor, label: torc
     gen = (lse * outf).sum() / outf.sum().clamp(min=1.0)
     if inlier_margin is not None:
         inf = (closed_target != IGNORE).float()
-        gen = gen + (F.relu(inlier_margin - lse_raw) * inf).sum() / inf.sum().clamp(min=1.0)
+        hinge = F.relu(inlier_margin - lse_raw) ** inlier_power
+        gen = gen + (hinge * inf).sum() / inf.sum().clamp(min=1.0)
     ood_target = torch.where(out, torch.ones_like(label),
                              torch.where(label != IGNORE, torch.zeros_like(label),
                                          torch.full_like(label, IGNORE)))

@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--energy-margin', type=float, help='optional margin on outlier logsumexp')
     p.add_argument('--inlier-margin', type=float,
                    help='optional: also push inlier logsumexp above this (hinge, weight beta)')
+    p.add_argument('--inlier-power', type=float, default=1.0,
+                   help='power of that hinge: 2 pushes the low tail of inlier logsumexp (class '
+                        'boundaries) harder than pixels just below the margin')
     p.add_argument('--class-weights', choices=('none', 'sqrt'), default='none',
                    help="closed-set CE class weights: none (the authors' loss) or sqrt of "
                         'median frequency / frequency over the training labels (rare classes up)')
@@ -451,7 +454,7 @@ def train(args: argparse.Namespace, model: DenseHybridModel, optimizer: torch.op
                 logits, ood = net(x)
             terms = densehybrid_loss(logits, ood, label, outlier, args.beta, args.disc_weight,
                                      args.ce_weight, args.energy_margin, class_weights,
-                                     args.inlier_margin)
+                                     args.inlier_margin, args.inlier_power)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms['loss']).backward()
             scaler.step(optimizer)

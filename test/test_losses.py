@@ -20,13 +20,13 @@ def _batch(outlier_pixels: int):
 
 
 @pytest.mark.parametrize('outliers', [0, 1, 6])
-@pytest.mark.parametrize('beta, disc_weight, margin, inlier_margin', [
-    (0.03, None, None, None), (0.1, 0.5, None, None), (0.03, None, 1.0, None),
-    (0.03, None, -1.0, 2.5)])
-def test_loss_terms(outliers, beta, disc_weight, margin, inlier_margin):
+@pytest.mark.parametrize('beta, disc_weight, margin, inlier_margin, power', [
+    (0.03, None, None, None, 1.0), (0.1, 0.5, None, None, 1.0), (0.03, None, 1.0, None, 1.0),
+    (0.03, None, -1.0, 2.5, 1.0), (0.03, None, -1.0, 2.5, 2.0)])
+def test_loss_terms(outliers, beta, disc_weight, margin, inlier_margin, power):
     logits, ood, label, outlier = _batch(outliers)
     t = densehybrid_loss(logits, ood, label, outlier, beta, disc_weight, energy_margin=margin,
-                         inlier_margin=inlier_margin)
+                         inlier_margin=inlier_margin, inlier_power=power)
     out = outlier.bool()
     inlier = (label != 255) & ~out
     ce = torch.nn.functional.cross_entropy(logits.permute(0, 2, 3, 1)[inlier], label[inlier])
@@ -35,7 +35,8 @@ def test_loss_terms(outliers, beta, disc_weight, margin, inlier_margin):
         lse = torch.relu(lse - margin)
     gen = lse[out].mean() if outliers else torch.tensor(0.0)
     if inlier_margin is not None:
-        gen = gen + torch.relu(inlier_margin - torch.logsumexp(logits, 1))[inlier].mean()
+        hinge = torch.relu(inlier_margin - torch.logsumexp(logits, 1)) ** power
+        gen = gen + hinge[inlier].mean()
     valid = (label != 255) | out
     disc = torch.nn.functional.cross_entropy(ood.permute(0, 2, 3, 1)[valid], out[valid].long())
     w = 10 * beta if disc_weight is None else disc_weight
