@@ -69,12 +69,16 @@ def resolve_device(device: str = 'auto') -> torch.device:
 
 
 def inference_shape(image_shape: Sequence[int], inference_size: Union[None, int, Size],
-                    max_pixels: int = MAX_INFERENCE_PIXELS) -> Size:
+                    max_pixels: int = MAX_INFERENCE_PIXELS, max_native_width: int = 0) -> Size:
     """(h, w) the model sees for an H x W image: native, a width keeping aspect, or fixed.
 
-    Larger than ``max_pixels`` (0 = no bound), the size shrinks keeping the aspect ratio.
+    Native (``inference_size`` None or 0) wider than ``max_native_width`` (0 = no bound: the
+    checkpoint's ``max_inference_width``) shrinks to that width; larger than ``max_pixels``
+    (0 = no bound), the size shrinks keeping the aspect ratio.
     """
     h, w = int(image_shape[0]), int(image_shape[1])
+    if not inference_size and 0 < max_native_width < w:
+        inference_size = max_native_width                   # downscale only, never up
     if isinstance(inference_size, int) and inference_size > 0:
         h, w = max(1, round(h * inference_size / w)), inference_size
     elif inference_size is not None and not isinstance(inference_size, int):
@@ -131,6 +135,8 @@ class Segmenter:
         dev = resolve_device('cpu' if backend != 'torch' and device == 'auto' else device)
         self.precision, self.score_kind, self.backend_name = precision, score, backend
         self.inference_size, self.max_inference_pixels = inference_size, max_inference_pixels
+        # The widest native input the model is meant for (measured per model, model card).
+        self.max_native_width = int(meta.get('max_inference_width') or 0)
         self.meta = meta
         self.model = model.eval()
         self.backend: Backend = make_backend(
@@ -193,7 +199,8 @@ class Segmenter:
         groups: Dict[Size, List[int]] = {}
         for i, image in enumerate(images):
             _check_image(i, image)
-            size = inference_shape(image.shape, self.inference_size, self.max_inference_pixels)
+            size = inference_shape(image.shape, self.inference_size, self.max_inference_pixels,
+                                   self.max_native_width)
             groups.setdefault(size, []).append(i)
         results: List[Result] = [Result() for _ in images]
         for size, indices in groups.items():

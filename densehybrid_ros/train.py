@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from .classes import default_class_names, default_palette
 from .data.cityscapes import DatasetError
 from .data.synthetic import TRAINING_FAMILIES
@@ -252,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--calib-target-fpr', type=float,
                    help='threshold rule: flag the most calibration anomalies while flagging at '
                         'most this fraction of inlier pixels (default: flag 95 %% of anomalies)')
+    p.add_argument('--max-inference-width', type=int,
+                   help='widest native input the model is meant for, stored in the '
+                        'checkpoint: wider cameras run downscaled to it when the node has '
+                        'inference_width 0 (measured for the embedded model: 1024)')
     p.add_argument('--val-size', type=int, nargs=2, default=(256, 512), metavar=('H', 'W'))
     p.add_argument('--val-split', default='val', help='held-out split of a folder data set')
     p.add_argument('--cache', help='folder caching generated synthetic scenes (.npz)')
@@ -348,16 +352,22 @@ def _run(args: argparse.Namespace, rank: int, world: int, device: torch.device,
     metrics = evaluate(model, val_set, device, args.num_classes, calibration['threshold'])
     command = 'densehybrid-train ' + ' '.join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    stage = {'command': command, 'init': args.init, 'iterations': progress.iteration,
+             'hours': round(progress.elapsed / 3600, 3),
+             'miou': round(metrics['miou'], 4), 'ap': round(metrics['ap'], 4)}
     meta = {
         'class_names': class_names,
         'palette': default_palette(args.num_classes, class_names),
         'calibration': calibration,
+        **({'max_inference_width': args.max_inference_width} if args.max_inference_width
+           else {}),
         'train': {'command': command, 'data': data_desc, 'iterations': progress.iteration,
                   'epochs': round(progress.iteration * args.batch_size * world
                                   / max(1, len(train_set)), 2),
                   'seed': args.seed, 'processes': world, 'device': str(device),
                   'hours': round(progress.elapsed / 3600, 3), 'init': args.init,
-                  'finetune': args.finetune, 'args': _plain_args(args), 'metrics': metrics},
+                  'finetune': args.finetune, 'args': _plain_args(args), 'metrics': metrics,
+                  'stages': [*earlier_stages(args.init), stage]},
     }
     model.cpu()
     path = save_checkpoint(out / 'model.pt', model, meta)
@@ -390,6 +400,29 @@ def init_model(args: argparse.Namespace) -> Tuple[DenseHybridModel, List[str]]:
         for name, prm in model.named_parameters():
             prm.requires_grad = name.startswith(model.head_prefixes)
     return model, class_names
+
+
+def earlier_stages(init: Optional[str], depth: int = 0) -> List[Dict[str, Any]]:
+    """Every training stage behind an ``--init`` checkpoint, oldest first (its ``stages``).
+
+    A checkpoint written before stage lists existed has only its own command; the chain then
+    goes on through that record's ``init`` path while the file is still there.
+    """
+    if not init or depth > 64:
+        return []
+    try:
+        train = read_checkpoint(init).get('train') or {}
+    except CheckpointError:
+        return []
+    if 'stages' in train:
+        return list(train['stages'])
+    if not train.get('command'):
+        return []
+    metrics = train.get('metrics') or {}
+    stage = {'command': train['command'], 'init': train.get('init'),
+             'iterations': train.get('iterations'), 'hours': train.get('hours'),
+             **{k: round(float(metrics[k]), 4) for k in ('miou', 'ap') if k in metrics}}
+    return [*earlier_stages(train.get('init'), depth + 1), stage]
 
 
 def resume(state_path: Path, model: DenseHybridModel, optimizer: torch.optim.Optimizer,

@@ -121,6 +121,25 @@ def test_inference_shape(shape, size, expected):
 
 
 @pytest.mark.parametrize('shape, size, expected', [
+    ((720, 1280), None, (576, 1024)), ((720, 1280), 0, (576, 1024)),   # native: capped
+    ((256, 512), None, (256, 512)),                   # narrower than the cap: never upscaled
+    ((720, 1280), 1280, (720, 1280)), ((256, 512), 1024, (512, 1024)),  # an explicit width wins
+])
+def test_native_inference_is_capped_at_the_models_widest_input(shape, size, expected):
+    assert inference_shape(shape, size, max_native_width=1024) == expected
+
+
+def test_segmenter_takes_the_cap_from_the_checkpoint(tiny_checkpoint):
+    model, meta = load_checkpoint(tiny_checkpoint)
+    seg = Segmenter.from_model(model, {**meta, 'max_inference_width': 64}, device='cpu')
+    seen = []
+    real = seg._run
+    seg._run = lambda images, size, wanted: seen.append(size) or real(images, size, wanted)
+    result = seg(_images((60, 120), seed=1))[0]
+    assert seen == [(32, 64)] and result.semantic.shape == (60, 120)
+
+
+@pytest.mark.parametrize('shape, size, expected', [
     ((8000, 8000), None, (1448, 1448)),          # 2 MiP by default, aspect kept
     ((1024, 2048), None, (1024, 2048)),          # Cityscapes' native size is within the bound
     ((3000, 4000), 0, (1254, 1672)), ((2000, 8000), 6000, (724, 2896)),

@@ -81,6 +81,22 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
         assert torch.allclose(wa['model'][k].float(), v.float(), atol=1e-5), k
 
 
+def test_a_stage_records_every_stage_before_it(trained, tmp_path):
+    first = trained[1]['checkpoint']
+    _run(tmp_path, '--iters', '1', '--init', first, '--val-scenes', '1', '--calib-scenes', '1',
+         name='second')
+    _run(tmp_path, '--iters', '1', '--init', str(tmp_path / 'second' / 'model.pt'),
+         '--val-scenes', '1', '--calib-scenes', '1', '--max-inference-width', '80', name='third')
+    _, meta = load_checkpoint(tmp_path / 'third' / 'model.pt')
+    assert meta['max_inference_width'] == 80
+    assert 'max_inference_width' not in load_checkpoint(tmp_path / 'second' / 'model.pt')[1]
+    stages = meta['train']['stages']
+    assert [s['init'] for s in stages] == [None, first, str(tmp_path / 'second' / 'model.pt')]
+    assert stages[0]['command'] == load_checkpoint(first)[1]['train']['command']
+    assert stages[0]['iterations'] == 30 and stages[-1]['command'] == meta['train']['command']
+    assert all(0.0 <= s['miou'] <= 1.0 for s in stages)
+
+
 def test_finetune_heads_only_from_a_checkpoint(tmp_path, capsys):
     torch.manual_seed(0)
     model = build_model('ladder_resnet18_half', 19)
@@ -94,6 +110,8 @@ def test_finetune_heads_only_from_a_checkpoint(tmp_path, capsys):
     cal = meta['calibration']
     assert 'calibration 2 scenes (varied family' in cal['measured_on']
     assert cal['target_fpr'] == 0.02 and cal['fpr'] <= 0.02 and 'target_tpr' not in cal
+    # init had no training record: the file records this stage only
+    assert [s['command'] for s in meta['train']['stages']] == [meta['train']['command']]
     before = model.state_dict()
     for k, v in tuned.state_dict().items():
         if 'running' in k or 'num_batches' in k:

@@ -69,7 +69,8 @@ SPECS: Tuple[ParamSpec, ...] = (
               'openvino backend (needed for int8); empty = export on the first frame of each '
               'inference size and cache. Given artifacts are the only sizes the node runs.'),
     ParamSpec('inference_width', 0,
-              'Width the model sees (height keeps the aspect ratio); 0 = camera resolution. '
+              'Width the model sees (height keeps the aspect ratio); 0 = camera resolution, '
+              "at most the checkpoint's max_inference_width (embedded model: 1024, measured). "
               'Outputs are always at the camera resolution.', int_range=(0, 16384)),
     ParamSpec('torch_threads', 0,
               'CPU threads for inference (torch intra-op); 0 = torch default (all cores). One '
