@@ -60,6 +60,8 @@ def save_checkpoint(path: PathLike, model: DenseHybridModel, meta: Mapping[str, 
         'calibration': _plain(meta.get('calibration')),
         'train': _plain(meta.get('train') or {}),
     }
+    if meta.get('max_inference_width'):     # the widest native input the model is meant for
+        payload['max_inference_width'] = int(meta['max_inference_width'])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Write next to the target, then rename: an interrupted save never leaves a torn file.
