@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Fast DDS profile of every process (densehybrid_ros/transport.py sets the same when unset).
+# Fast DDS profile of every process (densehybrid_ros/core/transport.py sets the same when unset).
 export FASTRTPS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds.xml
 export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds.xml
 
@@ -13,12 +13,16 @@ export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds.xml
 setup: $(STAMP)
 
 $(STAMP): requirements/core.txt requirements/ros.txt requirements/dev.txt requirements/deploy.txt \
-		setup.py package.xml
+		requirements/interfaces.txt setup.py package.xml \
+		$(shell find interfaces -type f ! -path '*/__pycache__/*')
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check \
 		-r requirements/core.txt -r requirements/ros.txt -r requirements/dev.txt \
 		-r requirements/deploy.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	# vision_msgs is not on PyPI: built from interfaces/ with cmake and gcc (about 1 min the
+	# first time; skipped when already built from these sources)
+	bash interfaces/build.sh $(VENV)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -33,7 +37,7 @@ bench: $(STAMP)
 # On a CUDA machine: install requirements/gpu.txt, check equivalence, print fps at 1024x2048.
 gpu-check: $(STAMP)
 	mkdir -p out
-	$(BIN)/python -m densehybrid_ros.tools.gpu_check --setup --json out/gpu_check.json
+	$(BIN)/densehybrid-bench gpu-check --setup --json out/gpu_check.json
 
 lint: $(STAMP)
 	$(BIN)/python -m flake8 densehybrid_ros test launch setup.py

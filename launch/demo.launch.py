@@ -19,9 +19,9 @@ from launch.event_handlers import OnProcessExit
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 
-from densehybrid_ros.launch_args import executable
-from densehybrid_ros.paths import package_share
-from densehybrid_ros.transport import child_env
+from densehybrid_ros.ros.launch_args import executable
+from densehybrid_ros.core.paths import package_share
+from densehybrid_ros.core.transport import child_env
 
 
 def _setup(context: LaunchContext) -> List[Any]:

@@ -8,8 +8,8 @@ Examples:
       input_transport:=compressed checkpoint:=/data/models/ldn121.pt autostart:=false
 
 Empty arguments keep the value from the params file. Every process gets the package's Fast DDS
-profile (densehybrid_ros/transport.py) unless you configured Fast DDS yourself. The argument
-handling lives in densehybrid_ros/launch_args.py (unit tested without launch installed).
+profile (densehybrid_ros/core/transport.py) unless you configured Fast DDS yourself. The argument
+handling lives in densehybrid_ros/ros/launch_args.py (unit tested without launch installed).
 """
 
 import shutil
@@ -23,9 +23,9 @@ from launch.event_handlers import OnShutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from densehybrid_ros import launch_args
-from densehybrid_ros.paths import package_share, PACKAGE
-from densehybrid_ros.transport import child_env
+from densehybrid_ros.ros import launch_args
+from densehybrid_ros.core.paths import package_share, PACKAGE
+from densehybrid_ros.core.transport import child_env
 
 
 def arguments() -> List[DeclareLaunchArgument]:

@@ -59,7 +59,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     """A real, randomly initialised half-width ladder checkpoint with a calibration block."""
     import torch
 
-    from densehybrid_ros.checkpoint import save_checkpoint
+    from densehybrid_ros.models.checkpoint import save_checkpoint
     from densehybrid_ros.models import build_model
 
     torch.manual_seed(0)
@@ -77,8 +77,8 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 # best-effort 720p frames can be lost in bursts for tens of seconds (see the README's Fast DDS
 # notes), so these get up to two reruns after a pause; any other test fails at once.
 LIVE_MIDDLEWARE_TESTS = ('test/ros/test_node_live.py', 'test/ros/test_lifecycle_live.py',
-                         'test/tools/test_replay.py', 'test/tools/test_demo.py',
-                         'test/tools/test_bench.py', 'test/ros/test_delivery_live.py',
+                         'test/tools/rostools/test_replay.py', 'test/tools/rostools/test_demo.py',
+                         'test/tools/speed/test_bench.py', 'test/ros/test_delivery_live.py',
                          'test/ros/test_transport_live.py', 'test/ros/test_node_backend_live.py')
 
 

@@ -5,11 +5,11 @@ import math
 import pytest
 from sklearn.metrics import average_precision_score
 
-from densehybrid_ros.checkpoint import read_checkpoint
+from densehybrid_ros.models.checkpoint import read_checkpoint
 from densehybrid_ros.data.synthetic import HELD_OUT_FAMILIES, make_scene
-from densehybrid_ros.family_eval import evaluate_families
-from densehybrid_ros.inference import Segmenter
-from densehybrid_ros.paths import default_checkpoint
+from densehybrid_ros.tools.evaluation.families_harness import evaluate_families
+from densehybrid_ros.deploy.segmenter import Segmenter
+from densehybrid_ros.core.paths import default_checkpoint
 
 MAX_BYTES = 15 * 2 ** 20
 EVAL_SEEDS = range(2_000_000, 2_000_003)       # held-out scenes of the model card's evaluation

@@ -1,6 +1,6 @@
 """sensor_msgs Image / CompressedImage <-> numpy: a thin rclpy adapter over ``images``.
 
-Decoding and encoding live in the pure core (``densehybrid_ros.images``), shared with the bag
+Decoding and encoding live in the pure core (``densehybrid_ros.core.images``), shared with the bag
 tools, so the node accepts exactly what offline evaluation accepts. Failures raise
 ``images.ImageError`` (its ``cause`` is the key used in diagnostics counters).
 """
@@ -11,8 +11,8 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from ..images import (check_raw, decode_compressed, decode_rgb, encode, encode_compressed,
-                      ImageError)
+from ..core.images import (check_raw, decode_compressed, decode_rgb, encode, encode_compressed,
+                           ImageError)
 
 ImageMsg = Union[Image, CompressedImage]
 
@@ -39,6 +39,17 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Optional[Header] = 
     height, width, step, data = encode(array, encoding)
     msg = Image(height=height, width=width, encoding=encoding, is_bigendian=0, step=step)
     msg.data = data.tobytes()
+    if header is not None:
+        msg.header = header
+    return msg
+
+
+def output_to_compressed(image: np.ndarray, encoding: str,
+                         header: Optional[Header] = None) -> CompressedImage:
+    """image_transport-style compressed twin of an output: PNG for mono8 (exact ids), else JPEG."""
+    fmt, target = ('png', 'mono8') if encoding == 'mono8' else ('jpeg', 'bgr8')
+    msg = CompressedImage(format=f'{encoding}; {fmt} compressed {target}')
+    msg.data = encode_compressed(image, fmt)
     if header is not None:
         msg.header = header
     return msg

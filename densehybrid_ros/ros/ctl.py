@@ -24,7 +24,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter, parameter_value_to_python
 import yaml
 
-from ..transport import use_large_data
+from ..core.transport import use_large_data
 
 TRANSITIONS = ('configure', 'activate', 'deactivate', 'cleanup', 'shutdown')
 ARRAY_SHOWN = 16            # longer arrays (image data) print as their length

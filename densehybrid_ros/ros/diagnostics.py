@@ -96,7 +96,7 @@ class CameraStats:
 
 
 def camera_status(name: str, topic: str, report: CameraReport, timeout_s: float,
-                  outputs: Sequence[str]) -> DiagnosticStatus:
+                  outputs: Sequence[str], extra: Mapping[str, str] = {}) -> DiagnosticStatus:
     """One camera's status: ERROR when silent past ``timeout_s``, WARN on bad messages."""
     if report.silent_s > timeout_s:
         level, message = ERROR, f'no frame for {report.silent_s:.1f} s (timeout {timeout_s:g} s)'
@@ -121,6 +121,7 @@ def camera_status(name: str, topic: str, report: CameraReport, timeout_s: float,
         'outputs_subscribed': ','.join(outputs) or 'none',
     }
     values.update({f'bad_messages.{cause}': str(n) for cause, n in sorted(report.bad.items())})
+    values.update(extra)
     return status(f'{name}: camera {topic}', level, message, values)
 
 

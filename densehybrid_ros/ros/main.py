@@ -2,18 +2,32 @@
 
 Kept apart from node.py so the node class holds only the node: this module owns the process
 (argument parsing, the Fast DDS profile from transport.py, rclpy init/shutdown, signals).
+
+Signals: a terminal's Ctrl-C reaches every process of its group and ``ros2 launch`` forwards
+its own SIGINT too, so the node gets two, 10 to 300 ms apart. With rclpy's handlers that went
+wrong three ways: rclpy shut the context down from its signal thread while the inference
+thread was inside torch or publishing; the second signal raised KeyboardInterrupt in
+``worker.join`` during ``close()`` (a traceback; rclpy never shut down, so a C++ thread was
+still joinable at exit: "terminate called without an active exception", SIGABRT); or it
+arrived during interpreter exit, after Python had reset the handler, and killed the process
+(exit -2). So rclpy installs none here (``SignalHandlerOptions.NO``) and :class:`StopSignals`
+handles SIGINT and SIGTERM: the first one stops the node, every later one is ignored, and the
+shutdown (the frame in progress finishes, then everything is released) is never interrupted.
 """
 
 import argparse
 import logging
+import signal
 import sys
+from types import FrameType
 from typing import Any, List, Optional
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 
 from .node import DenseHybridNode, one_line
-from ..transport import transport_warning, use_large_data
+from ..core.transport import transport_warning, use_large_data
 
 EPILOG = '''examples:
   densehybrid-node --autostart --ros-args -r image:=/camera/image_raw
@@ -21,6 +35,47 @@ EPILOG = '''examples:
       -p input_topics:=[/front/image_raw,/left/image_raw] -p device:=cuda
 without --autostart, drive it with lifecycle transitions
 (densehybrid-ctl lifecycle /densehybrid configure, or ros2 lifecycle set where ros2cli exists).'''
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+POLL_S = 0.1     # spin in steps this long: a signal stops an idle node within 0.1 s
+
+
+class StopSignals:
+    """SIGINT / SIGTERM: the first one stops the process, later ones are ignored.
+
+    Before :meth:`spinning` (start-up, ``--autostart``'s configure) the first signal raises
+    KeyboardInterrupt, so a long model load is abandoned at once; while spinning it only sets
+    :attr:`received`, so the executor is never interrupted inside a callback or a lock.
+    """
+
+    def __init__(self) -> None:
+        self.received: Optional[int] = None       # the first signal's number
+        self._interrupt = True
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Optional[FrameType]) -> None:
+        if self.received is not None:
+            return                # the second of a terminal's and launch's pair: already stopping
+        self.received = signum
+        if self._interrupt:
+            raise KeyboardInterrupt
+
+    def spinning(self) -> None:
+        """From now on the first signal only sets :attr:`received` (checked every POLL_S)."""
+        self._interrupt = False
+
+    def ignore(self) -> None:
+        """Ignore both signals for good (the process is exiting).
+
+        Python resets its own handlers to the default action while it finalises, and the
+        default action of a late second signal is to kill the process; an ignored signal
+        stays ignored.
+        """
+        self._interrupt = False
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
 
 
 class RosLogHandler(logging.Handler):
@@ -52,10 +107,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='configure and activate at start (no lifecycle manager needed)')
     opts = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
     use_large_data()      # the package's Fast DDS profile, before the participant exists
-    rclpy.init(args=argv)
-    node = None
-    handler = None
+    signals = StopSignals()
+    node = handler = executor = None
     try:
+        rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
         node = DenseHybridNode()
         warning = transport_warning()
         if warning:           # once, at start: large frames will not arrive as configured
@@ -67,20 +122,28 @@ def main(argv: Optional[List[str]] = None) -> int:
         core_log.propagate = False
         if opts.autostart:
             node.autostart()       # on failure the node stays up, unconfigured, inspectable
-        rclpy.spin(node)
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        signals.spinning()
+        while signals.received is None and rclpy.ok():
+            executor.spin_once(timeout_sec=POLL_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as exc:  # e.g. the rcl layer refusing the arguments
-        if rclpy.ok():         # otherwise a signal shut the context down mid-transition
+        if signals.received is None:    # otherwise a signal cut a transition short
             print(f'densehybrid-node: {one_line(exc)}', file=sys.stderr)
             return 1
     finally:
+        signals.spinning()        # a first signal from here on must not cut the shutdown short
         if handler is not None:
             logging.getLogger('densehybrid_ros').removeHandler(handler)
+        if executor is not None:
+            executor.shutdown(timeout_sec=1.0)
         if node is not None:
-            node.close()
+            node.close()          # waits for the frame in progress, then stops the worker
             node.destroy_node()
         rclpy.try_shutdown()
+        signals.ignore()
     return 0
 
 

@@ -6,9 +6,11 @@ One inference thread takes the newest frame of every camera, runs them as one ba
 So latency never grows with load: at most one frame per camera waits. Under overload, a waiting
 frame older than a third of its camera's period is skipped for the next one (``pacing``).
 
-About 450 lines: the lifecycle transitions, the frame path and the parameter callbacks share the
-node's state; parameters (``params``), QoS (``qos``), diagnostics, pacing, frame-size probing,
-decoding (``images``), rendering and topic naming (``outputs``) live in their own modules.
+The lifecycle transitions, the frame path and the parameter callbacks share the node's state;
+one camera's subscriptions and publishers (``camera``), its object and 3-D outputs
+(``obstacle_outputs``: tracks, detections, markers, points, grid), parameters (``params``), QoS
+(``qos``), diagnostics, pacing, frame-size probing, decoding (``images``), rendering and topic
+naming (``outputs``) live in their own modules.
 """
 
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ import math
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
@@ -28,63 +30,28 @@ from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from .conversions import check_message, msg_to_rgb, numpy_to_image
-from .diagnostics import camera_status, CameraStats, diagnostic_array, ERROR, OK, status
+from .camera import Camera, ImageMsg
+from .conversions import check_message, msg_to_rgb
+from .diagnostics import camera_status, diagnostic_array, ERROR, OK, status
 from .frame_size import frame_pixels
-from .pacing import FramePeriod, fresh_wait
+from .obstacle_outputs import obstacle_settings, ObstacleOutputs, tf_mount_lookup
+from .pacing import fresh_wait
 from .qos import input_qos, OUTPUT_QOS
 from .params import (check_change, declare_parameters, DEFAULTS, read_parameters, split_list,
                      validate_all)
-from ..images import encode_compressed, ImageError
-from ..outputs import needs, OUTPUTS, output_namespaces, Renderer
+from ..core.images import ImageError
+from ..core.outputs import camera_base, needs, OUTPUTS, output_namespaces, Renderer
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 TOO_LARGE = 'too_large'           # drop cause: more pixels than max_input_pixels
 COMPRESSIBLE = ('mono8', 'rgb8')  # outputs with a <topic>/compressed twin (not 32FC1 scores)
 WARN_PERIOD_S = 5.0
 _WITH_MESSAGE_INFO = hasattr(getattr(Subscription, 'CallbackType', None), 'WithMessageInfo')
-ImageMsg = Union[Image, CompressedImage]
 
 
 def one_line(exc: BaseException) -> str:
     """Format an exception as one log line: type and message, whitespace collapsed."""
     return f'{type(exc).__name__}: ' + ' '.join(str(exc).split())
-
-
-class Camera:
-    """One input: its subscription, output publishers, newest pending frame and counters."""
-
-    def __init__(self, topic: str, out_ns: str) -> None:
-        self.topic, self.out_ns = topic, out_ns
-        self.stats = CameraStats()
-        self.pending: Optional[ImageMsg] = None     # newest frame not yet taken
-        self.arrival = 0.0                           # monotonic arrival time of ``pending``
-        self.period = FramePeriod()
-        self.publishers: Dict[str, Any] = {}
-        self.compressed: Dict[str, Any] = {}       # <output>/compressed (compressed_outputs)
-        self.subscription: Any = None
-
-    def wanted(self, publish_all: bool) -> List[str]:
-        """List the outputs to compute now: subscribed ones, or all with ``publish_all``."""
-        return [name for name, pub in self.publishers.items()
-                if publish_all or pub.get_subscription_count() > 0
-                or (name in self.compressed and self.compressed[name].get_subscription_count())]
-
-    def publish(self, name: str, image: np.ndarray, encoding: str, header: Header,
-                publish_all: bool) -> None:
-        """Publish one rendered output raw and/or compressed, to whoever listens."""
-        raw, packed = self.publishers[name], self.compressed.get(name)
-        if publish_all or raw.get_subscription_count():
-            raw.publish(numpy_to_image(image, encoding, header))
-        if packed is not None and (publish_all or packed.get_subscription_count()):
-            packed.publish(compressed_output(image, encoding, header))
-
-
-def compressed_output(image: np.ndarray, encoding: str, header: Header) -> CompressedImage:
-    """image_transport-style compressed output: PNG for mono8 (exact ids), JPEG for colour."""
-    fmt, target = ('png', 'mono8') if encoding == 'mono8' else ('jpeg', 'bgr8')
-    return CompressedImage(header=header, format=f'{encoding}; {fmt} compressed {target}',
-                           data=encode_compressed(image, fmt))
 
 
 @dataclass
@@ -93,6 +60,7 @@ class _Job:
     header: Header
     rgb: np.ndarray
     outputs: List[str]
+    objects: List[str]          # object / 3-D outputs with subscribers
 
 
 class DenseHybridNode(LifecycleNode):
@@ -103,7 +71,7 @@ class DenseHybridNode(LifecycleNode):
         # Refused start values (e.g. overlay_alpha:=5.0): configure fails with them, node up.
         self._start_errors = declare_parameters(self)
         self._error = '; '.join(self._start_errors.values())
-        self._segmenter: Any = None     # densehybrid_ros.inference.Segmenter once configured
+        self._segmenter: Any = None     # deploy.segmenter.Segmenter once configured
         self._calibrated_threshold = math.nan
         self._renderer: Optional[Renderer] = None      # drawing of the outputs, once configured
         self._alpha = self._publish_all = self._timeout = self._skip_stale = None
@@ -112,6 +80,7 @@ class DenseHybridNode(LifecycleNode):
             self._apply_runtime(name, value)
         self._cameras: List[Camera] = []
         self._packed = False                       # cameras made with compressed twins
+        self._mount_lookup: Any = None             # TF mount lookup (tf2_ros installed)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -147,7 +116,8 @@ class DenseHybridNode(LifecycleNode):
             if values['torch_threads'] > 0:
                 import torch
                 torch.set_num_threads(int(values['torch_threads']))
-            from ..inference import Segmenter   # torch: imported here so the node starts fast
+            # torch: imported here so the node starts fast
+            from ..deploy.segmenter import Segmenter
             segmenter = Segmenter(values['checkpoint'] or None, device=values['device'],
                                   precision=values['precision'], inference_size=width or None,
                                   backend=values['backend'],
@@ -186,7 +156,11 @@ class DenseHybridNode(LifecycleNode):
         self._worker.start()
         self.get_logger().info('active: ' + '; '.join(
             f'{cam.topic} -> {cam.out_ns}/*' for cam in self._cameras))
-        return super().on_activate(state)          # activates the lifecycle publishers
+        done = super().on_activate(state)          # activates the lifecycle publishers
+        header = Header(stamp=self.get_clock().now().to_msg())
+        for cam in self._cameras:
+            cam.obstacles.publish_labels(header)
+        return done
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop inference and the subscriptions (outputs stay advertised), free cached memory."""
@@ -232,9 +206,7 @@ class DenseHybridNode(LifecycleNode):
         msg_type = CompressedImage if compressed else Image
         bases = []
         for topic in values['input_topics']:
-            if topic.endswith('/compressed'):
-                topic = topic[:-len('/compressed')]
-            bases.append(self.resolve_topic_name(topic))
+            bases.append(self.resolve_topic_name(camera_base(topic)))
         topics = [base + '/compressed' if compressed else base for base in bases]
         packed = bool(values['compressed_outputs'])
         if [cam.topic for cam in self._cameras] != topics or self._packed != packed:
@@ -249,8 +221,18 @@ class DenseHybridNode(LifecycleNode):
                     if packed and spec.encoding in COMPRESSIBLE:
                         cam.compressed[name] = self.create_lifecycle_publisher(
                             CompressedImage, f'{out_ns}/{name}/compressed', OUTPUT_QOS)
+                cam.obstacles = ObstacleOutputs(self, out_ns)
+        if self._mount_lookup is None and values['camera_height'] <= 0:
+            self._mount_lookup = tf_mount_lookup(self)
+        settings = obstacle_settings(values, list(self._segmenter.class_names),
+                                     self._mount_lookup, self.get_logger().warning)
         qos = input_qos(values['input_reliability'])
-        for cam in self._cameras:
+        for cam, base in zip(self._cameras, bases):
+            namespace = base.rpartition('/')[0]
+            info = self.resolve_topic_name(f'{namespace}/{values["camera_info_topic"]}')
+            depth = values['depth_topic'] and self.resolve_topic_name(
+                f'{namespace}/{values["depth_topic"]}')
+            cam.obstacles.start(settings, info, depth, 'rect' in base.rpartition('/')[2])
             if _WITH_MESSAGE_INFO:     # Iron and later: sequence numbers reveal lost frames
                 def callback(msg: ImageMsg, info: Dict[str, Any], cam: Camera = cam) -> None:
                     cam.stats.sequence(info.get('publication_sequence_number'))
@@ -268,6 +250,8 @@ class DenseHybridNode(LifecycleNode):
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout=30.0)
         for cam in self._cameras:
+            if cam.obstacles is not None:
+                cam.obstacles.unsubscribe()
             subscription, cam.subscription, cam.pending = cam.subscription, None, None
             try:
                 if subscription is not None:
@@ -279,6 +263,8 @@ class DenseHybridNode(LifecycleNode):
         """Stop the cameras and destroy their output publishers."""
         self._stop_cameras()
         for cam in self._cameras:
+            if cam.obstacles is not None:
+                cam.obstacles.close()
             for pub in list(cam.publishers.values()) + list(cam.compressed.values()):
                 try:
                     self.destroy_lifecycle_publisher(pub)
@@ -352,22 +338,28 @@ class DenseHybridNode(LifecycleNode):
         jobs: List[_Job] = []
         for cam, msg in batch:
             outputs = cam.wanted(self._publish_all)
-            if not outputs:
+            objects = cam.wanted_objects(self._publish_all)
+            if not outputs and not objects:
                 continue                  # nobody listens to this camera: compute nothing
             try:
-                jobs.append(_Job(cam, msg.header, msg_to_rgb(msg), outputs))
+                jobs.append(_Job(cam, msg.header, msg_to_rgb(msg), outputs, objects))
             except ImageError as exc:
                 self._bad_message(cam, exc)
         if not jobs:
             return
         renderer = self._renderer
-        results = segmenter([job.rgb for job in jobs],
-                            outputs=needs(name for job in jobs for name in job.outputs))
+        wanted = needs(name for job in jobs for name in job.outputs)
+        if any(job.objects for job in jobs):
+            wanted |= {'score', 'semantic'}
+        results = segmenter([job.rgb for job in jobs], outputs=wanted)
         for job, result in zip(jobs, results):
             for name in job.outputs:
                 image = renderer.render(name, job.rgb, result)
                 job.camera.publish(name, image, OUTPUTS[name].encoding, job.header,
                                    self._publish_all)
+            if job.objects:
+                job.camera.obstacles.process(result, job.header, segmenter.threshold,
+                                             renderer.heatmap_range(result.score), job.objects)
             job.camera.stats.frame_processed(self._latency(job.header))
 
     def _latency(self, header: Header) -> Optional[float]:
@@ -445,7 +437,8 @@ class DenseHybridNode(LifecycleNode):
                                  self._error or state, {'state': state})
         statuses = [node_status] + [
             camera_status(name, cam.topic, cam.stats.report(), self._timeout,
-                          cam.wanted(self._publish_all))
+                          cam.wanted(self._publish_all) + cam.wanted_objects(self._publish_all),
+                          cam.obstacles.report() if cam.obstacles is not None else {})
             for cam in self._cameras]
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diag_pub.publish(diagnostic_array(header, statuses))
@@ -456,8 +449,3 @@ def _free_device_cache() -> None:
     gc.collect()
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-if __name__ == '__main__':      # ``python -m densehybrid_ros.ros.node``: the console script
-    from .main import main
-    sys.exit(main())

@@ -13,7 +13,9 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
                               ParameterUninitializedException)
 
-from ..runtimes import BACKENDS, PRECISIONS
+from ..core.instances import InstanceConfig
+from ..core.tracking import TrackerConfig
+from ..deploy.runtimes import BACKENDS, PRECISIONS
 
 # When a new value takes effect: at any time, at the next activate, or at the next configure.
 RUNTIME, ACTIVATE, CONFIGURE = 'runtime', 'activate', 'configure'
@@ -108,6 +110,67 @@ SPECS: Tuple[ParamSpec, ...] = (
     ParamSpec('camera_timeout', 2.0,
               'Seconds without a frame after which a camera is reported as an ERROR in '
               '/diagnostics.', stage=RUNTIME, float_range=(0.1, 3600.0)),
+    # Obstacles: instances and tracks (read at activate; trackers restart then).
+    ParamSpec('drivable_classes', 'road',
+              'Comma-separated closed-set classes an anomaly must stand on or touch to be an '
+              "obstacle (the model's class names, e.g. 'road, sidewalk'); empty = every "
+              'anomaly.', stage=ACTIVATE),
+    ParamSpec('obstacle_min_area', InstanceConfig.min_area_fraction,
+              'Smallest obstacle, as a fraction of the image pixels (resolution independent; '
+              "the default is SegmentMeIfYouCan's 500 px at 2048 x 1024).",
+              stage=ACTIVATE, float_range=(0.0, 1.0)),
+    ParamSpec('obstacle_seed_offset', InstanceConfig.seed_offset,
+              'Hysteresis: an obstacle is seeded by pixels scoring above threshold + this '
+              '(score units; measured for the embedded model) ...', stage=ACTIVATE,
+              float_range=(-1000.0, 1000.0)),
+    ParamSpec('obstacle_grow_offset', InstanceConfig.grow_offset,
+              '... and grows over connected pixels scoring above threshold + this.',
+              stage=ACTIVATE, float_range=(-1000.0, 1000.0)),
+    ParamSpec('track_confirm_hits', TrackerConfig.confirm_hits,
+              'A track is confirmed (published) once seen in this many of the last '
+              'track_confirm_window frames.', stage=ACTIVATE, int_range=(1, 100)),
+    ParamSpec('track_confirm_window', TrackerConfig.confirm_window,
+              'Window of the confirmation rule, frames.', stage=ACTIVATE, int_range=(1, 100)),
+    ParamSpec('track_max_misses', TrackerConfig.max_misses,
+              'Frames in a row a confirmed track is kept (coasting) without being seen.',
+              stage=ACTIVATE, int_range=(0, 1000)),
+    # Geometry: camera_info, the mount, the 3-D outputs (read at activate).
+    ParamSpec('camera_info_topic', 'camera_info',
+              "CameraInfo topic, relative to each camera's namespace (image_transport naming: "
+              '<ns>/camera_info for <ns>/image_raw); remappable. Without camera_info the 3-D '
+              'outputs are off and /diagnostics says why.', stage=ACTIVATE),
+    ParamSpec('depth_topic', '',
+              "Registered depth image relative to each camera's namespace (16UC1 mm or 32FC1 "
+              'm); empty = place obstacles on the ground plane.', stage=ACTIVATE),
+    ParamSpec('sync_tolerance', 0.1,
+              'Largest stamp difference (s) at which camera_info and depth pair with a frame.',
+              stage=ACTIVATE, float_range=(0.0, 10.0)),
+    ParamSpec('base_frame', 'base_link',
+              'Frame of the 3-D outputs (REP-103: x forward, y left, z up, z = 0 the ground).',
+              stage=ACTIVATE),
+    ParamSpec('camera_height', 0.0,
+              'Camera height above the ground in base_frame (m); 0 = not set: the mount comes '
+              'from TF (where tf2_ros is installed) or the 3-D outputs are off.',
+              stage=ACTIVATE, float_range=(0.0, 100.0)),
+    ParamSpec('camera_x', 0.0, 'Camera position along base_frame x (m).', stage=ACTIVATE,
+              float_range=(-100.0, 100.0)),
+    ParamSpec('camera_y', 0.0, 'Camera position along base_frame y (m).', stage=ACTIVATE,
+              float_range=(-100.0, 100.0)),
+    ParamSpec('camera_roll', 0.0, 'Camera roll (rad, REP-103; positive lowers the right side).',
+              stage=ACTIVATE, float_range=(-math.pi, math.pi)),
+    ParamSpec('camera_pitch', 0.0, 'Camera pitch (rad, REP-103; positive looks down).',
+              stage=ACTIVATE, float_range=(-math.pi, math.pi)),
+    ParamSpec('camera_yaw', 0.0, 'Camera yaw (rad, REP-103; positive turns left).',
+              stage=ACTIVATE, float_range=(-math.pi, math.pi)),
+    ParamSpec('grid_resolution', 0.1, 'anomaly_grid cell size (m).', stage=ACTIVATE,
+              float_range=(0.01, 10.0)),
+    ParamSpec('grid_length', 20.0, 'anomaly_grid extent forward of base_frame (m).',
+              stage=ACTIVATE, float_range=(0.1, 1000.0)),
+    ParamSpec('grid_width', 10.0, 'anomaly_grid extent across, centred on base_frame (m).',
+              stage=ACTIVATE, float_range=(0.1, 1000.0)),
+    ParamSpec('cloud_stride', 2,
+              'anomaly_points keeps every n-th pixel row and column (2: 720p under 5 ms).',
+              stage=ACTIVATE, int_range=(1, 64)),
 )
 
 SPEC_BY_NAME: Dict[str, ParamSpec] = {spec.name: spec for spec in SPECS}
@@ -175,6 +238,8 @@ def validate(name: str, value: Any) -> Optional[str]:
         return f'{name} must be in [{low:g}, {high:g}], got {value!r}'
     if spec.int_range and not spec.int_range[0] <= value <= spec.int_range[1]:
         return f'{name} must be in [{spec.int_range[0]}, {spec.int_range[1]}], got {value!r}'
+    if name in ('base_frame', 'camera_info_topic') and not str(value).strip():
+        return f'{name} must not be empty'
     if name == 'input_topics':
         if not value or any(not isinstance(t, str) or not t.strip() for t in value):
             return f'input_topics must be a non-empty list of non-empty topic names, got {value}'

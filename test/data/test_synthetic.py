@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from densehybrid_ros.data.synthetic import (ANOMALY_FAMILIES, make_anomaly, make_negative,
-                                            make_scene, SCENE_CLASSES, SceneCache,
-                                            SyntheticScenes)
+                                            make_scene, SCENE_CLASSES, SceneCache, SyntheticScenes)
 
 SIZES = [(64, 128), (96, 96), (120, 200)]
 

@@ -11,14 +11,14 @@ import pytest
 import torch
 from torch import nn
 
-from densehybrid_ros.checkpoint import CheckpointError
-from densehybrid_ros.export import export_onnx, FrameGraph
+from densehybrid_ros.models.checkpoint import CheckpointError
+from densehybrid_ros.deploy.graph import export_onnx, FrameGraph
 from densehybrid_ros.models import build_model
 from densehybrid_ros.models.dlv3plus_wrn38 import PreActBlock
 from densehybrid_ros.models.fusion import fuse_for_inference
 from densehybrid_ros.models.signature import guess_arch
-from densehybrid_ros.official import import_official
-from densehybrid_ros.scoring import hybrid_score
+from densehybrid_ros.models.official import import_official
+from densehybrid_ros.core.scoring import hybrid_score
 from golden import deterministic_fill, deterministic_input, manifest_of, read_manifest
 
 ARCH = 'dlv3plus_wrn38'

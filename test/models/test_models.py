@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from densehybrid_ros.models import ARCHS, build_model
-from densehybrid_ros.scoring import hybrid_score
+from densehybrid_ros.core.scoring import hybrid_score
 from golden import (deterministic_fill, deterministic_input, manifest_of, read_manifest,
                     SMALL_ARCHS)
 

@@ -22,7 +22,7 @@ def _session(tmp_path_factory):
     if rclpy is None:
         pytest.skip('rclpy is not installed')
     from ros_helpers import DOMAIN_ID, Probe, ros_env
-    from densehybrid_ros.transport import PROFILE_ENVS, TRANSPORT_ENV
+    from densehybrid_ros.core.transport import PROFILE_ENVS, TRANSPORT_ENV
     keys = (TRANSPORT_ENV,) + PROFILE_ENVS
     saved = {key: os.environ.get(key) for key in keys}
     env = ros_env()

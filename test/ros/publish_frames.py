@@ -19,7 +19,7 @@ import rclpy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
-from densehybrid_ros.transport import use_large_data
+from densehybrid_ros.core.transport import use_large_data
 
 
 def main() -> int:

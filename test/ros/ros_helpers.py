@@ -25,7 +25,7 @@ from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
-from densehybrid_ros.transport import child_env  # noqa: E402
+from densehybrid_ros.core.transport import child_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN_ID = 20 + os.getpid() % 180

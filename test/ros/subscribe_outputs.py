@@ -20,8 +20,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from densehybrid_ros.outputs import output_topics
-from densehybrid_ros.transport import use_large_data
+from densehybrid_ros.core.outputs import output_topics
+from densehybrid_ros.core.transport import use_large_data
 
 RVIZ_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 READY_TIMEOUT_S = 120.0       # node start (torch import, load, warm-up) on a busy machine

@@ -8,7 +8,8 @@ pytest.importorskip('cv_bridge')
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from densehybrid_ros import bags, images  # noqa: E402
+from densehybrid_ros.data import bags  # noqa: E402
+from densehybrid_ros.core import images  # noqa: E402
 from densehybrid_ros.ros import conversions as conv  # noqa: E402
 
 from cv_bridge import CvBridge  # noqa: E402

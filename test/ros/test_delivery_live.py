@@ -24,7 +24,7 @@ from ros_helpers import NodeProcess, REPO, ros_env, stamp_ns, START_TIMEOUT_S  #
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from densehybrid_ros.outputs import OUTPUTS, output_topics  # noqa: E402
+from densehybrid_ros.core.outputs import OUTPUTS, output_topics  # noqa: E402
 from densehybrid_ros.ros.conversions import numpy_to_image  # noqa: E402
 
 CAMERAS = ['/dl_a/image', '/dl_b/image']

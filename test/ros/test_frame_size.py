@@ -3,13 +3,15 @@
 import numpy as np
 import pytest
 
+from fuzz.hostile import jpeg_with_comments, webp_8000
+
 pytest.importorskip('rclpy')
 pytest.importorskip('cv_bridge')
 from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from densehybrid_ros.ros.conversions import rgb_to_compressed  # noqa: E402
-from densehybrid_ros.ros.frame_size import compressed_size, frame_pixels  # noqa: E402
+from densehybrid_ros.ros.frame_size import frame_pixels  # noqa: E402
 from densehybrid_ros.ros.node import Camera, DenseHybridNode, TOO_LARGE  # noqa: E402
 
 
@@ -17,14 +19,20 @@ from densehybrid_ros.ros.node import Camera, DenseHybridNode, TOO_LARGE  # noqa:
 def test_compressed_headers_give_the_size_without_decoding(fmt):
     rgb = np.zeros((37, 53, 3), np.uint8)
     msg = rgb_to_compressed(rgb, fmt)
-    assert compressed_size(bytes(msg.data)) == (37, 53)
     assert frame_pixels(msg) == 37 * 53
 
 
 def test_raw_and_unknown_headers():
     assert frame_pixels(Image(height=8000, width=8000)) == 64_000_000
     assert frame_pixels(CompressedImage(format='jpeg', data=b'\xff\xd8' + bytes(50))) is None
-    assert compressed_size(b'GIF89a') is None
+    assert frame_pixels(CompressedImage(format='gif', data=b'GIF89a')) is None
+    assert frame_pixels(CompressedImage(format='webp', data=webp_8000())) is None  # decoder says
+
+
+def test_the_whole_jpeg_header_is_read_not_the_first_mebibyte():
+    """Issue 23 failure 1: the frame header after 17 comments of 64 KB was never found."""
+    msg = CompressedImage(format='jpeg', data=jpeg_with_comments())
+    assert len(msg.data) > 1 << 20 and frame_pixels(msg) == 64_000_000
 
 
 def test_node_drops_frames_above_the_limit_before_decoding(ros_context):
@@ -43,5 +51,9 @@ def test_node_drops_frames_above_the_limit_before_decoding(ros_context):
         cam.pending = None
         node._on_frame(cam, big)                # 0 = no limit
         assert cam.pending is big
+        assert node.set_parameters([Parameter('max_input_pixels', value=100_000)])[0].successful
+        cam.pending = None
+        node._on_frame(cam, CompressedImage(format='jpeg', data=jpeg_with_comments()))
+        assert cam.pending is None and cam.stats.report().bad == {TOO_LARGE: 2}
     finally:
         node.destroy_node()

@@ -19,7 +19,7 @@ from ros_helpers import NodeProcess, stamp_ns, START_TIMEOUT_S  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from densehybrid_ros.images import decode_map  # noqa: E402
+from densehybrid_ros.core.images import decode_map  # noqa: E402
 from densehybrid_ros.ros.conversions import numpy_to_image  # noqa: E402
 
 CAMERA = '/ov_cam/image'
@@ -57,7 +57,7 @@ def _node(checkpoint, log, *params):
 
 
 def test_openvino_node_publishes_the_torch_score(probe, tiny_checkpoint, tmp_path):
-    from densehybrid_ros.inference import Segmenter
+    from densehybrid_ros.deploy.segmenter import Segmenter
     image = np.random.default_rng(3).integers(0, 256, (H, W, 3), dtype=np.uint8)
     expected = Segmenter(tiny_checkpoint, device='cpu', inference_size=WIDTH)(
         [image], outputs=('score',))[0].score
@@ -73,8 +73,8 @@ def test_openvino_node_publishes_the_torch_score(probe, tiny_checkpoint, tmp_pat
 
 def test_int8_node_runs_the_given_artifact(probe, tiny_checkpoint, tmp_path):
     """precision:=int8 with artifacts:=DIR: the node runs that graph, at its size only."""
-    from densehybrid_ros.export import export_checkpoint
-    from densehybrid_ros.inference import Segmenter
+    from densehybrid_ros.deploy.artifacts import export_checkpoint
+    from densehybrid_ros.deploy.segmenter import Segmenter
     rng = np.random.default_rng(4)
     frames = [rng.integers(0, 256, (H, W, 3), dtype=np.uint8) for _ in range(3)]
     size = (round(H * WIDTH / W), WIDTH)                    # what inference_width gives: 54x96

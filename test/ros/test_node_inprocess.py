@@ -20,7 +20,7 @@ def uncalibrated_checkpoint(tmp_path_factory):
     """A tiny checkpoint without a calibration block."""
     import torch
 
-    from densehybrid_ros.checkpoint import save_checkpoint
+    from densehybrid_ros.models.checkpoint import save_checkpoint
     from densehybrid_ros.models import build_model
     torch.manual_seed(1)
     path = tmp_path_factory.mktemp('uncal') / 'uncalibrated.pt'

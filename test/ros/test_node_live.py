@@ -21,7 +21,7 @@ from std_msgs.msg import Header  # noqa: E402
 
 from densehybrid_ros.ros.conversions import numpy_to_image  # noqa: E402
 from densehybrid_ros.ros.diagnostics import values_of  # noqa: E402
-from densehybrid_ros.outputs import OUTPUTS  # noqa: E402
+from densehybrid_ros.core.outputs import OUTPUTS  # noqa: E402
 
 CAMERAS = ('/cam_a/image', '/cam_b/image')
 H, W = 720, 1280
@@ -101,7 +101,7 @@ class Live:
 @pytest.fixture(scope='module')
 def live(probe, tiny_checkpoint, tmp_path_factory):
     """Start the node (autostart, params file + overrides) and wait until it is active."""
-    from densehybrid_ros.inference import Segmenter
+    from densehybrid_ros.deploy.segmenter import Segmenter
     log = tmp_path_factory.mktemp('node') / 'node.log'
     node = NodeProcess(['--autostart', '--ros-args',
                         '--params-file', str(REPO / 'config' / 'densehybrid.yaml'),

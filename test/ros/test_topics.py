@@ -5,7 +5,7 @@ import pytest
 pytest.importorskip('rclpy')
 from rclpy.qos import HistoryPolicy, ReliabilityPolicy  # noqa: E402
 
-from densehybrid_ros.outputs import output_namespaces  # noqa: E402
+from densehybrid_ros.core.outputs import output_namespaces  # noqa: E402
 from densehybrid_ros.ros.node import one_line  # noqa: E402
 from densehybrid_ros.ros.qos import input_qos  # noqa: E402
 

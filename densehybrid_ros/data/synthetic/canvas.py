@@ -5,14 +5,14 @@ from typing import Callable, Tuple
 import cv2
 import numpy as np
 
-from ...classes import IGNORE_ID as IGNORE
+from ...core.classes import IGNORE_ID as IGNORE
 
 ROAD, SIDEWALK, BUILDING, POLE, SIGN = 0, 1, 2, 5, 7
 VEGETATION, TERRAIN, SKY, PERSON, CAR = 8, 9, 10, 11, 13
 SCENE_CLASSES = (ROAD, SIDEWALK, BUILDING, POLE, SIGN, VEGETATION, TERRAIN, SKY, PERSON, CAR)
 
 
-class _Canvas:
+class SceneCanvas:
     """Image (float RGB), labels and anomaly ground truth being painted together."""
 
     def __init__(self, h: int, w: int) -> None:
@@ -47,7 +47,8 @@ class _Canvas:
         self.anomaly[ya:yb, xa:xb][m] = anomaly
 
 
-def _draw_mask(h: int, w: int, draw: Callable[[np.ndarray], None]) -> np.ndarray:
+def draw_mask(h: int, w: int, draw: Callable[[np.ndarray], None]) -> np.ndarray:
+    """Return the bool mask that ``draw`` paints into an h x w zero image."""
     m = np.zeros((h, w), np.uint8)
     draw(m)
     return m.astype(bool)

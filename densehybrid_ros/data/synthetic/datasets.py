@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from ..tensors import to_tensors
 from .colour import Size
-from .scene import make_scene
+from .families import make_scene
 
 
 class SyntheticScenes(Dataset):

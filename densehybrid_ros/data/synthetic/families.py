@@ -7,17 +7,19 @@ either for training (``TRAINING_FAMILIES``: pasted as negatives) or held out
 scenes), so evaluation measures generalisation to unseen anomaly types.
 """
 
-from typing import Callable, Dict, Tuple
+from functools import partial
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
-from .colour import Rng
+from .colour import Rng, Size
 from .heldout import FAMILIES as HELD_OUT
-from .shapes import (_shape_blob, _shape_box, _shape_cluster, _shape_ellipse, _shape_half_disc,
-                     _shape_hull, _shape_ngon, _shape_ring, _shape_rounded_box, _shape_star)
-from .textures import (_tex_bricks, _tex_checker, _tex_dots, _tex_gradient, _tex_hue_sweep,
-                       _tex_mosaic, _tex_noise, _tex_plaid, _tex_rings, _tex_solid, _tex_stripes,
-                       _tex_zigzag)
+from .scene import paint_scene
+from .shapes import (shape_blob, shape_box, shape_cluster, shape_ellipse, shape_half_disc,
+                     shape_hull, shape_ngon, shape_ring, shape_rounded_box, shape_star)
+from .textures import (tex_bricks, tex_checker, tex_dots, tex_gradient, tex_hue_sweep,
+                       tex_mosaic, tex_noise, tex_plaid, tex_rings, tex_solid, tex_stripes,
+                       tex_zigzag)
 from .varied import make_varied
 
 Shape = Callable[[Rng, int, int], np.ndarray]
@@ -25,19 +27,19 @@ Generator = Callable[[Rng, int, int], Tuple[np.ndarray, np.ndarray]]
 ANOMALY_FAMILIES: Dict[str, Dict[str, Dict[str, Shape]]] = {
     # Training negatives: convex shapes; periodic, flat, tiled or linear-gradient textures.
     'train': {
-        'shapes': {'ellipse': _shape_ellipse, 'box': _shape_box, 'ngon': _shape_ngon,
-                   'hull': _shape_hull, 'half_disc': _shape_half_disc,
-                   'rounded_box': _shape_rounded_box},
-        'textures': {'stripes': _tex_stripes, 'checker': _tex_checker,
-                     'gradient': _tex_gradient, 'plaid': _tex_plaid, 'solid': _tex_solid,
-                     'zigzag': _tex_zigzag, 'bricks': _tex_bricks, 'mosaic': _tex_mosaic},
+        'shapes': {'ellipse': shape_ellipse, 'box': shape_box, 'ngon': shape_ngon,
+                   'hull': shape_hull, 'half_disc': shape_half_disc,
+                   'rounded_box': shape_rounded_box},
+        'textures': {'stripes': tex_stripes, 'checker': tex_checker,
+                     'gradient': tex_gradient, 'plaid': tex_plaid, 'solid': tex_solid,
+                     'zigzag': tex_zigzag, 'bricks': tex_bricks, 'mosaic': tex_mosaic},
     },
     # Evaluation only: concave or holed shapes, dotted, noisy, ringed or hue-sweep textures.
     'eval': {
-        'shapes': {'star': _shape_star, 'blob': _shape_blob, 'ring': _shape_ring,
-                   'cluster': _shape_cluster},
-        'textures': {'dots': _tex_dots, 'noise': _tex_noise, 'rings': _tex_rings,
-                     'hue_sweep': _tex_hue_sweep},
+        'shapes': {'star': shape_star, 'blob': shape_blob, 'ring': shape_ring,
+                   'cluster': shape_cluster},
+        'textures': {'dots': tex_dots, 'noise': tex_noise, 'rings': tex_rings,
+                     'hue_sweep': tex_hue_sweep},
     },
 }
 
@@ -84,3 +86,20 @@ def make_negative(seed: int, family: str = 'train', size: int = 96) -> Dict[str,
     w = int(size * rng.uniform(0.6, 1.0))
     rgb, mask = make_anomaly(rng, family, h, w)
     return {'image': (rgb * 255).round().astype(np.uint8), 'mask': mask}
+
+
+def make_scene(seed: int, size: Size = (256, 512), anomaly_family: Optional[str] = None,
+               num_anomalies: Tuple[int, int] = (1, 3)) -> Dict[str, np.ndarray]:
+    """Make a deterministic road scene with anomalies of ``anomaly_family`` (None: clean).
+
+    ``image`` H x W x 3 uint8 RGB, ``label`` and ``anomaly`` H x W (``scene.paint_scene``).
+    """
+    anomaly = None
+    if anomaly_family is not None:
+        check_family(anomaly_family)
+        anomaly = partial(_family_anomaly, anomaly_family)
+    return paint_scene(seed, size, anomaly, num_anomalies)
+
+
+def _family_anomaly(family: str, rng: Rng, h: int, w: int) -> Tuple[np.ndarray, np.ndarray]:
+    return make_anomaly(rng, family, h, w)

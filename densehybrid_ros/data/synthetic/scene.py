@@ -12,21 +12,21 @@ from typing import Dict, Optional, Tuple
 import cv2
 import numpy as np
 
-from .canvas import _Canvas, _draw_mask, BUILDING, IGNORE, ROAD, SIDEWALK, SKY, TERRAIN, VEGETATION
+from .canvas import (BUILDING, draw_mask, IGNORE, ROAD, SceneCanvas, SIDEWALK, SKY, TERRAIN,
+                     VEGETATION)
 from .colour import jitter, Rng, Size, smooth_noise
-from .families import check_family
-from .props import _Props
+from .props import Anomalies, Props
 
 WALLS = ((0.55, 0.5, 0.45), (0.45, 0.45, 0.47), (0.65, 0.6, 0.5), (0.5, 0.35, 0.3),
          (0.7, 0.68, 0.62))
 
 
-class _Scene(_Props):
+class Scene(Props):
     """Builds one scene; all randomness comes from ``rng``."""
 
     def __init__(self, rng: Rng, h: int, w: int) -> None:
         self.rng, self.h, self.w = rng, h, w
-        self.c = _Canvas(h, w)
+        self.c = SceneCanvas(h, w)
         self.yh = h * rng.uniform(0.3, 0.5)                 # horizon row
         self.xv = w * rng.uniform(0.38, 0.62)               # vanishing point column
         self.f = w * rng.uniform(0.7, 1.3)                  # focal length, px
@@ -138,12 +138,6 @@ class _Scene(_Props):
                       + 0.05 * self.n8[..., None])
             self.c.paint(hedge, colour, VEGETATION)
 
-    def _vegetation(self, m: np.ndarray) -> None:
-        rng = self.rng
-        green = jitter(rng, (0.25, 0.38, 0.15), 0.06)
-        colour = green * (1 + 0.35 * self.n2b[..., None]) + 0.05 * self.n8[..., None]
-        self.c.paint(m, colour, VEGETATION)
-
     def finish(self, hood: bool) -> None:
         """Ego-vehicle hood (void), lighting, shadows and sensor noise."""
         rng = self.rng
@@ -154,7 +148,7 @@ class _Scene(_Props):
             c.image *= (1 - rng.uniform(0.3, 0.5) * shadow)[..., None]
         if hood:
             top = self.h * (1 - rng.uniform(0.06, 0.14))
-            m = _draw_mask(self.h, self.w, lambda a: cv2.ellipse(
+            m = draw_mask(self.h, self.w, lambda a: cv2.ellipse(
                 a, (int(self.w / 2), int(self.h * 1.25)), (int(self.w * 0.75),
                                                            int(self.h * 1.25 - top)),
                 0, 180, 360, 1, -1))
@@ -171,22 +165,24 @@ class _Scene(_Props):
         c.image = np.clip(img, 0, 1)
 
 
-def make_scene(seed: int, size: Size = (256, 512), anomaly_family: Optional[str] = None,
-               num_anomalies: Tuple[int, int] = (1, 3)) -> Dict[str, np.ndarray]:
-    """Make a deterministic road scene: ``image`` HxWx3 uint8 RGB, ``label``/``anomaly`` HxW."""
-    if anomaly_family is not None:
-        check_family(anomaly_family)
+def paint_scene(seed: int, size: Size = (256, 512), anomaly: Optional[Anomalies] = None,
+                num_anomalies: Tuple[int, int] = (1, 3)) -> Dict[str, np.ndarray]:
+    """Paint a deterministic road scene: ``image`` HxWx3 uint8 RGB, ``label``/``anomaly`` HxW.
+
+    ``anomaly`` draws one anomaly (``families.make_scene`` passes a named family's); None
+    paints a clean scene.
+    """
     h, w = int(size[0]), int(size[1])
     if h < 8 or w < 8:
         raise ValueError(f'scene size must be at least 8 x 8, got {size}')
     rng = np.random.default_rng([int(seed), 1409])
-    scene = _Scene(rng, h, w)
+    scene = Scene(rng, h, w)
     scene.sky()
     scene.ground_plane()
     scene.facades_layer()
     lo, hi = num_anomalies
-    count = int(rng.integers(lo, hi + 1)) if anomaly_family else 0
-    scene.objects(anomaly_family, count)
+    count = int(rng.integers(lo, hi + 1)) if anomaly is not None else 0
+    scene.objects(anomaly, count)
     scene.finish(hood=rng.random() < 0.3)
     c = scene.c
     anomaly = c.anomaly.copy()

@@ -6,14 +6,16 @@ import numpy as np
 from .colour import Rng
 
 
-def _shape_ellipse(rng: Rng, h: int, w: int) -> np.ndarray:
+def shape_ellipse(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Draw an ellipse, slightly rotated."""
     m = np.zeros((h, w), np.uint8)
     cv2.ellipse(m, (w // 2, h // 2), (max(1, w // 2 - 1), max(1, h // 2 - 1)),
                 float(rng.uniform(-20, 20)), 0, 360, 1, -1)
     return m
 
 
-def _shape_box(rng: Rng, h: int, w: int) -> np.ndarray:
+def shape_box(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Draw a rotated box."""
     m = np.zeros((h, w), np.uint8)
     cx, cy = w / 2, h / 2
     box = cv2.boxPoints(((cx, cy), (w * rng.uniform(0.6, 0.95), h * rng.uniform(0.6, 0.95)),
@@ -22,7 +24,8 @@ def _shape_box(rng: Rng, h: int, w: int) -> np.ndarray:
     return m
 
 
-def _shape_ngon(rng: Rng, h: int, w: int) -> np.ndarray:
+def shape_ngon(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Draw a regular polygon of 3 to 7 sides."""
     n = int(rng.integers(3, 8))
     ang = rng.uniform(0, 2 * np.pi) + np.arange(n) * 2 * np.pi / n
     pts = np.stack([w / 2 + (w / 2 - 1) * np.cos(ang), h / 2 + (h / 2 - 1) * np.sin(ang)], 1)
@@ -31,7 +34,8 @@ def _shape_ngon(rng: Rng, h: int, w: int) -> np.ndarray:
     return m
 
 
-def _shape_star(rng: Rng, h: int, w: int) -> np.ndarray:
+def shape_star(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Draw a star."""
     n = int(rng.integers(4, 10))
     inner = rng.uniform(0.3, 0.6)
     ang = rng.uniform(0, 2 * np.pi) + np.arange(2 * n) * np.pi / n
@@ -47,7 +51,8 @@ def radial_polygon(h: int, w: int, ang: np.ndarray, rad: np.ndarray) -> np.ndarr
     return m
 
 
-def _shape_blob(rng: Rng, h: int, w: int) -> np.ndarray:
+def shape_blob(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Draw a smooth random blob."""
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     dx, dy = (xs - w / 2) / (w / 2), (ys - h / 2) / (h / 2)
     theta, r = np.arctan2(dy, dx), np.hypot(dx, dy)
@@ -57,7 +62,8 @@ def _shape_blob(rng: Rng, h: int, w: int) -> np.ndarray:
     return (r < np.clip(edge, 0.25, 0.98)).astype(np.uint8)
 
 
-def _shape_ring(rng: Rng, h: int, w: int) -> np.ndarray:
+def shape_ring(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Draw a ring (a disc with a hole)."""
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     r = np.hypot((xs - w / 2) / (w / 2), (ys - h / 2) / (h / 2))
     m = (r < 0.97) & (r > rng.uniform(0.35, 0.6))
@@ -69,7 +75,8 @@ def _shape_ring(rng: Rng, h: int, w: int) -> np.ndarray:
     return m.astype(np.uint8)
 
 
-def _shape_cluster(rng: Rng, h: int, w: int) -> np.ndarray:
+def shape_cluster(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Draw a cluster of overlapping discs."""
     m = np.zeros((h, w), np.uint8)
     for _ in range(int(rng.integers(3, 7))):
         r = max(1, int(min(h, w) * rng.uniform(0.15, 0.3)))
@@ -78,20 +85,23 @@ def _shape_cluster(rng: Rng, h: int, w: int) -> np.ndarray:
     return m
 
 
-def _shape_hull(rng: Rng, h: int, w: int) -> np.ndarray:
+def shape_hull(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Draw the convex hull of random points."""
     pts = rng.uniform(0, 1, (int(rng.integers(5, 13)), 2)) * [w - 1, h - 1]
     m = np.zeros((h, w), np.uint8)
     cv2.fillPoly(m, [cv2.convexHull(np.round(pts).astype(np.int32))], 1)
     return m
 
 
-def _shape_half_disc(rng: Rng, h: int, w: int) -> np.ndarray:
+def shape_half_disc(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Draw a half disc standing on its flat side."""
     m = np.zeros((h, w), np.uint8)
     cv2.ellipse(m, (w // 2, h - 1), (max(1, w // 2 - 1), max(1, h - 2)), 0, 180, 360, 1, -1)
     return m
 
 
-def _shape_rounded_box(rng: Rng, h: int, w: int) -> np.ndarray:
+def shape_rounded_box(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Draw a box with rounded corners."""
     m = np.zeros((h, w), np.uint8)
     r = max(1, int(min(h, w) * rng.uniform(0.1, 0.3)))
     cv2.rectangle(m, (r, 0), (w - 1 - r, h - 1), 1, -1)

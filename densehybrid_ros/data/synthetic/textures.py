@@ -6,7 +6,8 @@ import numpy as np
 from .colour import Rng, smooth_noise, train_colours, two_colours
 
 
-def _tex_stripes(rng: Rng, h: int, w: int) -> np.ndarray:
+def tex_stripes(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Paint stripes of two colours at a random angle."""
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     a, b = two_colours(rng)
     ang = rng.uniform(0, np.pi)
@@ -15,7 +16,8 @@ def _tex_stripes(rng: Rng, h: int, w: int) -> np.ndarray:
     return np.where(t[..., None], a, b)
 
 
-def _tex_checker(rng: Rng, h: int, w: int) -> np.ndarray:
+def tex_checker(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Paint a checkerboard of two colours."""
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     a, b = two_colours(rng)
     cell = rng.uniform(3, 10)
@@ -23,7 +25,8 @@ def _tex_checker(rng: Rng, h: int, w: int) -> np.ndarray:
     return np.where(t[..., None], a, b)
 
 
-def _tex_gradient(rng: Rng, h: int, w: int) -> np.ndarray:
+def tex_gradient(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Paint a linear gradient between two colours."""
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     a, b = two_colours(rng)
     ang = rng.uniform(0, 2 * np.pi)
@@ -32,7 +35,8 @@ def _tex_gradient(rng: Rng, h: int, w: int) -> np.ndarray:
     return a * (1 - t[..., None]) + b * t[..., None]
 
 
-def _tex_dots(rng: Rng, h: int, w: int) -> np.ndarray:
+def tex_dots(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Paint dots on a plain background."""
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     a, b = two_colours(rng)
     period = rng.uniform(4, 10)
@@ -40,13 +44,15 @@ def _tex_dots(rng: Rng, h: int, w: int) -> np.ndarray:
     return np.where((d < period * 0.3)[..., None], a, b)
 
 
-def _tex_noise(rng: Rng, h: int, w: int) -> np.ndarray:
+def tex_noise(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Paint smooth colour noise."""
     cell = rng.uniform(1.5, 5)
     return np.clip(np.stack([0.5 + 0.3 * smooth_noise(rng, (h, w), cell) for _ in range(3)], -1),
                    0, 1)
 
 
-def _tex_rings(rng: Rng, h: int, w: int) -> np.ndarray:
+def tex_rings(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Paint concentric rings of two colours."""
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     a, b = two_colours(rng)
     period = rng.uniform(3, 8)
@@ -55,14 +61,16 @@ def _tex_rings(rng: Rng, h: int, w: int) -> np.ndarray:
     return a * t[..., None] + b * (1 - t[..., None])
 
 
-def _tex_hue_sweep(rng: Rng, h: int, w: int) -> np.ndarray:
+def tex_hue_sweep(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Paint a sweep through the hues."""
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     hue = ((np.arctan2(ys - h / 2, xs - w / 2) / (2 * np.pi)) + rng.random()) % 1.0
     hsv = np.stack([hue * 179, np.full_like(hue, 220), np.full_like(hue, 230)], -1)
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32) / 255.0
 
 
-def _tex_plaid(rng: Rng, h: int, w: int) -> np.ndarray:
+def tex_plaid(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Paint plaid: crossing stripes."""
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     a, b, c = train_colours(rng, 3)
     p1, p2 = rng.uniform(4, 12, 2)
@@ -71,13 +79,15 @@ def _tex_plaid(rng: Rng, h: int, w: int) -> np.ndarray:
     return np.where(u & v, c, np.where(u | v, (a + c) / 2, a)) * 0.5 + b * 0.5 * (u | v)
 
 
-def _tex_solid(rng: Rng, h: int, w: int) -> np.ndarray:
+def tex_solid(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Paint one plain colour."""
     (a,) = train_colours(rng, 1)
     ys = np.linspace(-0.1, 0.1, h, dtype=np.float32)[:, None, None]
     return np.clip(a + ys + rng.normal(0, 0.03, (h, w, 3)).astype(np.float32), 0, 1)
 
 
-def _tex_zigzag(rng: Rng, h: int, w: int) -> np.ndarray:
+def tex_zigzag(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Paint zigzag bands of two colours."""
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     a, b = train_colours(rng, 2)
     period, amp = rng.uniform(4, 12), rng.uniform(2, 6)
@@ -86,7 +96,8 @@ def _tex_zigzag(rng: Rng, h: int, w: int) -> np.ndarray:
     return np.where(t, a, b)
 
 
-def _tex_bricks(rng: Rng, h: int, w: int) -> np.ndarray:
+def tex_bricks(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Paint bricks with mortar lines."""
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
     brick, mortar = train_colours(rng, 2)
     bh = rng.uniform(3, 8)
@@ -97,7 +108,8 @@ def _tex_bricks(rng: Rng, h: int, w: int) -> np.ndarray:
     return np.where(line[..., None], mortar, brick)
 
 
-def _tex_mosaic(rng: Rng, h: int, w: int) -> np.ndarray:
+def tex_mosaic(rng: Rng, h: int, w: int) -> np.ndarray:
+    """Paint a mosaic of random coloured cells."""
     cell = rng.uniform(4, 12)
     gh, gw = int(h / cell) + 1, int(w / cell) + 1
     tiles = np.stack(train_colours(rng, gh * gw)).reshape(gh, gw, 3).astype(np.float32)

@@ -23,12 +23,13 @@ import numpy as np
 
 from .canvas import BUILDING, CAR, PERSON, POLE, SIGN, VEGETATION
 from .colour import hsv, light_direction, lit, Rng
+from .scene import paint_scene
 from .shapes import radial_polygon
-from .textures import _tex_bricks, _tex_checker, _tex_mosaic, _tex_plaid, _tex_stripes
+from .textures import tex_bricks, tex_checker, tex_mosaic, tex_plaid, tex_stripes
 
 Anomaly = Tuple[np.ndarray, np.ndarray]
 PART_CLASSES = (CAR, PERSON, POLE, SIGN, VEGETATION, BUILDING)
-PLAIN_TEXTURES = (_tex_stripes, _tex_checker, _tex_plaid, _tex_bricks, _tex_mosaic)
+PLAIN_TEXTURES = (tex_stripes, tex_checker, tex_plaid, tex_bricks, tex_mosaic)
 
 
 def natural_colour(rng: Rng) -> np.ndarray:
@@ -100,8 +101,7 @@ def articulated(rng: Rng, h: int, w: int) -> np.ndarray:
 
 def scene_part(rng: Rng, h: int, w: int) -> Anomaly:
     """Cut one car, person, pole, sign, tree or facade piece from a clean scene; recolour it."""
-    from .scene import make_scene              # scene -> props -> families -> here: import late
-    scene = make_scene(int(rng.integers(0, 1_000_000)), (max(64, 2 * h), max(128, 2 * w)))
+    scene = paint_scene(int(rng.integers(0, 1_000_000)), (max(64, 2 * h), max(128, 2 * w)))
     label = scene['label']
     for cls in rng.permutation(PART_CLASSES):
         n, comp, stats, _ = cv2.connectedComponentsWithStats((label == cls).astype(np.uint8))

@@ -1,0 +1,1 @@
+"""Pure core: maths and data handling with no ROS and no model runtime."""

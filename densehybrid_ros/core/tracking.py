@@ -1,0 +1,213 @@
+"""Anomaly tracks: frame-to-frame association of instances, M-of-N confirmation, K-miss coasting.
+
+A ``Tracker`` (one per camera) takes each frame's ``Instances`` and keeps ``Track`` objects:
+
+- **association**: every live track is predicted one frame ahead (its smoothed box moved by its
+  smoothed per-frame velocity); a track and an instance may pair when the box IoU reaches
+  ``min_iou`` *or* their ground-contact pixels are within ``max_contact_distance`` (a fraction
+  of the image height, so the gate means the same at every resolution). Gated pairs score
+  ``iou_weight * IoU + (1 - iou_weight) * (1 - distance / gate)`` and the best total is found
+  by the Hungarian method (``scipy.optimize.linear_sum_assignment``);
+- **confirmation**: a track is confirmed once it was matched in ``confirm_hits`` (M) of the
+  last ``confirm_window`` (N) frames, and stays confirmed while it lives. With the defaults
+  (3 of 5) a phantom seen in one or two frames never reaches the planner;
+- **coasting**: an unmatched track lives on (confirmed if it was) for up to ``max_misses`` (K)
+  frames in a row, then is dropped; a tentative track is dropped as soon as its window holds
+  no hit. A real object missed for a frame or two therefore does not flicker;
+- **ids**: monotonic from 1, never reused (not even after ``reset``).
+
+``render_tracks`` draws tracks as an H x W uint16 image of track ids (0 = none), the node's
+``anomaly_instances`` output.
+"""
+
+from collections import deque
+from dataclasses import dataclass, field
+import math
+from typing import Deque, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .instances import Instance, Instances
+
+FloatBox = Tuple[float, float, float, float]  # x, y, w, h in pixels
+UINT16_IDS = 65535
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """Every rule of the tracker, with its default."""
+
+    confirm_hits: int = 3               # M: matched frames needed ...
+    confirm_window: int = 5             # N: ... among the last N frames
+    max_misses: int = 3                 # K: frames in a row a track lives on unmatched
+    min_iou: float = 0.1                # gate: box IoU with the predicted box ...
+    max_contact_distance: float = 0.08  # ... or contact distance <= this x image height
+    iou_weight: float = 0.5             # pair score: weight of IoU vs. contact closeness
+    smoothing: float = 0.5              # weight of the new observation in box / score EMAs
+    velocity_smoothing: float = 0.5     # weight of the new displacement in the velocity EMA
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.confirm_hits <= self.confirm_window:
+            raise ValueError('need 1 <= confirm_hits <= confirm_window')
+        if self.max_misses < 0:
+            raise ValueError('max_misses must be >= 0')
+        for name in ('iou_weight', 'smoothing', 'velocity_smoothing'):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f'{name} must be in [0, 1]')
+
+
+@dataclass
+class Track:
+    """One tracked anomaly; ``instance`` is the last one matched (its pixels, its frame)."""
+
+    id: int
+    instance: Instance
+    bbox: FloatBox                      # smoothed box
+    score: float                        # smoothed max score
+    velocity: Tuple[float, float] = (0.0, 0.0)  # smoothed contact motion, pixels per frame
+    age: int = 1                        # frames since the track was born (1 = this one)
+    hits: int = 1                       # frames it was matched in
+    misses: int = 0                     # frames in a row it went unmatched (0 = matched now)
+    confirmed: bool = False
+    first_stamp: Optional[float] = None
+    last_stamp: Optional[float] = None  # stamp of the last match
+    recent: Deque[bool] = field(default_factory=deque, repr=False)  # matched, last N frames
+
+    @property
+    def contact(self) -> Tuple[int, int]:
+        """Ground-contact pixel (x, y) of the last matched instance."""
+        return self.instance.contact
+
+
+class Tracker:
+    """Associates each frame's instances with live tracks (see the module docstring)."""
+
+    def __init__(self, config: TrackerConfig = TrackerConfig()) -> None:
+        self.config = config
+        self._tracks: List[Track] = []
+        self._next_id = 1
+
+    @property
+    def tracks(self) -> List[Track]:
+        """All live tracks, tentative and confirmed, by id."""
+        return list(self._tracks)
+
+    def reset(self) -> None:
+        """Drop every track; ids keep counting up so an old id never comes back."""
+        self._tracks = []
+
+    def update(self, instances: Instances, stamp: Optional[float] = None) -> List[Track]:
+        """Advance one frame with its instances; return all live tracks (filter ``confirmed``)."""
+        cfg = self.config
+        found = instances.instances
+        gate = cfg.max_contact_distance * instances.shape[0]
+        pairs = self._associate(found, gate)
+        matched_tracks = {t for t, _ in pairs}
+        matched_found = {i for _, i in pairs}
+        for t, i in pairs:
+            self._match(self._tracks[t], found[i], stamp)
+        survivors = []
+        for t, track in enumerate(self._tracks):
+            if t not in matched_tracks:
+                track.misses += 1
+                track.age += 1
+                self._remember(track, False)
+                if track.misses > cfg.max_misses or not (track.confirmed or any(track.recent)):
+                    continue
+            survivors.append(track)
+        for i, instance in enumerate(found):
+            if i not in matched_found:
+                survivors.append(self._birth(instance, stamp))
+        self._tracks = survivors
+        return self.tracks
+
+    # ------------------------------------------------------------------ internals
+    def _associate(self, found: Sequence[Instance], gate: float) -> List[Tuple[int, int]]:
+        """Return (track index, instance index) pairs maximising the total gated pair score."""
+        if not self._tracks or not found:
+            return []
+        cfg = self.config
+        affinity = np.zeros((len(self._tracks), len(found)))
+        for t, track in enumerate(self._tracks):
+            steps = track.misses + 1
+            vx, vy = track.velocity
+            x, y, w, h = track.bbox
+            predicted = (x + vx * steps, y + vy * steps, w, h)
+            cx, cy = track.instance.contact
+            px, py = cx + vx * steps, cy + vy * steps
+            for i, instance in enumerate(found):
+                iou = box_iou(predicted, instance.bbox)
+                distance = math.hypot(instance.contact[0] - px, instance.contact[1] - py)
+                if iou < cfg.min_iou and distance > gate:
+                    continue
+                closeness = max(0.0, 1.0 - distance / gate) if gate > 0 else 0.0
+                # Tiny positive floor: a gated pair must beat "no pair" in the assignment.
+                affinity[t, i] = max(cfg.iou_weight * iou + (1 - cfg.iou_weight) * closeness,
+                                     1e-9)
+        rows, cols = linear_sum_assignment(-affinity)
+        return [(int(t), int(i)) for t, i in zip(rows, cols) if affinity[t, i] > 0]
+
+    def _match(self, track: Track, instance: Instance, stamp: Optional[float]) -> None:
+        """Fold a matched instance into its track."""
+        cfg = self.config
+        steps = track.misses + 1
+        old = track.instance.contact
+        move = ((instance.contact[0] - old[0]) / steps, (instance.contact[1] - old[1]) / steps)
+        a = cfg.velocity_smoothing
+        track.velocity = tuple((1 - a) * v + a * m for v, m in zip(track.velocity, move))
+        s = cfg.smoothing
+        track.bbox = tuple((1 - s) * b + s * n for b, n in zip(track.bbox, instance.bbox))
+        track.score = (1 - s) * track.score + s * instance.score_max
+        track.instance = instance
+        track.age += 1
+        track.hits += 1
+        track.misses = 0
+        track.last_stamp = stamp
+        self._remember(track, True)
+
+    def _remember(self, track: Track, hit: bool) -> None:
+        """Push one frame into the M-of-N window and confirm the track if it qualifies."""
+        track.recent.append(hit)
+        while len(track.recent) > self.config.confirm_window:
+            track.recent.popleft()
+        if sum(track.recent) >= self.config.confirm_hits:
+            track.confirmed = True
+
+    def _birth(self, instance: Instance, stamp: Optional[float]) -> Track:
+        """Start a tentative track for an unmatched instance."""
+        track = Track(self._next_id, instance, tuple(float(v) for v in instance.bbox),
+                      instance.score_max, first_stamp=stamp, last_stamp=stamp)
+        self._next_id += 1
+        self._remember(track, True)
+        return track
+
+
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two (x, y, w, h) boxes (0 if both are empty)."""
+    ix = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    iy = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    inter = max(0.0, ix) * max(0.0, iy)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def render_tracks(tracks: Iterable[Track], shape: Sequence[int], confirmed_only: bool = True,
+                  coasting: bool = True) -> np.ndarray:
+    """H x W uint16 image of track ids (0 = none) from each track's last matched pixels.
+
+    Tracks matched this frame are drawn over coasting ones (``misses > 0``, drawn where they
+    were last seen, or left out with ``coasting=False``). Ids above 65535 wrap to 1..65535.
+    """
+    height, width = shape[:2]
+    image = np.zeros((height, width), np.uint16)
+    chosen = [t for t in tracks if (t.confirmed or not confirmed_only)
+              and (coasting or t.misses == 0)]
+    for track in sorted(chosen, key=lambda t: t.misses == 0):
+        x, y, w, h = track.instance.bbox
+        mask = track.instance.mask
+        x1, y1 = min(width, x + w), min(height, y + h)
+        if x1 <= x or y1 <= y:
+            continue
+        image[y:y1, x:x1][mask[:y1 - y, :x1 - x]] = (track.id - 1) % UINT16_IDS + 1
+    return image

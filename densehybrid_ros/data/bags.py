@@ -1,0 +1,564 @@
+"""Read and write rosbag2 files of camera images and label maps with ``rosbags`` (no ROS needed).
+
+* :class:`BagReader` opens a rosbag2 (folder with metadata.yaml, or a single .mcap / .db3 file),
+  finds topics by name with helpful errors, and yields :class:`Frame` objects: messages of
+  several topics joined by their header stamp.
+* :class:`BagWriter` writes sensor_msgs/Image messages (mcap by default, sqlite3 on request),
+  and the ground truth of synthetic sequences: sensor_msgs/CameraInfo and a std_msgs/String of
+  JSON per frame (:func:`camera_info_message`, :func:`json_message`).
+* :func:`image_to_array` / :func:`array_to_image` convert between messages and numpy arrays,
+  a thin rosbags adapter over ``images`` (the decoder the node uses too).
+
+Corrupt or truncated bags, undecodable messages, and missing topics raise :class:`BagError`
+with the path and a one-line cause.
+
+About 550 lines, kept in one module on purpose: reader, writer, topic discovery and the label
+topic names are one idea (rosbag2 files as this package writes and reads them), and every tool
+that touches a bag imports only this.
+"""
+
+from dataclasses import dataclass, field
+import heapq
+import json
+from pathlib import Path
+import shutil
+import sqlite3
+import struct
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..core.images import (decode_compressed, decode_compressed_map, decode_depth, decode_map,
+                           decode_rgb, DEPTH_ENCODINGS, encode, encode_compressed, ImageError)
+
+IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
+IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
+CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
+STRING_TYPE = 'std_msgs/msg/String'
+STORAGES = ('mcap', 'sqlite3')
+CAMERA_ROLES = ('image',)      # roles of BagReader.frames decoded as camera images (RGB)
+PathLike = Union[str, Path]
+# Last name parts of label-map topics, never cameras: semantic train ids, anomaly 0/1/255 maps.
+LABEL_NAMES = ('semantic_label', 'label', 'labels', 'semantic_labels', 'gt')
+ANOMALY_NAMES = ('anomaly_label', 'anomaly_labels', 'anomaly_gt', 'ood_label')
+RESULTS_PART = '/densehybrid/'        # the node's outputs live under <ns>/densehybrid/
+# Ground truth of sequences, next to the camera (densehybrid-make-bag --sequence): per-pixel
+# anomaly *instance* ids (mono16, 0 none, one id per object for the whole sequence), a
+# registered depth image (32FC1 metres = generator units, +inf sky, NaN void; 16UC1 mm read
+# too), the camera_info and a std_msgs/String of JSON (the camera pose and every object's
+# position, size and visibility). Depth and instance maps are never cameras.
+INSTANCE_NAMES = ('anomaly_instances',)
+DEPTH_NAMES = ('depth',)
+CAMERA_INFO_NAME = 'camera_info'
+TRUTH_NAME = 'ground_truth'
+# BagReader.frames roles decoded as 16-bit or float maps (the label maps' encodings too), and
+# the roles of sequence_roles: role -> (last name part, message types).
+WIDE_ROLES = ('instances', 'depth')
+SEQUENCE_ROLES = {'instances': (INSTANCE_NAMES[0], IMAGE_TYPES),
+                  'depth': (DEPTH_NAMES[0], IMAGE_TYPES),
+                  'camera_info': (CAMERA_INFO_NAME, (CAMERA_INFO_TYPE,)),
+                  'truth': (TRUTH_NAME, (STRING_TYPE,))}
+
+
+class BagError(ValueError):
+    """A bag that cannot be used as asked; the message says why."""
+
+
+def _typestore() -> Any:
+    global _TYPESTORE
+    if _TYPESTORE is None:
+        from rosbags.typesys import get_typestore, Stores
+        _TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+    return _TYPESTORE
+
+
+_TYPESTORE = None
+
+
+def stamp_ns(msg: Any) -> int:
+    """Header stamp of a message in nanoseconds."""
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
+def cdr_stamp(raw: bytes) -> int:
+    """Header stamp (ns) of a serialized message whose first field is std_msgs/Header."""
+    if len(raw) < 12:
+        raise ValueError(f'message of {len(raw)} bytes is too short for a header')
+    sec, nanosec = struct.unpack_from(_cdr_order(raw) + 'iI', raw, 4)
+    return sec * 1_000_000_000 + nanosec
+
+
+def set_cdr_stamp(raw: bytearray, stamp: int) -> bytes:
+    """Write ``stamp`` (ns) into the header of a serialized message; return the bytes."""
+    struct.pack_into(_cdr_order(raw) + 'iI', raw, 4, stamp // 1_000_000_000,
+                     stamp % 1_000_000_000)
+    return bytes(raw)
+
+
+def _cdr_order(raw: bytes) -> str:
+    """Byte order of a CDR payload: bit 0 of its 4-byte encapsulation header (1 = little)."""
+    return '<' if raw[1] & 1 else '>'
+
+
+# --------------------------------------------------------------------------- conversions
+def image_to_array(msg: Any, what: str = 'image', camera: bool = False,
+                   wide: bool = False) -> np.ndarray:
+    """Decode an Image / CompressedImage: a ``camera`` -> H x W x 3 RGB, else a label/output map.
+
+    Cameras accept what the node accepts (``images.CAMERA_ENCODINGS``); maps come back with
+    their own dtype (``images.MAP_ENCODINGS``; with ``wide`` also ``images.DEPTH_ENCODINGS``:
+    mono16 / 16UC1 instance ids or depth). Failures: :class:`BagError` naming ``what``.
+    """
+    try:
+        if hasattr(msg, 'format'):                                   # CompressedImage
+            decode = decode_compressed if camera else decode_compressed_map
+            return decode(msg.data, str(msg.format))
+        shape = (str(msg.encoding), int(msg.height), int(msg.width), int(msg.step), msg.data)
+        if camera:
+            return decode_rgb(*shape)
+        if wide and shape[0] in DEPTH_ENCODINGS:
+            return decode_depth(*shape, bool(msg.is_bigendian))
+        return decode_map(*shape, bool(msg.is_bigendian))
+    except ImageError as exc:
+        raise BagError(f'{what}: {exc.cause}: {exc}') from None
+
+
+def array_to_image(array: np.ndarray, encoding: str, stamp: int, frame_id: str = '') -> Any:
+    """Build a sensor_msgs/Image (rosbags type) from an array of the encoding's dtype."""
+    height, width, step, data = encode(array, encoding)
+    return _typestore().types[IMAGE_TYPE](header=_header(stamp, frame_id), height=height,
+                                          width=width, encoding=encoding, is_bigendian=0,
+                                          step=step, data=data)
+
+
+def array_to_compressed(array: np.ndarray, fmt: str, stamp: int, frame_id: str = '') -> Any:
+    """Build a sensor_msgs/CompressedImage (jpeg or png) from RGB or mono uint8 data."""
+    data = np.frombuffer(encode_compressed(array, fmt), np.uint8)
+    kind = 'rgb8' if array.ndim == 3 else 'mono8'
+    return _typestore().types[COMPRESSED_TYPE](
+        header=_header(stamp, frame_id), data=data,
+        format=f'{kind}; {fmt} compressed {"bgr8" if array.ndim == 3 else "mono8"}')
+
+
+def camera_info_message(k: np.ndarray, width: int, height: int, stamp: int,
+                        frame_id: str = '') -> Any:
+    """Build a sensor_msgs/CameraInfo of an ideal pinhole: ``k`` 3 x 3, P = [K | 0], no distortion.
+
+    ``plumb_bob`` with five zero coefficients and an identity R, as a rectified monocular
+    camera publishes it.
+    """
+    types = _typestore().types
+    k = np.asarray(k, np.float64).reshape(3, 3)
+    p = np.concatenate([k, np.zeros((3, 1))], axis=1)
+    roi = types['sensor_msgs/msg/RegionOfInterest'](x_offset=0, y_offset=0, height=0, width=0,
+                                                    do_rectify=False)
+    return types[CAMERA_INFO_TYPE](
+        header=_header(stamp, frame_id), height=int(height), width=int(width),
+        distortion_model='plumb_bob', d=np.zeros(5), k=k.ravel().copy(),
+        r=np.eye(3).ravel(), p=p.ravel(), binning_x=0, binning_y=0, roi=roi)
+
+
+def json_message(payload: Dict[str, Any], stamp: int, frame_id: str = '') -> Any:
+    """Build a std_msgs/String of JSON: ``payload`` plus a ``header`` (stamp, frame_id).
+
+    std_msgs/String has no header of its own: readers take the stamp from the JSON's
+    (:meth:`BagReader.frames` joins it with the images of that stamp).
+    """
+    header = {'stamp': {'sec': int(stamp // 1_000_000_000),
+                        'nanosec': int(stamp % 1_000_000_000)}, 'frame_id': frame_id}
+    text = json.dumps({'header': header, **payload}, allow_nan=False)
+    return _typestore().types[STRING_TYPE](data=text)
+
+
+def _header(stamp: int, frame_id: str) -> Any:
+    types = _typestore().types
+    return types['std_msgs/msg/Header'](
+        stamp=types['builtin_interfaces/msg/Time'](sec=int(stamp // 1_000_000_000),
+                                                   nanosec=int(stamp % 1_000_000_000)),
+        frame_id=frame_id)
+
+
+# ------------------------------------------------------------------------------- reading
+_READ_ERRORS: Tuple[type, ...] = (sqlite3.Error, struct.error, EOFError, OSError, KeyError,
+                                  IndexError, ValueError, AssertionError, AttributeError)
+
+
+@dataclass
+class Frame:
+    """Messages of several topics with one header stamp, decoded to arrays by role."""
+
+    index: int                       # order of the key-topic message in the bag
+    stamp: int                       # header stamp, ns
+    frame_id: str = ''
+    arrays: Dict[str, np.ndarray] = field(default_factory=dict)
+    raw: Dict[str, Tuple[str, bytes]] = field(default_factory=dict)   # role -> (type, cdr)
+    # Roles that are not images: CameraInfo as its message (duck-types
+    # core.camera.CameraModel.from_info), a JSON String as the parsed object.
+    data: Dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.arrays) + len(self.data)
+
+
+class BagReader:
+    """A rosbag2 opened for reading (use as a context manager)."""
+
+    def __init__(self, path: PathLike) -> None:
+        from rosbags.rosbag2 import Reader, ReaderError
+        self.path = Path(path)
+        if not self.path.exists():
+            raise BagError(f'bag not found: {self.path}')
+        lone = sorted(self.path.glob('*.mcap')) if self.path.is_dir() else []
+        if len(lone) == 1 and not (self.path / 'metadata.yaml').exists():
+            self.path = lone[0]       # a recorder wrote the .mcap without metadata.yaml
+        self._errors = _READ_ERRORS + (ReaderError,)
+        try:
+            self._reader = Reader(self.path)
+            self._reader.open()
+        except self._errors as exc:
+            raise BagError(f'cannot open {self.path} as a rosbag2 (corrupt, truncated or not '
+                           f'a bag): {_one_line(exc)}') from None
+        self.topics: Dict[str, Tuple[str, int]] = {
+            name: (info.msgtype or '?', int(info.msgcount))
+            for name, info in self._reader.topics.items()}
+
+    def __enter__(self) -> 'BagReader':
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the underlying reader."""
+        if self._reader.is_open:
+            self._reader.close()
+
+    def describe(self) -> str:
+        """One line per topic: name, type, message count."""
+        return '; '.join(f'{t} [{m}, {n} msgs]' for t, (m, n) in sorted(self.topics.items()))
+
+    def topic(self, name: str, types: Sequence[str] = IMAGE_TYPES, role: str = 'image') -> str:
+        """Resolve a topic by exact name or unique suffix; errors list the bag's topics."""
+        matches = [t for t in self.topics if t == name]
+        if not matches:
+            suffix = '/' + name.strip('/')
+            matches = [t for t in self.topics if t.endswith(suffix)]
+        if len(matches) != 1:
+            what = 'is not in' if not matches else f'matches {len(matches)} topics in'
+            raise BagError(f'{role} topic {name!r} {what} {self.path}; topics: '
+                           f'{self.describe() or "none"}')
+        msgtype = self.topics[matches[0]][0]
+        if msgtype not in types:
+            raise BagError(f'{role} topic {matches[0]!r} has type {msgtype}, expected '
+                           f'{" or ".join(types)}')
+        return matches[0]
+
+    def find(self, suffixes: Sequence[str], exclude: Sequence[str] = ()) -> Optional[str]:
+        """Return the single image topic whose last name part is one of ``suffixes`` (or None)."""
+        found = [t for t, (m, _) in self.topics.items() if m in IMAGE_TYPES
+                 and t.rsplit('/', 1)[-1] in suffixes and not any(x in t for x in exclude)]
+        return found[0] if len(found) == 1 else None
+
+    def image_topics(self, exclude: Sequence[str] = ()) -> List[str]:
+        """All Image / CompressedImage topics, minus those containing an ``exclude`` part."""
+        return sorted(t for t, (m, _) in self.topics.items()
+                      if m in IMAGE_TYPES and not any(x in t for x in exclude))
+
+    def camera_topics(self) -> List[str]:
+        """Image topics that are cameras: neither node results, label maps nor depth images."""
+        maps = LABEL_NAMES + ANOMALY_NAMES + INSTANCE_NAMES + DEPTH_NAMES
+        return [t for t in self.image_topics(exclude=(RESULTS_PART,))
+                if t.rsplit('/', 1)[-1] not in maps]
+
+    def label_topics(self) -> List[str]:
+        """Image topics that are label maps (semantic, anomaly, instance ids), not node results."""
+        return [t for t in self.image_topics(exclude=(RESULTS_PART,))
+                if t.rsplit('/', 1)[-1] in LABEL_NAMES + ANOMALY_NAMES + INSTANCE_NAMES]
+
+    def sequence_roles(self, ns: str) -> Dict[str, str]:
+        """Ground-truth roles of a sequence bag present next to the camera: role -> topic.
+
+        Roles (:data:`SEQUENCE_ROLES`): ``instances`` (``<ns>/anomaly_instances``), ``depth``
+        (``<ns>/depth``), ``camera_info`` and ``truth`` (``<ns>/ground_truth``); add them to the
+        roles of :meth:`frames` to get them in each :class:`Frame`.
+        """
+        found = {}
+        for role, (name, types) in SEQUENCE_ROLES.items():
+            topic = f'{ns}/{name}'
+            if self.topics.get(topic, ('',))[0] in types:
+                found[role] = topic
+        return found
+
+    def label_topic(self, ns: str, names: Sequence[str]) -> Optional[str]:
+        """Label topic next to the camera (``<ns>/<name>``), else the bag's only one."""
+        for name in names:
+            if self.topics.get(f'{ns}/{name}', ('',))[0] in IMAGE_TYPES:
+                return f'{ns}/{name}'
+        return self.find(names, exclude=(RESULTS_PART,))
+
+    def messages(self, topics: Sequence[str]) -> Iterator[Tuple[str, str, int, bytes]]:
+        """Raw messages of ``topics`` in log-time order: (topic, type, log time ns, cdr)."""
+        conns = [c for c in self._reader.connections if c.topic in topics]
+        it = self._reader.messages(connections=conns)
+        count = 0
+        while True:
+            try:
+                conn, log_time, raw = next(it)
+            except StopIteration:
+                if count == 0 and any(self.topics[c.topic][1] for c in conns):
+                    raise BagError(self._unmatched(conns)) from None
+                return
+            except self._errors as exc:
+                raise BagError(f'{self.path} is corrupt or truncated after {count} messages: '
+                               f'{_one_line(exc)}') from None
+            count += 1
+            yield conn.topic, conn.msgtype, int(log_time), raw
+
+    def _unmatched(self, conns: Sequence[Any]) -> str:
+        """Explain why a bag whose metadata counts messages yields none."""
+        listed = ', '.join(f'{c.topic} ({self.topics[c.topic][1]})' for c in conns)
+        return (f'{self.path}: metadata.yaml lists messages on {listed} but none matched the '
+                'storage file: its channels (offered_qos_profiles or type) disagree with '
+                'metadata.yaml; fix metadata.yaml, or open the .mcap file itself')
+
+    def decode(self, raw: bytes, msgtype: str, where: str) -> Any:
+        """Deserialize CDR data, with a clear error for broken messages."""
+        try:
+            return _typestore().deserialize_cdr(raw, msgtype)
+        except Exception as exc:   # the CDR decoder raises many types on garbage
+            raise BagError(f'{self.path}: {where} cannot be decoded as {msgtype}: '
+                           f'{_one_line(exc)}') from None
+
+    def frames(self, roles: Dict[str, str], key: str = 'image',
+               select: Optional[Callable[[int], bool]] = None, max_pending: int = 32,
+               keep_raw: Sequence[str] = (), partial: bool = True,
+               stats: Optional[Dict[str, int]] = None) -> Iterator[Frame]:
+        """Join messages of ``roles`` (role -> topic) by header stamp into :class:`Frame` objects.
+
+        Frames are numbered by the order of their ``key``-role message; ``select(index)``
+        skips frames without decoding them. A frame is yielded when every role arrived; with
+        ``partial``, frames whose other roles never come (evicted after ``max_pending`` newer
+        stamps, or at the end) are yielded with what they have. ``stats`` counts
+        ``unmatched`` messages and ``partial`` frames. Roles in ``keep_raw`` also keep their
+        CDR bytes. The ``image`` role (:data:`CAMERA_ROLES`) is decoded as a camera (H x W x 3
+        RGB, as the node decodes it); :data:`WIDE_ROLES` as maps that may be 16-bit or float;
+        other image roles as label/output maps. Roles of other types go to ``Frame.data``:
+        sensor_msgs/CameraInfo as the message, std_msgs/String as its JSON (header stamp and
+        frame_id from the JSON's ``header``; see :func:`json_message`).
+        """
+        by_topic = {topic: role for role, topic in roles.items()}
+        stats = stats if stats is not None else {}
+        stats.setdefault('unmatched', 0)
+        stats.setdefault('partial', 0)
+        pending: Dict[int, Frame] = {}
+        skipped: Dict[int, None] = {}
+        order: List[int] = []                     # heap of pending stamps
+        count = 0
+        for topic, msgtype, _, raw in self.messages(list(by_topic)):
+            role = by_topic[topic]
+            msg = self.decode(raw, msgtype, f'a message on {topic}')
+            value, stamp, frame_id = self._content(msg, msgtype, role, topic)
+            if role == key:
+                index, count = count, count + 1
+                if select is not None and not select(index):
+                    skipped[stamp] = None
+                    pending.pop(stamp, None)
+                    continue
+                frame = pending.get(stamp)
+                if frame is None or frame.index >= 0:
+                    if frame is not None:      # a second key message with the same stamp
+                        stats['unmatched'] += 1
+                    frame = pending[stamp] = Frame(-1, stamp)
+                    heapq.heappush(order, stamp)
+                frame.index, frame.frame_id = index, frame_id
+            elif stamp in skipped:
+                continue
+            else:
+                frame = pending.get(stamp)
+                if frame is None:
+                    frame = pending[stamp] = Frame(-1, stamp, frame_id)
+                    heapq.heappush(order, stamp)
+            if msgtype in IMAGE_TYPES:
+                frame.arrays[role] = image_to_array(
+                    msg, f'{role} message on {topic} at stamp {_fmt_stamp(stamp)}',
+                    role in CAMERA_ROLES, role in WIDE_ROLES)
+            else:
+                frame.data[role] = value
+            if role in keep_raw:
+                frame.raw[role] = (msgtype, raw)
+            if frame.index >= 0 and len(frame) == len(roles):
+                yield pending.pop(stamp)
+            while len(pending) > max_pending:
+                done = self._evict(pending, order, partial, stats)
+                if done is not None:
+                    yield done
+            if len(skipped) > 4 * max_pending:
+                for old in list(skipped)[:len(skipped) - 2 * max_pending]:
+                    del skipped[old]
+        while pending:
+            done = self._evict(pending, order, partial, stats)
+            if done is not None:
+                yield done
+
+    def _content(self, msg: Any, msgtype: str, role: str,
+                 topic: str) -> Tuple[Any, int, str]:
+        """(non-image value, header stamp ns, frame_id) of a decoded message."""
+        if msgtype != STRING_TYPE:
+            value = msg if msgtype not in IMAGE_TYPES else None
+            return value, stamp_ns(msg), str(msg.header.frame_id)
+        try:
+            value = json.loads(msg.data)
+            header = value['header']
+            stamp = int(header['stamp']['sec']) * 1_000_000_000 + int(header['stamp']['nanosec'])
+            return value, stamp, str(header.get('frame_id', ''))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise BagError(f'{self.path}: a {role} message on {topic} is not JSON with a '
+                           f'header stamp: {_one_line(exc)}') from None
+
+    @staticmethod
+    def _evict(pending: Dict[int, Frame], order: List[int], partial: bool,
+               stats: Dict[str, int]) -> Optional[Frame]:
+        while order:
+            stamp = heapq.heappop(order)
+            frame = pending.pop(stamp, None)
+            if frame is None:
+                continue
+            if frame.index < 0 or not partial:
+                stats['unmatched'] += len(frame)
+                return None
+            stats['partial'] += 1
+            return frame
+        pending.clear()
+        return None
+
+
+# ------------------------------------------------------------------------------- writing
+_WRITER_CLASS = None
+
+
+def _writer_class() -> Any:
+    """Return rosbags' Writer with mcap channels that also carry ``topic_type_hash``.
+
+    ``ros2 bag record`` (rosbag2_storage_mcap) writes two channel metadata keys,
+    ``offered_qos_profiles`` and ``topic_type_hash``; rosbags 0.11 writes only the first, so
+    tools that read the channel (not metadata.yaml) found no type hash. Built on first use:
+    rosbags is imported lazily here.
+    """
+    global _WRITER_CLASS
+    if _WRITER_CLASS is None:
+        from io import BytesIO
+
+        from rosbags.rosbag2 import StoragePlugin, Writer
+        from rosbags.rosbag2.storage_mcap import Channel, McapWriter, write_channel, write_string
+
+        class HashingMcapWriter(McapWriter):
+            def add_connection(self, connection: Any, offered_qos_profiles: str) -> None:
+                metadata = BytesIO()
+                for key, value in (('offered_qos_profiles', offered_qos_profiles),
+                                   ('topic_type_hash', connection.digest)):
+                    write_string(metadata, key)
+                    write_string(metadata, value)
+                self.channels.append(Channel(connection.id, connection.msgtype,
+                                             connection.topic,
+                                             connection.ext.serialization_format,
+                                             metadata.getvalue()))
+                self.channel_stats[connection.id] = 0
+                write_channel(self.chunk.bio, self.channels[-1], self.schemas)
+
+        class HashingWriter(Writer):
+            STORAGE_PLUGINS = {**Writer.STORAGE_PLUGINS, StoragePlugin.MCAP: HashingMcapWriter}
+
+        _WRITER_CLASS = HashingWriter
+    return _WRITER_CLASS
+
+
+class BagWriter:
+    """A rosbag2 opened for writing (use as a context manager): any message of the typestore."""
+
+    def __init__(self, path: PathLike, storage: str = 'mcap', overwrite: bool = False) -> None:
+        from rosbags.rosbag2 import StoragePlugin, Writer
+        if storage not in STORAGES:
+            raise BagError(f'storage must be one of {STORAGES}, got {storage!r}')
+        self.path = Path(path)
+        if self.path.exists():
+            if not overwrite:
+                raise BagError(f'{self.path} exists; remove it or pass --overwrite')
+            if self.path.is_dir() and not (self.path / 'metadata.yaml').exists() \
+                    and any(self.path.iterdir()):
+                raise BagError(f'refusing to overwrite {self.path}: it is a non-empty folder '
+                               f'that is not a rosbag2')
+            shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
+        self._writer = _writer_class()(self.path, version=Writer.VERSION_LATEST,
+                                       storage_plugin=plugin)
+        self._writer.open()
+        self._connections: Dict[str, Any] = {}
+        self.count = 0
+
+    def __enter__(self) -> 'BagWriter':
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Finish the bag (writes metadata.yaml and the mcap summary)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _connection(self, topic: str, msgtype: str) -> Any:
+        conn = self._connections.get(topic)
+        if conn is None:
+            conn = self._connections[topic] = self._writer.add_connection(
+                topic, msgtype, typestore=_typestore(), offered_qos_profiles=[_offered_qos()])
+        elif conn.msgtype != msgtype:
+            raise BagError(f'topic {topic} already holds {conn.msgtype}, not {msgtype}')
+        return conn
+
+    def write(self, topic: str, msg: Any, log_time: Optional[int] = None) -> None:
+        """Serialize and write one message (log time defaults to its header stamp).
+
+        A message without a header (std_msgs/String) needs ``log_time``.
+        """
+        msgtype = msg.__msgtype__
+        if log_time is None and not hasattr(msg, 'header'):
+            raise BagError(f'{msgtype} on {topic} has no header: pass its log time')
+        raw = _typestore().serialize_cdr(msg, msgtype)
+        self.write_raw(topic, msgtype, raw, stamp_ns(msg) if log_time is None else log_time)
+
+    def write_raw(self, topic: str, msgtype: str, raw: bytes, log_time: int) -> None:
+        """Write already serialized CDR data."""
+        self._writer.write(self._connection(topic, msgtype), int(log_time), raw)
+        self.count += 1
+
+    def write_image(self, topic: str, array: np.ndarray, encoding: str, stamp: int,
+                    frame_id: str = '') -> None:
+        """Write a numpy array as a sensor_msgs/Image with the given header."""
+        self.write(topic, array_to_image(array, encoding, stamp, frame_id))
+
+
+def _offered_qos() -> Any:
+    """Return the QoS our bags offer for every topic: reliable keep-last 10, volatile.
+
+    ``ros2 bag play`` publishes with it (an empty list made it fall back to its defaults);
+    reliable matches both reliable and best-effort subscribers.
+    """
+    from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness,
+                                    QosReliability, QosTime)
+    never = QosTime(sec=0, nsec=0)
+    return Qos(history=QosHistory.KEEP_LAST, depth=10, reliability=QosReliability.RELIABLE,
+               durability=QosDurability.VOLATILE, deadline=never, lifespan=never,
+               liveliness=QosLiveliness.AUTOMATIC, liveliness_lease_duration=never,
+               avoid_ros_namespace_conventions=False)
+
+
+def _fmt_stamp(stamp: int) -> str:
+    return f'{stamp // 1_000_000_000}.{stamp % 1_000_000_000:09d}'
+
+
+def _one_line(exc: BaseException) -> str:
+    text = ' '.join(str(exc).split())
+    return f'{type(exc).__name__}: {text}'[:300]

@@ -1,0 +1,1 @@
+"""Evaluation tools: densehybrid-eval and densehybrid-eval-families."""

@@ -1,0 +1,1 @@
+"""Model tools: import, export and segment image files."""

@@ -1,0 +1,32 @@
+"""The model options every tool that runs the Segmenter takes, and the Segmenter they make.
+
+One place for --checkpoint, --device, --precision, --backend and --inference-width, so eval and
+segment (and any new tool) spell and mean them the same way.
+"""
+
+import argparse
+from typing import Any
+
+
+def add_model_options(parser: Any) -> None:
+    """Add the model options to ``parser`` (an ArgumentParser or an argument group)."""
+    parser.add_argument('--checkpoint', help='model checkpoint (default: the embedded model)')
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--precision', default='fp32',
+                        help='fp32, fp16 or bf16; int8 with openvino and --artifacts '
+                        '(default fp32)')
+    parser.add_argument('--backend', default='torch',
+                        help='torch (default), onnxruntime or openvino (an exported graph)')
+    parser.add_argument('--artifacts', nargs='+', default=[], metavar='DIR',
+                        help='graphs made by densehybrid-export (needed for int8); without '
+                        'them graphs are exported on the first frame of a size and cached')
+    parser.add_argument('--inference-width', type=int, default=0,
+                        help='resize to this width for inference (0: native)')
+
+
+def segmenter_from_args(args: argparse.Namespace) -> Any:
+    """Build the Segmenter the model options ask for (raises CheckpointError / ValueError)."""
+    from ...deploy.segmenter import Segmenter  # imported here: --help stays fast
+    return Segmenter(args.checkpoint, device=args.device, precision=args.precision,
+                     inference_size=args.inference_width or None, backend=args.backend,
+                     artifacts=args.artifacts)

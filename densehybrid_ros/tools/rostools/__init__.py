@@ -1,0 +1,1 @@
+"""ROS tools without ROS: make-bag, replay and the demo."""

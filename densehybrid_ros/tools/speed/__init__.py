@@ -1,0 +1,1 @@
+"""Speed tools: densehybrid-bench and its subcommands, one timing harness."""

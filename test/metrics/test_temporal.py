@@ -1,0 +1,184 @@
+"""Temporal metrics on tiny hand-made sequences through the real instance finder and tracker."""
+
+import json
+
+import numpy as np
+import pytest
+
+from densehybrid_ros.core.instances import find_instances, InstanceConfig
+from densehybrid_ros.core.tracking import Tracker, TrackerConfig
+from densehybrid_ros.metrics.temporal import TrackingMetrics
+
+H, W = 48, 64
+THRESHOLD = 0.0
+# Score maps are +100 inside the predicted boxes and -100 elsewhere, so any hysteresis rule
+# within 100 score units of the threshold finds exactly the boxes; no semantic map, so the
+# obstacle rule is off.
+INSTANCES = InstanceConfig(drivable_classes=None)
+TRACKER = TrackerConfig(confirm_hits=3, confirm_window=5, max_misses=2)
+
+
+def _mask(box):
+    x, y, w, h = box
+    mask = np.zeros((H, W), bool)
+    mask[y:y + h, x:x + w] = True
+    return mask
+
+
+def run(frames, metrics=None, tracker_config=TRACKER):
+    """Feed frames of (gt {id: (box or None, range)}, predicted boxes); return metrics, outputs.
+
+    Outputs per frame: (the update's {track id: object ids}, the confirmed tracks).
+    """
+    metrics = TrackingMetrics() if metrics is None else metrics
+    tracker = Tracker(tracker_config)
+    outputs = []
+    for gt, predicted in frames:
+        gt_ids = np.zeros((H, W), np.uint16)
+        objects = []
+        for object_id, (box, range_) in gt.items():
+            if box is not None:
+                gt_ids[_mask(box)] = object_id
+            pixels = int(np.count_nonzero(gt_ids == object_id))
+            objects.append({'id': object_id, 'range': range_, 'pixels': pixels,
+                            'visible': pixels > 0})
+        score = np.full((H, W), -100.0, np.float32)
+        for box in predicted:
+            score[_mask(box)] = 100.0
+        instances = find_instances(score, None, THRESHOLD, INSTANCES)
+        assert len(instances) == len(predicted)          # the boxes are the instances
+        tracks = [t for t in tracker.update(instances) if t.confirmed]
+        outputs.append((metrics.update(gt_ids, objects, tracks, instances.ids), tracks))
+    return metrics, outputs
+
+
+def test_an_object_seen_from_its_first_frame_is_confirmed_early() -> None:
+    frames = [({1: ((10 + k, 20, 8, 8), 40.0 - 2 * k)}, [(10 + k, 20, 8, 8)]) for k in range(8)]
+    metrics, outputs = run(frames)
+    figures = metrics.compute()
+    assert [bool(out) for out, _ in outputs] == [False, False] + [True] * 6   # 3 of 5 to confirm
+    assert figures['objects'] == figures['objects_confirmed'] == figures['objects_decided'] == 1
+    assert figures['frames_to_confirm']['median'] == 2
+    assert figures['first_range']['median'] == 40.0
+    assert figures['confirm_range']['median'] == 36.0
+    assert figures['confirm_range_fraction']['median'] == pytest.approx(0.9)
+    assert figures['confirmed_early'] == 1.0
+    assert figures['flicker'] == 0.0 and figures['detections_followed'] == 5   # frames 2..6
+    assert figures['id_switches_per_object'] == 0.0
+    assert figures['phantom_tracks'] == 0 and figures['phantom_tracks_per_100_frames'] == 0.0
+
+
+def test_late_missed_and_undecided_objects() -> None:
+    frames = []
+    for k in range(6):
+        gt = {1: ((2, 5, 6, 6), 20.0 - 3 * k),          # never detected, passes half its range
+              2: ((20, 5, 6, 6), 20.0 - 3 * k),         # detected from frame 2: confirmed at 4
+              3: ((40, 5, 6, 6), 50.0),                 # far, never detected, never nearer
+              4: ((52, 30, 2, 2), 30.0)}                # 4 pixels: never appears (< 10)
+        frames.append((gt, [(20, 5, 6, 6)] if k >= 2 else []))
+    metrics, _ = run(frames)
+    figures = metrics.compute()
+    assert figures['objects'] == 3
+    assert figures['objects_confirmed'] == 1
+    assert figures['objects_decided'] == 2 and figures['objects_undecided'] == 1
+    assert figures['confirmed_early'] == 0.0
+    assert figures['frames_to_confirm']['median'] == 4
+    assert figures['confirm_range']['median'] == 8.0      # below half of 20
+    rows = metrics.per_object()
+    assert [row['early'] for row in rows[:2]] == [0.0, 0.0] and np.isnan(rows[2]['early'])
+
+
+def test_a_lost_object_flickers_once_and_its_new_track_is_an_id_switch() -> None:
+    frames = []
+    for k in range(20):
+        seen = k < 8 or k >= 12                         # missed in frames 8..11
+        frames.append(({1: ((20, 10, 8, 8), 30.0 - k)}, [(20, 10, 8, 8)] if seen else []))
+    metrics, outputs = run(frames)
+    # Frames 8 and 9: the confirmed track coasts (K = 2) and still detects the object.
+    (old,) = outputs[7][1]
+    assert outputs[8][0] == outputs[9][0] == {old.id: [1]}
+    assert outputs[10][0] == {}                         # dropped: the object is lost
+    (new,) = outputs[14][1]
+    assert new.id != old.id and outputs[14][0] == {new.id: [1]}
+    figures = metrics.compute()
+    # Detections in frames 2..9 and 14..18 are followed by a frame still showing the object;
+    # only the one of frame 9 is followed by a miss.
+    assert figures['detections_followed'] == 13 and figures['flicker_events'] == 1
+    assert figures['flicker'] == pytest.approx(1 / 13)
+    assert figures['id_switches'] == 1 and figures['id_switches_per_object'] == 1.0
+    assert figures['confirmed_early'] == 1.0
+
+
+def test_phantoms_count_confirmed_tracks_on_nothing_per_100_frames() -> None:
+    frames = []
+    for k in range(10):
+        predicted = [(5, 5, 8, 8)]                      # the real object, every frame
+        if k < 5:
+            predicted.append((40, 25, 8, 8))            # nothing there: a phantom from frame 2
+        if k == 7:
+            predicted.append((45, 2, 6, 6))             # one frame: never confirmed
+        frames.append(({1: ((5, 5, 8, 8), 20.0)}, predicted))
+    metrics, outputs = run(frames)
+    figures = metrics.compute()
+    assert figures['phantom_tracks'] == 1
+    assert figures['phantom_track_frames'] == 3         # matched in frames 2, 3, 4
+    assert figures['phantom_tracks_per_100_frames'] == pytest.approx(10.0)
+    assert sorted(outputs[3][0].values()) == [[], [1]]
+    assert figures['objects_confirmed'] == 1
+
+
+def test_association_takes_iou_or_cover_of_the_instance() -> None:
+    gt = {1: ((0, 0, 20, 20), 10.0),       # big object, a small instance inside: cover 1
+          2: ((30, 2, 4, 4), 10.0),        # small object in a big instance: IoU .04, cover .04
+          3: ((32, 24, 28, 10), 10.0),     # 40 px of a 100 px instance: IoU .118, cover .4
+          4: ((0, 36, 24, 10), 10.0)}      # 30 px of a 100 px instance: IoU .097, cover .3
+    predicted = [(5, 5, 4, 4), (24, 0, 20, 20), (26, 24, 10, 10), (21, 36, 10, 10)]
+    _, outputs = run([(gt, predicted)], tracker_config=TrackerConfig(confirm_hits=1))
+    found, tracks = outputs[0]
+    by_box = {t.instance.bbox: found[t.id] for t in tracks}
+    assert by_box == {(5, 5, 4, 4): [1], (24, 0, 20, 20): [], (26, 24, 10, 10): [3],
+                      (21, 36, 10, 10): []}
+    # One instance over two objects detects both, the larger overlap first.
+    gt = {1: ((10, 10, 10, 10), 10.0), 2: ((20, 10, 10, 10), 10.0)}
+    _, outputs = run([(gt, [(15, 10, 15, 10)])], tracker_config=TrackerConfig(confirm_hits=1))
+    assert list(outputs[0][0].values()) == [[2, 1]]
+
+
+def _lost_and_found():
+    return [({1: ((20, 10, 8, 8), 30.0 - k)}, [(20, 10, 8, 8)] if k < 8 or k >= 12 else [])
+            for k in range(20)]
+
+
+def _phantom():
+    return [({1: ((5, 5, 8, 8), 20.0)}, [(5, 5, 8, 8)] + ([(40, 25, 8, 8)] if k < 5 else []))
+            for k in range(10)]
+
+
+def _same(a, b) -> bool:
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_merge_and_state_dict_equal_one_run_over_both_sequences() -> None:
+    both = TrackingMetrics()
+    run(_lost_and_found(), both)
+    both.end_sequence()
+    run(_phantom(), both)
+    first, _ = run(_lost_and_found())
+    second, _ = run(_phantom())
+    merged = TrackingMetrics().merge(first).merge(second)
+    assert both.compute()['sequences'] == 2 and both.compute()['frames'] == 30
+    assert _same(merged.compute(), both.compute())
+    restored = TrackingMetrics.from_state_dict(both.state_dict())
+    assert _same(restored.compute(), both.compute())
+    assert restored.per_object() == both.per_object()
+    with pytest.raises(ValueError, match='different rules'):
+        TrackingMetrics(min_iou=0.2).merge(first)
+
+
+def test_an_empty_accumulator_and_bad_input() -> None:
+    figures = TrackingMetrics().compute()
+    assert figures['objects'] == 0 and np.isnan(figures['confirmed_early'])
+    assert np.isnan(figures['flicker']) and np.isnan(figures['phantom_tracks_per_100_frames'])
+    with pytest.raises(ValueError, match='differ in size'):
+        TrackingMetrics().update(np.zeros((4, 4), np.uint16), [], [],
+                                 np.zeros((4, 5), np.uint16))

@@ -1,0 +1,59 @@
+"""densehybrid-eval-families on a tiny real checkpoint: every family and size reported."""
+
+import json
+
+import pytest
+
+from densehybrid_ros.tools.evaluation.families import main
+
+
+def test_reports_every_family_and_size(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / 'families.json'
+    rc = main(['--checkpoint', str(tiny_checkpoint), '--families', 'solids', 'glyph',
+               '--size', '64x128', '96x192', '--scene-size', '96x192', '--scenes', '2',
+               '--device', 'cpu', '--json', str(out)])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert set(result['families']) == {'solids', 'glyph'}
+    for per_size in [*result['families'].values(), result['pooled']]:
+        assert set(per_size) == {'64x128', '96x192'}
+        for r in per_size.values():
+            assert r['anomaly_pixels'] > 0 and 0.0 <= r['miou'] <= 1.0
+            for kind in ('hybrid', 'generative', 'discriminative'):
+                assert 0.0 < r[kind]['ap'] <= 1.0 and 0.0 <= r[kind]['fpr95'] <= 1.0
+            assert 0.0 <= r['threshold']['tpr'] <= 1.0 and r['threshold']['value'] == -2.0
+            assert r['by_size'] and r['by_distance']
+            components = r['components']          # objects: the mask and the instances
+            assert components['track'] == 'anomaly'
+            for name in ('mask', 'instances'):
+                block = components[name]
+                assert block['gt_components'] > 0 and 0.0 <= block['f1_mean'] <= 1.0
+    for size in ('64x128', '96x192'):                 # 2 scenes a family, pooled: 4
+        for name in ('mask', 'instances'):
+            per_family = [result['families'][f][size]['components'][name]
+                          for f in ('solids', 'glyph')]
+            pooled = result['pooled'][size]['components'][name]
+            assert [b['frames'] for b in per_family] == [2, 2] and pooled['frames'] == 4
+            assert pooled['gt_components'] == sum(b['gt_components'] for b in per_family)
+    text = capsys.readouterr().out
+    assert 'solids    64x128' in text and 'by anomaly distance' in text
+    assert 'objects at the threshold' in text and 'instances' in text
+    rows = text.splitlines()           # a row in the pixel table and one in the objects table
+    assert sum(row.startswith('solids    96x192') for row in rows) == 2
+    assert sum(row.startswith('pooled    96x192') for row in rows) == 1
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--scenes', '0'], '--scenes must be at least 1'),
+    (['--checkpoint', '/nonexistent.pt'], 'error:'),
+])
+def test_bad_arguments_give_an_error_line(argv, message, capsys, tmp_path):
+    assert main([*argv, '--device', 'cpu']) == 2
+    err = capsys.readouterr().err
+    assert 'densehybrid-eval-families: error:' in err and message in err
+
+
+def test_bad_size_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(['--size', '288by512'])
+    assert exc.value.code == 2 and 'size must be HxW' in capsys.readouterr().err

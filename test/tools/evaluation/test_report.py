@@ -1,0 +1,38 @@
+"""Report pieces: strict JSON, and a score histogram whose clipped end bars say so."""
+
+import json
+import math
+
+import numpy as np
+
+from densehybrid_ros.metrics.anomaly import AnomalyMetrics, ScoreHistogram
+from densehybrid_ros.tools.evaluation.report import clipped_notes, plot_histogram, write_json
+
+
+def test_json_has_no_nan(tmp_path) -> None:
+    write_json(tmp_path / 'm.json', {'a': math.nan, 'b': np.float32(1.5), 'c': (1, np.inf)})
+    assert json.loads((tmp_path / 'm.json').read_text()) == {'a': None, 'b': 1.5,
+                                                             'c': [1, None]}
+
+
+def test_clipped_end_bars_are_labelled_with_what_they_hold(tmp_path) -> None:
+    """A few far outliers land in the end bars: their share of the pixels is written there."""
+    rng = np.random.default_rng(0)
+    score = rng.normal(size=100_000)
+    score[:50], score[50:80] = -1e6, 1e6                 # 0.05 % far below, 0.03 % far above
+    is_anomaly = rng.random(score.size) < 0.1
+    metrics = AnomalyMetrics()
+    metrics.update(score, is_anomaly)
+    edges, _, _ = metrics.histogram(120)
+    below, above = (int(n) for n in metrics.outside(edges[0], edges[-1]).sum(0))
+    assert below >= 50 and above >= 30 and below + above < 0.01 * score.size
+    assert abs(below - int((score < edges[0]).sum())) <= 3          # to bin precision
+    assert abs(above - int((score > edges[-1]).sum())) <= 3
+    notes = clipped_notes(edges, below, above, score.size)
+    assert notes[0].startswith(f'bar includes {100 * below / score.size:.2g} % of pixels < ')
+    assert notes[1].startswith(f'bar includes {100 * above / score.size:.2g} % of pixels > ')
+    assert clipped_notes(edges, 0, 0, score.size) == ['', '']
+    assert plot_histogram(tmp_path, metrics, threshold=0.5).is_file()
+    unlabelled = ScoreHistogram()
+    unlabelled.update(score)
+    assert plot_histogram(tmp_path, None, unlabelled).name == 'score_histogram.png'
