@@ -41,7 +41,7 @@ def test_console_scripts_are_registered(wheel):
     for script in ('densehybrid-node', 'densehybrid-train', 'densehybrid-eval',
                    'densehybrid-replay', 'densehybrid-bench', 'densehybrid-import',
                    'densehybrid-make-bag', 'densehybrid-segment', 'densehybrid-demo',
-                   'densehybrid-ctl'):
+                   'densehybrid-ctl', 'densehybrid-weights'):
         assert f'{script} = ' in text
 
 

@@ -62,22 +62,37 @@ def _check_model(model: str, coeffs: Sequence[float]) -> None:
         raise ValueError(f'{model} takes at most 8 coefficients, got {len(coeffs)}')
 
 
+def _lens_input(model: str, coeffs: Sequence[float], x: np.ndarray,
+                y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Check the lens model and return float64 copies of the coordinates."""
+    _check_model(model, coeffs)
+    return _f64(x).copy(), _f64(y).copy()
+
+
 def distort(model: str, coeffs: Sequence[float], x: np.ndarray,
             y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Apply lens distortion ``model`` to normalised coordinates (OpenCV's equations)."""
-    _check_model(model, coeffs)
-    x, y = _f64(x), _f64(y)
-    if not any(coeffs):
-        return x.copy(), y.copy()
-    if model == 'equidistant':
-        k = list(coeffs) + [0.0] * (4 - len(coeffs))
-        r = np.hypot(x, y)
-        theta = np.arctan(r)
-        t2 = theta * theta
-        theta_d = theta * (1 + t2 * (k[0] + t2 * (k[1] + t2 * (k[2] + t2 * k[3]))))
-        with np.errstate(divide='ignore', invalid='ignore'):
-            scale = np.where(r > EPS, theta_d / r, 1.0)
-        return x * scale, y * scale
+    x, y = _lens_input(model, coeffs, x, y)
+    distorted = _distort_equidistant if model == 'equidistant' else _distort_radial
+    return distorted(model, coeffs, x, y) if any(coeffs) else (x, y)
+
+
+def _distort_equidistant(model: str, coeffs: Sequence[float], x: np.ndarray,
+                         y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Fisheye (equidistant) distortion of normalised coordinates."""
+    k = list(coeffs) + [0.0] * (4 - len(coeffs))
+    r = np.hypot(x, y)
+    theta = np.arctan(r)
+    t2 = theta * theta
+    theta_d = theta * (1 + t2 * (k[0] + t2 * (k[1] + t2 * (k[2] + t2 * k[3]))))
+    with np.errstate(divide='ignore', invalid='ignore'):
+        scale = np.where(r > EPS, theta_d / r, 1.0)
+    return x * scale, y * scale
+
+
+def _distort_radial(model: str, coeffs: Sequence[float], x: np.ndarray,
+                    y: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """plumb_bob / rational_polynomial distortion of normalised coordinates."""
     k1, k2, k3, p1, p2, k4, k5, k6 = _radial_coeffs(model, coeffs)
     r2 = x * x + y * y
     radial = (1 + r2 * (k1 + r2 * (k2 + r2 * k3))) / (1 + r2 * (k4 + r2 * (k5 + r2 * k6)))
@@ -89,10 +104,9 @@ def distort(model: str, coeffs: Sequence[float], x: np.ndarray,
 def undistort(model: str, coeffs: Sequence[float], xd: np.ndarray,
               yd: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """Invert ``distort`` by Newton iteration; NaN where it does not converge (1e-9 units)."""
-    _check_model(model, coeffs)
-    xd, yd = _f64(xd), _f64(yd)
+    xd, yd = _lens_input(model, coeffs, xd, yd)
     if not any(coeffs):
-        return xd.copy(), yd.copy()
+        return xd, yd
     if model == 'equidistant':
         return _undistort_equidistant(coeffs, xd, yd)
     k1, k2, k3, p1, p2, k4, k5, k6 = _radial_coeffs(model, coeffs)
