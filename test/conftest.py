@@ -79,7 +79,8 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 LIVE_MIDDLEWARE_TESTS = ('test/ros/test_node_live.py', 'test/ros/test_lifecycle_live.py',
                          'test/tools/rostools/test_replay.py', 'test/tools/rostools/test_demo.py',
                          'test/tools/speed/test_bench.py', 'test/ros/test_delivery_live.py',
-                         'test/ros/test_transport_live.py', 'test/ros/test_node_backend_live.py')
+                         'test/ros/test_transport_live.py', 'test/ros/test_node_backend_live.py',
+                         'test/ros/test_obstacles_live.py', 'test/ros/test_camera_info_live.py')
 
 
 def pytest_collection_modifyitems(config, items):
