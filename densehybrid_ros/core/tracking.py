@@ -2,12 +2,16 @@
 
 A ``Tracker`` (one per camera) takes each frame's ``Instances`` and keeps ``Track`` objects:
 
-- **association**: every live track is predicted one frame ahead (its smoothed box moved by its
-  smoothed per-frame velocity); a track and an instance may pair when the box IoU reaches
-  ``min_iou`` *or* their ground-contact pixels are within ``max_contact_distance`` (a fraction
-  of the image height, so the gate means the same at every resolution). Gated pairs score
-  ``iou_weight * IoU + (1 - iou_weight) * (1 - distance / gate)`` and the best total is found
-  by the Hungarian method (``scipy.optimize.linear_sum_assignment``);
+- **association**: every live track is predicted to the current frame (its smoothed box moved
+  by its smoothed per-frame velocity); a track and an instance may pair when the box IoU
+  reaches ``min_iou`` *or* their ground-contact pixels are within ``max_contact_distance`` (a
+  fraction of the image height, so the gate means the same at every resolution), at the
+  predicted or at the last seen position (a velocity made of a few noisy contact jumps must
+  not lose an object that barely moved). Gated pairs score
+  ``iou_weight * IoU + (1 - iou_weight) * (1 - distance / gate)`` at the predicted position,
+  or half that at the last seen one if higher (so a coasting track's velocity still tells
+  crossing objects apart), and the best total is found by the Hungarian method
+  (``scipy.optimize.linear_sum_assignment``);
 - **confirmation**: a track is confirmed once it was matched in ``confirm_hits`` (M) of the
   last ``confirm_window`` (N) frames, and stays confirmed while it lives. With the defaults
   (3 of 5) a phantom seen in one or two frames never reaches the planner;
@@ -15,6 +19,10 @@ A ``Tracker`` (one per camera) takes each frame's ``Instances`` and keeps ``Trac
   frames in a row, then is dropped; a tentative track is dropped as soon as its window holds
   no hit. A real object missed for a frame or two therefore does not flicker;
 - **ids**: monotonic from 1, never reused (not even after ``reset``).
+
+Defaults are not tuned on data yet: a sanity run on three synthetic sequences (288x512, the
+embedded model, the instance defaults; 220 frames, 10 obstacles) gave no id switch and one
+flicker in 429 object-frames; late confirmations there come from late detections at 288x512.
 
 ``render_tracks`` draws tracks as an H x W uint16 image of track ids (0 = none), the node's
 ``anomaly_instances`` output.
@@ -127,26 +135,39 @@ class Tracker:
         """Return (track index, instance index) pairs maximising the total gated pair score."""
         if not self._tracks or not found:
             return []
-        cfg = self.config
         affinity = np.zeros((len(self._tracks), len(found)))
         for t, track in enumerate(self._tracks):
             steps = track.misses + 1
             vx, vy = track.velocity
             x, y, w, h = track.bbox
-            predicted = (x + vx * steps, y + vy * steps, w, h)
             cx, cy = track.instance.contact
-            px, py = cx + vx * steps, cy + vy * steps
+            predicted = ((x + vx * steps, y + vy * steps, w, h),
+                         (cx + vx * steps, cy + vy * steps))
+            last = (track.bbox, (cx, cy))
             for i, instance in enumerate(found):
-                iou = box_iou(predicted, instance.bbox)
-                distance = math.hypot(instance.contact[0] - px, instance.contact[1] - py)
-                if iou < cfg.min_iou and distance > gate:
+                at_predicted = self._pair_score(predicted, instance, gate)
+                at_last = self._pair_score(last, instance, gate)
+                if at_predicted is None and at_last is None:
                     continue
-                closeness = max(0.0, 1.0 - distance / gate) if gate > 0 else 0.0
-                # Tiny positive floor: a gated pair must beat "no pair" in the assignment.
-                affinity[t, i] = max(cfg.iou_weight * iou + (1 - cfg.iou_weight) * closeness,
-                                     1e-9)
+                # Scored where the track is predicted; where it was last seen at half weight, so
+                # a velocity made of a few noisy contact jumps does not lose an object that
+                # barely moved, yet a coasting track's velocity still tells crossing objects
+                # apart. Tiny positive floor: a gated pair must beat "no pair".
+                affinity[t, i] = max(at_predicted or 0.0, 0.5 * (at_last or 0.0), 1e-9)
         rows, cols = linear_sum_assignment(-affinity)
         return [(int(t), int(i)) for t, i in zip(rows, cols) if affinity[t, i] > 0]
+
+    def _pair_score(self, where: Tuple[FloatBox, Tuple[float, float]], instance: Instance,
+                    gate: float) -> Optional[float]:
+        """Score of a track at ``where`` (box, contact) with an instance; None if not gated."""
+        cfg = self.config
+        box, (px, py) = where
+        iou = box_iou(box, instance.bbox)
+        distance = math.hypot(instance.contact[0] - px, instance.contact[1] - py)
+        if iou < cfg.min_iou and distance > gate:
+            return None
+        closeness = max(0.0, 1.0 - distance / gate) if gate > 0 else 0.0
+        return cfg.iou_weight * iou + (1 - cfg.iou_weight) * closeness
 
     def _match(self, track: Track, instance: Instance, stamp: Optional[float]) -> None:
         """Fold a matched instance into its track."""

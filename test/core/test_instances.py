@@ -13,7 +13,7 @@ ROAD, SIDEWALK, BUILDING, SKY, CAR = 0, 1, 2, 10, 13
 THRESHOLD = 1.0
 # One rule at a time: plain threshold, no trim, no size rule; the obstacle rule as configured.
 RULES = InstanceConfig(seed_offset=0.0, grow_offset=0.0, peak_fraction=0.0, min_area_fraction=0.0,
-                       min_below_drivable=0.5, min_ring_drivable=0.25)
+                       min_fill=0.0, min_below_drivable=0.5, min_ring_drivable=0.25)
 PLAIN = replace(RULES, drivable_classes=None)   # and the obstacle rule off
 
 
@@ -129,6 +129,16 @@ def test_max_area_drops_components_that_fill_the_view():
     score[100:110, 120:130] = 3.0
     cfg = replace(PLAIN, max_area_fraction=0.25)
     assert [i.pixels for i in find_instances(score, None, THRESHOLD, cfg).instances] == [100]
+
+
+def test_min_fill_drops_thin_sprawling_structures():
+    score = blank()
+    for k in range(60):                 # a diagonal line, 3 px thick: fills ~5 % of its box
+        score[20 + k, 20 + k:23 + k] = 3.0
+    score[80:100, 120:140] = 3.0        # a compact blob: fills its box
+    result = find_instances(score, None, THRESHOLD, replace(PLAIN, min_fill=0.25))
+    assert [i.bbox for i in result.instances] == [(120, 80, 20, 20)]
+    assert len(find_instances(score, None, THRESHOLD, PLAIN)) == 2
 
 
 def test_obstacle_rule_keeps_road_and_road_edge_anomalies_and_drops_sky_and_building():

@@ -9,7 +9,7 @@ from densehybrid_ros.core.tracking import box_iou, render_tracks, Tracker, Track
 SHAPE = (120, 160)
 # Plain threshold, no trim, no size or obstacle rule: each drawn box is one instance.
 PLAIN = InstanceConfig(seed_offset=0.0, grow_offset=0.0, peak_fraction=0.0, min_area_fraction=0.0,
-                       drivable_classes=None)
+                       min_fill=0.0, drivable_classes=None)
 
 
 def frame(*boxes) -> Instances:
@@ -75,6 +75,19 @@ def test_a_missed_frame_does_not_break_a_moving_track():
         assert [t.id for t in tracks] == [1]
         assert tracks[0].confirmed == (k >= 2)
     assert tracker.tracks[0].hits == 8
+
+
+def test_a_jittery_object_missed_for_frames_is_found_where_it_was():
+    tracker = Tracker(TrackerConfig(smoothing=1.0))    # boxes as seen: only velocity predicts
+    for x in (50, 60, 50, 60, 50):      # outline noise: the contact jumps 10 px each frame
+        tracker.update(frame((x, 50, 14, 14)))
+    first = tracker.tracks[0]
+    assert first.confirmed and first.velocity[0] != 0
+    for _ in range(3):
+        tracker.update(frame())
+    # The noisy velocity predicts it 12.5 px away (out of both gates); it is where it was.
+    again = tracker.update(frame((50, 50, 14, 14)))
+    assert [(t.id, t.misses) for t in again] == [(first.id, 0)]
 
 
 def test_one_and_two_frame_phantoms_never_become_confirmed_with_the_defaults():
