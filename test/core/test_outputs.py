@@ -11,8 +11,10 @@ from densehybrid_ros.core.classes import CITYSCAPES_PALETTE
 
 def test_table_names_encodings_and_needs():
     assert list(outputs.OUTPUTS) == ['semantic', 'semantic_color', 'anomaly_score',
-                                     'anomaly_heatmap', 'open_set', 'anomaly_mask', 'overlay']
+                                     'anomaly_heatmap', 'confidence', 'open_set',
+                                     'anomaly_mask', 'overlay']
     assert outputs.OUTPUTS['anomaly_score'].encoding == '32FC1'
+    assert outputs.OUTPUTS['confidence'].encoding == 'mono8'
     assert outputs.needs(['semantic_color', 'overlay']) == {'semantic', 'open_set'}
     assert outputs.needs(['anomaly_mask']) == {'anomaly_mask'}
     assert outputs.needs(outputs.OUTPUTS) == {'semantic', 'score', 'open_set', 'anomaly_mask'}
@@ -95,3 +97,11 @@ def test_missing_map_and_unknown_output_are_named():
         renderer.render('overlay', np.zeros((1, 2, 3), np.uint8), {'score': None})
     with pytest.raises(ValueError, match="unknown output 'bogus'"):
         renderer.render('bogus', None, {})
+
+
+def test_confidence_is_the_score_over_the_fixed_range_as_a_byte():
+    renderer = outputs.Renderer(np.zeros((19, 3), np.uint8),
+                                {'score_p01': 0.0, 'score_p99': 2.0})
+    score = np.array([[-1.0, 0.0, 1.0, 2.0, 3.0, np.nan]], np.float32)
+    assert renderer.render('confidence', None, {'score': score}).tolist() == \
+        [[0, 0, 127, 255, 255, 0]]
