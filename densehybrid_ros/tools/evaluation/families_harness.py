@@ -5,9 +5,10 @@ families differ only in their anomalies) are segmented at each inference size ex
 node does (the Segmenter's own resize), and scores and labels are resized back to the scene's
 size. Per family and size: closed-set mIoU over the classes present, AP / AUROC / FPR95 of the
 hybrid, generative and discriminative scores, and the TPR / FPR of the checkpoint's calibrated
-threshold (``score > threshold`` on the hybrid score), and SegmentMeIfYouCan component figures
-(mean F1, sIoU, PPV; the anomaly track's size filters scaled to the scene) of the thresholded
-mask and of the anomaly instances at that threshold (``results.predictions_at``).
+threshold (``score > threshold`` on the hybrid score); at that threshold also the
+SegmentMeIfYouCan component figures (mean F1, sIoU, PPV; the anomaly track's size filters
+scaled to the scene) of the thresholded mask and of the anomaly instances
+(``results.predictions_at``).
 
 Where a score fails is measured by restricting the positives to one bin of anomaly pixels while
 keeping every inlier pixel as a negative: AP and FPR95 "if only these anomaly pixels existed".

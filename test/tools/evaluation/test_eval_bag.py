@@ -162,7 +162,11 @@ def test_shards_merge_to_the_same_totals(sample_bag, tiny_checkpoint, baseline,
 
 def test_object_figures_are_the_components_of_mask_and_instances(sample_bag, tiny_checkpoint,
                                                                  tmp_path, capsys) -> None:
-    """Shards merged give SMIYC's figures of the Segmenter's mask and instances, frame by frame."""
+    """metrics.json holds SMIYC's figures of the Segmenter's mask and instances, frame by frame.
+
+    (Shards merge to the same component figures: test_shards_merge_to_the_same_totals here,
+    with non-trivial figures in test/metrics/test_evaluation.py.)
+    """
     segmenter = Segmenter(str(tiny_checkpoint), device='cpu')
     scenes = [make_scene(SEED + i, SIZE, anomaly_family='eval') for i in range(FRAMES)]
     results = [segmenter([scene['image']])[0] for scene in scenes]
@@ -175,14 +179,9 @@ def test_object_figures_are_the_components_of_mask_and_instances(sample_bag, tin
         expect['mask'].update(r.score > threshold, scene['anomaly'])
         ids = find_instances(r.score, r.semantic, threshold).ids
         expect['instances'].update(ids, scene['anomaly'])
-    argv = [str(sample_bag), '--checkpoint', str(tiny_checkpoint), '--threshold',
-            repr(threshold), '--pictures', '0']
-    for i in range(2):
-        run_eval(tmp_path, *argv, '--shard', f'{i}/2', name=f's{i}')
-    assert eval_bag.main(['merge', str(tmp_path / 's0'), str(tmp_path / 's1'), '--output',
-                          str(tmp_path / 'all')]) == 0
+    got = run_eval(tmp_path, str(sample_bag), '--checkpoint', str(tiny_checkpoint),
+                   '--threshold', repr(threshold), '--pictures', '0')['components']
     assert 'objects (mask): F1 ' in capsys.readouterr().out
-    got = json.loads((tmp_path / 'all' / 'metrics.json').read_text())['components']
     assert got['track'] == 'anomaly'
     assert got['size_filters']['by_frame_size'] == {
         '32x64': {'frames': FRAMES, 'min_pred_size': 1, 'min_gt_size': 1}}

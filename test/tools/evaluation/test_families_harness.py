@@ -58,8 +58,9 @@ def test_a_score_that_misses_small_objects_fails_only_in_their_bin():
 def test_objects_are_the_components_of_the_mask_and_of_the_instances():
     """A phantom off the road is a false positive of the mask; the instances leave it out."""
     a = _two_objects()
-    score = np.where(a == 1, 5.0, -5.0).astype(np.float32)
-    score[20:23, 80:83] = 5.0                         # a 3 x 3 phantom ...
+    # far above any hysteresis level: every rule but the obstacle rule keeps all three
+    score = np.where(a == 1, 100.0, -5.0).astype(np.float32)
+    score[20:23, 80:83] = 100.0                       # a 3 x 3 phantom ...
     semantic = np.zeros(a.shape, np.uint8)            # ... in the sky, the objects on the road
     semantic[10:35, 70:95] = SKY
     label = np.where(a == 0, semantic, 255).astype(np.uint8)
