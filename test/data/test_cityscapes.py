@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from densehybrid_ros.data import CityscapesFolder, DatasetError
+from densehybrid_ros.data.cityscapes import CityscapesFolder, DatasetError
 
 
 def make_folder(root: Path, split: str = 'train', n: int = 2, size=(32, 48)) -> Path:

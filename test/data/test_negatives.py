@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from densehybrid_ros.data import DatasetError, NegativeFolder, NegativePaster, paste_negative
+from densehybrid_ros.data.cityscapes import DatasetError
+from densehybrid_ros.data.negatives import NegativeFolder, NegativePaster, paste_negative
 from densehybrid_ros.data.negatives import SyntheticNegatives
 
 

@@ -5,7 +5,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from densehybrid_ros.data import NegativePaster, paste_negative, Placement, synthetic_paster
+from densehybrid_ros.data.negatives import NegativePaster, paste_negative, synthetic_paster
+from densehybrid_ros.data.placement import Placement
 from densehybrid_ros.data.placement import OCCLUDERS
 from densehybrid_ros.data.synthetic import make_negative
 
