@@ -94,10 +94,7 @@ class ObstaclePipeline:
             if inst is None:
                 continue
             if depth is not None:
-                x, y, w, h = inst.bbox
-                full = np.zeros(frame.instances.shape, bool)
-                full[y:y + h, x:x + w] = inst.mask
-                placed = place_with_depth(table, inst.bbox, depth, full)
+                placed = place_with_depth(table, inst.bbox, depth, inst.mask)
             else:
                 placed = place_on_ground(table, inst.bbox, inst.contact)
             if placed is not None:
