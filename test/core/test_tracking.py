@@ -25,7 +25,7 @@ def by_contact(tracks, x):
     return min(tracks, key=lambda t: abs(t.contact[0] - x))
 
 
-def test_an_approaching_object_keeps_one_id_and_is_confirmed_on_its_third_frame():
+def test_an_approaching_object_keeps_one_id_and_is_confirmed_on_its_fourth_frame():
     tracker = Tracker()
     ids, confirmed = set(), []
     for k in range(12):                 # moves right and down, and grows, as it approaches
@@ -34,7 +34,7 @@ def test_an_approaching_object_keeps_one_id_and_is_confirmed_on_its_third_frame(
         ids.add(tracks[0].id)
         confirmed.append(tracks[0].confirmed)
     assert ids == {1}
-    assert confirmed == [False, False] + [True] * 10
+    assert confirmed == [False] * 3 + [True] * 9          # defaults: 4 of 5 frames
     track = tracker.tracks[0]
     assert (track.age, track.hits, track.misses) == (12, 12, 0)
     assert track.first_stamp == 0.0 and track.last_stamp == pytest.approx(1.1)
@@ -73,7 +73,7 @@ def test_a_missed_frame_does_not_break_a_moving_track():
         boxes = [] if k in (4, 6) else [(10 + 8 * k, 60, 14, 14)]
         tracks = tracker.update(frame(*boxes))
         assert [t.id for t in tracks] == [1]
-        assert tracks[0].confirmed == (k >= 2)
+        assert tracks[0].confirmed == (k >= 3)
     assert tracker.tracks[0].hits == 8
 
 
