@@ -3,16 +3,14 @@
 * :class:`BagReader` opens a rosbag2 (folder with metadata.yaml, or a single .mcap / .db3 file),
   finds topics by name with helpful errors, and yields :class:`Frame` objects: messages of
   several topics joined by their header stamp.
-* :class:`BagWriter` writes sensor_msgs/Image messages (mcap by default, sqlite3 on request),
-  and the ground truth of synthetic sequences: sensor_msgs/CameraInfo and a std_msgs/String of
-  JSON per frame (:func:`camera_info_message`, :func:`json_message`).
+* :class:`BagWriter` writes sensor_msgs/Image messages (mcap by default, sqlite3 on request).
 * :func:`image_to_array` / :func:`array_to_image` convert between messages and numpy arrays,
   a thin rosbags adapter over ``images`` (the decoder the node uses too).
 
 Corrupt or truncated bags, undecodable messages, and missing topics raise :class:`BagError`
 with the path and a one-line cause.
 
-About 550 lines, kept in one module on purpose: reader, writer, topic discovery and the label
+About 500 lines, kept in one module on purpose: reader, writer, topic discovery and the label
 topic names are one idea (rosbag2 files as this package writes and reads them), and every tool
 that touches a bag imports only this.
 """
@@ -43,22 +41,10 @@ PathLike = Union[str, Path]
 LABEL_NAMES = ('semantic_label', 'label', 'labels', 'semantic_labels', 'gt')
 ANOMALY_NAMES = ('anomaly_label', 'anomaly_labels', 'anomaly_gt', 'ood_label')
 RESULTS_PART = '/densehybrid/'        # the node's outputs live under <ns>/densehybrid/
-# Ground truth of sequences, next to the camera (densehybrid-make-bag --sequence): per-pixel
-# anomaly *instance* ids (mono16, 0 none, one id per object for the whole sequence), a
-# registered depth image (32FC1 metres = generator units, +inf sky, NaN void; 16UC1 mm read
-# too), the camera_info and a std_msgs/String of JSON (the camera pose and every object's
-# position, size and visibility). Depth and instance maps are never cameras.
-INSTANCE_NAMES = ('anomaly_instances',)
-DEPTH_NAMES = ('depth',)
-CAMERA_INFO_NAME = 'camera_info'
-TRUTH_NAME = 'ground_truth'
-# BagReader.frames roles decoded as 16-bit or float maps (the label maps' encodings too), and
-# the roles of sequence_roles: role -> (last name part, message types).
-WIDE_ROLES = ('instances', 'depth')
-SEQUENCE_ROLES = {'instances': (INSTANCE_NAMES[0], IMAGE_TYPES),
-                  'depth': (DEPTH_NAMES[0], IMAGE_TYPES),
-                  'camera_info': (CAMERA_INFO_NAME, (CAMERA_INFO_TYPE,)),
-                  'truth': (TRUTH_NAME, (STRING_TYPE,))}
+# Sequence ground truth next to the camera (make-bag --sequence): role -> last name part.
+SEQUENCE_NAMES = {'instances': 'anomaly_instances', 'depth': 'depth',
+                  'camera_info': 'camera_info', 'truth': 'ground_truth'}
+WIDE_ROLES = ('instances', 'depth')   # frames() roles read as maps that may be 16-bit or float
 
 
 class BagError(ValueError):
@@ -107,8 +93,7 @@ def image_to_array(msg: Any, what: str = 'image', camera: bool = False,
     """Decode an Image / CompressedImage: a ``camera`` -> H x W x 3 RGB, else a label/output map.
 
     Cameras accept what the node accepts (``images.CAMERA_ENCODINGS``); maps come back with
-    their own dtype (``images.MAP_ENCODINGS``; with ``wide`` also ``images.DEPTH_ENCODINGS``:
-    mono16 / 16UC1 instance ids or depth). Failures: :class:`BagError` naming ``what``.
+    their own dtype (``MAP_ENCODINGS``, ``wide`` adds ``DEPTH_ENCODINGS``); BagError names what.
     """
     try:
         if hasattr(msg, 'format'):                                   # CompressedImage
@@ -117,9 +102,8 @@ def image_to_array(msg: Any, what: str = 'image', camera: bool = False,
         shape = (str(msg.encoding), int(msg.height), int(msg.width), int(msg.step), msg.data)
         if camera:
             return decode_rgb(*shape)
-        if wide and shape[0] in DEPTH_ENCODINGS:
-            return decode_depth(*shape, bool(msg.is_bigendian))
-        return decode_map(*shape, bool(msg.is_bigendian))
+        decode = decode_depth if wide and shape[0] in DEPTH_ENCODINGS else decode_map
+        return decode(*shape, bool(msg.is_bigendian))
     except ImageError as exc:
         raise BagError(f'{what}: {exc.cause}: {exc}') from None
 
@@ -141,34 +125,10 @@ def array_to_compressed(array: np.ndarray, fmt: str, stamp: int, frame_id: str =
         format=f'{kind}; {fmt} compressed {"bgr8" if array.ndim == 3 else "mono8"}')
 
 
-def camera_info_message(k: np.ndarray, width: int, height: int, stamp: int,
-                        frame_id: str = '') -> Any:
-    """Build a sensor_msgs/CameraInfo of an ideal pinhole: ``k`` 3 x 3, P = [K | 0], no distortion.
-
-    ``plumb_bob`` with five zero coefficients and an identity R, as a rectified monocular
-    camera publishes it.
-    """
-    types = _typestore().types
-    k = np.asarray(k, np.float64).reshape(3, 3)
-    p = np.concatenate([k, np.zeros((3, 1))], axis=1)
-    roi = types['sensor_msgs/msg/RegionOfInterest'](x_offset=0, y_offset=0, height=0, width=0,
-                                                    do_rectify=False)
-    return types[CAMERA_INFO_TYPE](
-        header=_header(stamp, frame_id), height=int(height), width=int(width),
-        distortion_model='plumb_bob', d=np.zeros(5), k=k.ravel().copy(),
-        r=np.eye(3).ravel(), p=p.ravel(), binning_x=0, binning_y=0, roi=roi)
-
-
-def json_message(payload: Dict[str, Any], stamp: int, frame_id: str = '') -> Any:
-    """Build a std_msgs/String of JSON: ``payload`` plus a ``header`` (stamp, frame_id).
-
-    std_msgs/String has no header of its own: readers take the stamp from the JSON's
-    (:meth:`BagReader.frames` joins it with the images of that stamp).
-    """
-    header = {'stamp': {'sec': int(stamp // 1_000_000_000),
-                        'nanosec': int(stamp % 1_000_000_000)}, 'frame_id': frame_id}
-    text = json.dumps({'header': header, **payload}, allow_nan=False)
-    return _typestore().types[STRING_TYPE](data=text)
+def message(msgtype: str, stamp: Optional[int] = None, frame_id: str = '', **fields: Any) -> Any:
+    """Build any message of the typestore; with ``stamp``, its ``header`` too."""
+    header = {} if stamp is None else {'header': _header(stamp, frame_id)}
+    return _typestore().types[msgtype](**header, **fields)
 
 
 def _header(stamp: int, frame_id: str) -> Any:
@@ -193,12 +153,7 @@ class Frame:
     frame_id: str = ''
     arrays: Dict[str, np.ndarray] = field(default_factory=dict)
     raw: Dict[str, Tuple[str, bytes]] = field(default_factory=dict)   # role -> (type, cdr)
-    # Roles that are not images: CameraInfo as its message (duck-types
-    # core.camera.CameraModel.from_info), a JSON String as the parsed object.
-    data: Dict[str, Any] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.arrays) + len(self.data)
+    data: Dict[str, Any] = field(default_factory=dict)   # CameraInfo message, parsed JSON
 
 
 class BagReader:
@@ -267,28 +222,20 @@ class BagReader:
 
     def camera_topics(self) -> List[str]:
         """Image topics that are cameras: neither node results, label maps nor depth images."""
-        maps = LABEL_NAMES + ANOMALY_NAMES + INSTANCE_NAMES + DEPTH_NAMES
+        maps = LABEL_NAMES + ANOMALY_NAMES + tuple(SEQUENCE_NAMES.values())
         return [t for t in self.image_topics(exclude=(RESULTS_PART,))
                 if t.rsplit('/', 1)[-1] not in maps]
 
     def label_topics(self) -> List[str]:
         """Image topics that are label maps (semantic, anomaly, instance ids), not node results."""
+        names = LABEL_NAMES + ANOMALY_NAMES + (SEQUENCE_NAMES['instances'],)
         return [t for t in self.image_topics(exclude=(RESULTS_PART,))
-                if t.rsplit('/', 1)[-1] in LABEL_NAMES + ANOMALY_NAMES + INSTANCE_NAMES]
+                if t.rsplit('/', 1)[-1] in names]
 
     def sequence_roles(self, ns: str) -> Dict[str, str]:
-        """Ground-truth roles of a sequence bag present next to the camera: role -> topic.
-
-        Roles (:data:`SEQUENCE_ROLES`): ``instances`` (``<ns>/anomaly_instances``), ``depth``
-        (``<ns>/depth``), ``camera_info`` and ``truth`` (``<ns>/ground_truth``); add them to the
-        roles of :meth:`frames` to get them in each :class:`Frame`.
-        """
-        found = {}
-        for role, (name, types) in SEQUENCE_ROLES.items():
-            topic = f'{ns}/{name}'
-            if self.topics.get(topic, ('',))[0] in types:
-                found[role] = topic
-        return found
+        """Ground-truth roles (:data:`SEQUENCE_NAMES`) next to the camera ``ns``: role -> topic."""
+        return {role: f'{ns}/{name}' for role, name in SEQUENCE_NAMES.items()
+                if f'{ns}/{name}' in self.topics}
 
     def label_topic(self, ns: str, names: Sequence[str]) -> Optional[str]:
         """Label topic next to the camera (``<ns>/<name>``), else the bag's only one."""
@@ -342,10 +289,7 @@ class BagReader:
         stamps, or at the end) are yielded with what they have. ``stats`` counts
         ``unmatched`` messages and ``partial`` frames. Roles in ``keep_raw`` also keep their
         CDR bytes. The ``image`` role (:data:`CAMERA_ROLES`) is decoded as a camera (H x W x 3
-        RGB, as the node decodes it); :data:`WIDE_ROLES` as maps that may be 16-bit or float;
-        other image roles as label/output maps. Roles of other types go to ``Frame.data``:
-        sensor_msgs/CameraInfo as the message, std_msgs/String as its JSON (header stamp and
-        frame_id from the JSON's ``header``; see :func:`json_message`).
+        RGB, as the node decodes it); other roles as maps (:data:`WIDE_ROLES` 16-bit or float).
         """
         by_topic = {topic: role for role, topic in roles.items()}
         stats = stats if stats is not None else {}
@@ -387,7 +331,7 @@ class BagReader:
                 frame.data[role] = value
             if role in keep_raw:
                 frame.raw[role] = (msgtype, raw)
-            if frame.index >= 0 and len(frame) == len(roles):
+            if frame.index >= 0 and len(frame.arrays) + len(frame.data) == len(roles):
                 yield pending.pop(stamp)
             while len(pending) > max_pending:
                 done = self._evict(pending, order, partial, stats)
@@ -401,20 +345,17 @@ class BagReader:
             if done is not None:
                 yield done
 
-    def _content(self, msg: Any, msgtype: str, role: str,
-                 topic: str) -> Tuple[Any, int, str]:
-        """(non-image value, header stamp ns, frame_id) of a decoded message."""
+    def _content(self, msg: Any, msgtype: str, role: str, topic: str) -> Tuple[Any, int, str]:
+        """Return (the message, or a String's JSON), header stamp ns, frame_id."""
         if msgtype != STRING_TYPE:
-            value = msg if msgtype not in IMAGE_TYPES else None
-            return value, stamp_ns(msg), str(msg.header.frame_id)
+            return msg, stamp_ns(msg), str(msg.header.frame_id)
         try:
             value = json.loads(msg.data)
-            header = value['header']
-            stamp = int(header['stamp']['sec']) * 1_000_000_000 + int(header['stamp']['nanosec'])
-            return value, stamp, str(header.get('frame_id', ''))
+            stamp, frame_id = value['header']['stamp'], str(value['header'].get('frame_id', ''))
+            return value, int(stamp['sec']) * 1_000_000_000 + int(stamp['nanosec']), frame_id
         except (ValueError, TypeError, KeyError) as exc:
-            raise BagError(f'{self.path}: a {role} message on {topic} is not JSON with a '
-                           f'header stamp: {_one_line(exc)}') from None
+            raise BagError(f'{self.path}: {role} on {topic} lacks a JSON header stamp: '
+                           f'{_one_line(exc)}') from None
 
     @staticmethod
     def _evict(pending: Dict[int, Frame], order: List[int], partial: bool,
@@ -425,7 +366,7 @@ class BagReader:
             if frame is None:
                 continue
             if frame.index < 0 or not partial:
-                stats['unmatched'] += len(frame)
+                stats['unmatched'] += len(frame.arrays) + len(frame.data)
                 return None
             stats['partial'] += 1
             return frame
@@ -519,13 +460,8 @@ class BagWriter:
         return conn
 
     def write(self, topic: str, msg: Any, log_time: Optional[int] = None) -> None:
-        """Serialize and write one message (log time defaults to its header stamp).
-
-        A message without a header (std_msgs/String) needs ``log_time``.
-        """
+        """Serialize and write one message (log time defaults to its header stamp)."""
         msgtype = msg.__msgtype__
-        if log_time is None and not hasattr(msg, 'header'):
-            raise BagError(f'{msgtype} on {topic} has no header: pass its log time')
         raw = _typestore().serialize_cdr(msg, msgtype)
         self.write_raw(topic, msgtype, raw, stamp_ns(msg) if log_time is None else log_time)
 

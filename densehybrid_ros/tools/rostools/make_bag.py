@@ -29,30 +29,34 @@ import contextlib
 import json
 import os
 from pathlib import Path
+import re
 import shutil
+import sqlite3
 import sys
 import tempfile
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+import numpy as np
 from tqdm import tqdm
 
-from ...data.bags import (array_to_compressed, BagError, BagWriter, camera_info_message,
-                          CAMERA_INFO_NAME, DEPTH_NAMES, INSTANCE_NAMES, json_message, STORAGES,
-                          TRUTH_NAME)
+from ...core.staging import remove_leftovers
+from ...data.bags import (array_to_compressed, BagError, BagWriter, CAMERA_INFO_TYPE, message,
+                          SEQUENCE_NAMES, STORAGES, STRING_TYPE)
 
 EXAMPLE = '''example:
   densehybrid-make-bag --output out/sample_bag                     # 20 frames, mcap
   densehybrid-make-bag --output out/sample.db3 --storage sqlite3 --frames 100 \\
       --size 512 1024 --rate 5 --seed 2000000 --image-format jpeg
   densehybrid-eval out/sample_bag --output out/eval                 # then evaluate it
-  densehybrid-make-bag --sequence --output out/sequence_bag --frames 100 --size 288 512 \
+  densehybrid-make-bag --sequence --output out/sequence_bag --frames 100 --size 288 512 \\
       --family voronoi --speed 0.7 --yaw-rate 0.001 --fps 10        # one drive, ground truth
 '''
 START_S = 1_700_000_000          # first header stamp (seconds), fixed so bags are reproducible
 LABEL_TOPIC, ANOMALY_TOPIC, IMAGE_TOPIC = 'semantic_label', 'anomaly_label', 'image'
 SCENE_SIZE = (512, 1024)         # H, W: the scale the embedded model was trained at (the demo's)
 FRAMES, SEQUENCE_FRAMES = 20, 100  # default --frames without and with --sequence
-INSTANCE_TOPIC, DEPTH_TOPIC = INSTANCE_NAMES[0], DEPTH_NAMES[0]
+INSTANCE_TOPIC, DEPTH_TOPIC, INFO_TOPIC, TRUTH_TOPIC = (
+    SEQUENCE_NAMES[k] for k in ('instances', 'depth', 'camera_info', 'truth'))
 CAMERA_HEIGHT = 1.0              # the generator's camera: one unit above the ground, level
 
 
@@ -112,6 +116,8 @@ def staged_bag(output: str, overwrite: bool = False,
     KeyboardInterrupt: the writer closed a readable, shorter bag); on any other exception it is
     deleted and ``output`` stays as it was. An existing ``output`` is refused unless
     ``overwrite``, and never replaced when it is a non-empty folder that is not a rosbag2.
+    The hidden folder's name carries the process id: the next run deletes those of killed
+    runs (``core.staging.remove_leftovers``).
     """
     target = Path(output)
     if target.exists() or target.is_symlink():
@@ -122,9 +128,12 @@ def staged_bag(output: str, overwrite: bool = False,
             raise BagError(f'refusing to overwrite {target}: it is a non-empty folder that is '
                            f'not a rosbag2')
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target.parent, re.compile(
+        rf'^\.{re.escape(target.name)}\.partial-(?P<pid>\d+)-'))
     # A sibling (one file system: a rename) holding a bag of the target's name, so the files in
     # it are named as if written in place (rosbags names them after the bag folder).
-    staging = Path(tempfile.mkdtemp(prefix=f'.{target.name}.partial-', dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f'.{target.name}.partial-{os.getpid()}-',
+                                    dir=target.parent))
     bag = staging / target.name
     try:
         try:
@@ -196,8 +205,8 @@ def write_sequence_bag(output: str, frames: int = SEQUENCE_FRAMES, size=SCENE_SI
     seed = EVAL_SEED_START if seed is None else seed
     sequence = Sequence(seed, tuple(size), frames, family, speed=speed, yaw_rate=yaw_rate,
                         hood=hood)
-    topics = _topics(namespace, image_format, (INSTANCE_TOPIC, DEPTH_TOPIC, CAMERA_INFO_NAME,
-                                               TRUTH_NAME))
+    topics = _topics(namespace, image_format, (INSTANCE_TOPIC, DEPTH_TOPIC, INFO_TOPIC,
+                                               TRUTH_TOPIC))
     period = int(round(1e9 / rate))
     anomaly_pixels, seen = 0, set()
     with staged_bag(output, overwrite) as path, BagWriter(path, storage=storage) as bag:
@@ -210,9 +219,9 @@ def write_sequence_bag(output: str, frames: int = SEQUENCE_FRAMES, size=SCENE_SI
             bag.write_image(topics[INSTANCE_TOPIC], frame.instances, 'mono16', stamp, frame_id)
             bag.write_image(topics[DEPTH_TOPIC], frame.depth, '32FC1', stamp, frame_id)
             camera = frame.camera
-            bag.write(topics[CAMERA_INFO_NAME], camera_info_message(
+            bag.write(topics[INFO_TOPIC], camera_info_message(
                 camera.matrix, camera.width, camera.height, stamp, frame_id))
-            bag.write(topics[TRUTH_NAME], json_message(frame_truth(frame), stamp, frame_id),
+            bag.write(topics[TRUTH_TOPIC], json_message(frame_truth(frame), stamp, frame_id),
                       stamp)
             anomaly_pixels += int((frame.anomaly == 1).sum())
             seen.update(o.id for o in frame.objects if o.visible)
@@ -247,6 +256,34 @@ def frame_truth(frame: Any) -> Dict[str, Any]:
                        'k': [float(v) for v in camera.matrix.ravel()],
                        'width': int(camera.width), 'height': int(camera.height)},
             'objects': objects}
+
+
+def camera_info_message(k: np.ndarray, width: int, height: int, stamp: int,
+                        frame_id: str = '') -> Any:
+    """Build the sensor_msgs/CameraInfo of an ideal pinhole ``k`` (3 x 3).
+
+    As a rectified monocular camera publishes it: P = [K | 0], plumb_bob with five zero
+    coefficients, identity R, no binning, full-image ROI.
+    """
+    k = np.asarray(k, np.float64).reshape(3, 3)
+    roi = message('sensor_msgs/msg/RegionOfInterest', x_offset=0, y_offset=0, height=0,
+                  width=0, do_rectify=False)
+    return message(CAMERA_INFO_TYPE, stamp, frame_id, height=int(height), width=int(width),
+                   distortion_model='plumb_bob', d=np.zeros(5), k=k.ravel(),
+                   r=np.eye(3).ravel(), p=np.hstack([k, np.zeros((3, 1))]).ravel(),
+                   binning_x=0, binning_y=0, roi=roi)
+
+
+def json_message(payload: Dict[str, Any], stamp: int, frame_id: str = '') -> Any:
+    """Build a std_msgs/String of JSON: ``payload`` plus a ``header`` (stamp, frame_id).
+
+    std_msgs/String has no header of its own: ``data.bags.BagReader.frames`` takes the stamp
+    from the JSON's to join it with the images of that stamp.
+    """
+    header = {'stamp': {'sec': int(stamp // 1_000_000_000),
+                        'nanosec': int(stamp % 1_000_000_000)}, 'frame_id': frame_id}
+    return message(STRING_TYPE, data=json.dumps({'header': header, **payload},
+                                                allow_nan=False))
 
 
 def _topics(namespace: str, image_format: str, extra: Tuple[str, ...] = ()) -> Dict[str, str]:
@@ -297,6 +334,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                 args.image_format, args.overwrite, progress=not args.quiet)
     except (BagError, ValueError) as exc:
         print(f'densehybrid-make-bag: error: {exc}', file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:    # a full disk: the staged bag is already gone
+        print(f'densehybrid-make-bag: error: cannot write {args.output}: '
+              f'{getattr(exc, "strerror", None) or exc}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:        # the writer closed the bag on the way out: it is readable
         print(f'\ndensehybrid-make-bag: interrupted; {args.output} holds the frames written '

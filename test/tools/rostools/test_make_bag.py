@@ -204,3 +204,46 @@ def test_ctrl_c_stops_cleanly_with_a_readable_bag(tmp_path) -> None:
     with BagReader(bag) as reader:                  # moved in: a complete, shorter bag
         assert 0 < reader.topics['/camera/image'][1] < 500
     assert sorted(p.name for p in tmp_path.iterdir()) == ['bag']
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MiB tmpfs (a disk that fills up); skipped where mounting is not permitted."""
+    disk = tmp_path / 'disk'
+    disk.mkdir()
+    try:
+        subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', str(disk)],
+                       check=True, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(f'cannot mount a small tmpfs (needs root or CAP_SYS_ADMIN): '
+                    f'{getattr(exc, "stderr", None) or exc}')
+    try:
+        yield disk
+    finally:
+        subprocess.run(['umount', str(disk)], check=False, capture_output=True, timeout=30)
+
+
+def _fill(disk: Path, leave: int) -> None:
+    """Fill ``disk`` with one file until ``leave`` bytes are free."""
+    stat = os.statvfs(disk)
+    (disk / 'filler').write_bytes(bytes(max(stat.f_bavail * stat.f_frsize - leave, 0)))
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_a_full_disk_keeps_the_old_bag_and_says_so_in_one_line(small_disk, capsys,
+                                                                storage) -> None:
+    """Issue 23 (5): --overwrite on a full disk deleted the good bag, then two tracebacks."""
+    bag = small_disk / 'bag'
+    assert main(['--output', str(bag), '--frames', '1', '--size', '16', '24', '--quiet']) == 0
+    before = {p.name: p.read_bytes() for p in bag.iterdir()}
+    _fill(small_disk, 64 * 1024)
+    capsys.readouterr()
+    argv = ['--frames', '30', '--size', '32', '64', '--storage', storage, '--quiet']
+    assert main(['--output', str(bag), '--overwrite', *argv]) == 2            # ~300 KB
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'Traceback' not in err
+    assert f'cannot write {bag}: ' in err and ('No space left' in err or 'full' in err), err
+    assert {p.name: p.read_bytes() for p in bag.iterdir()} == before
+    assert main(['--output', str(small_disk / 'new'), *argv]) == 2
+    assert f'cannot write {small_disk / "new"}: ' in capsys.readouterr().err
+    assert sorted(p.name for p in small_disk.iterdir()) == ['bag', 'filler']   # no leftovers
