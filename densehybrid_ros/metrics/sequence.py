@@ -27,7 +27,7 @@ from ..core.projection import GridSpec, Placement, place_with_depth
 from .placement import PlacementMetrics
 from .temporal import object_field, TrackingMetrics
 
-__all__ = ['SequenceMetrics', 'evaluate_sequence', 'level_geometry']
+__all__ = ['SequenceEvaluator', 'SequenceMetrics', 'evaluate_sequence', 'level_geometry']
 
 # One frame: score H x W float32, semantic H x W uint8 (or None), ground-truth instance ids
 # H x W uint16, ground-truth objects (id, range, lateral, pixels), K 3 x 3, depth H x W float32
@@ -74,31 +74,39 @@ class SequenceMetrics:
         return self
 
 
-def evaluate_sequence(frames: Iterable[FrameInput], threshold: float,
-                      pipeline_factory: Callable[[], ObstaclePipeline] = ObstaclePipeline,
-                      geometry_factory: GeometryFactory = level_geometry,
-                      metrics: Optional[SequenceMetrics] = None) -> Dict[str, Any]:
-    """Run a fresh pipeline over one sequence's frames; return the figures (``compute``).
+class SequenceEvaluator:
+    """Frame by frame: one camera's fresh pipeline over one sequence, fed to the accumulators.
 
-    ``frames`` yields ``(score, semantic, gt_instances, gt_objects, K, depth or None)``
-    (:data:`FrameInput`); ``threshold`` the calibrated score threshold; ``pipeline_factory``
-    builds the per-camera pipeline (its instance and tracker rules); ``geometry_factory(K,
-    (H, W))`` the camera geometry (default: :func:`level_geometry`). With ``metrics`` the
-    sequence is added to those accumulators (evaluate several sequences, then ``compute``);
-    the returned figures are then those of everything accumulated.
+    ``add`` takes one frame (the parts of :data:`FrameInput`), ``end`` closes the sequence
+    (objects still running are recorded); ``metrics.compute()`` gives the figures.
     """
-    metrics = SequenceMetrics() if metrics is None else metrics
-    pipeline = pipeline_factory()
-    geometries: Dict[Tuple[bytes, Tuple[int, int]], Geometry] = {}
-    for index, (score, semantic, gt_instances, gt_objects, k, depth) in enumerate(frames):
-        frame = pipeline.update(score, semantic, threshold, stamp=float(index))
+
+    def __init__(self, threshold: float,
+                 pipeline_factory: Callable[[], ObstaclePipeline] = ObstaclePipeline,
+                 geometry_factory: GeometryFactory = level_geometry,
+                 metrics: Optional[SequenceMetrics] = None) -> None:
+        self.threshold = threshold
+        self.metrics = SequenceMetrics() if metrics is None else metrics
+        self.pipeline = pipeline_factory()
+        self.geometry_factory = geometry_factory
+        self._geometries: Dict[Tuple[bytes, Tuple[int, int]], Geometry] = {}
+        self._index = 0
+
+    def add(self, score: np.ndarray, semantic: Optional[np.ndarray], gt_instances: np.ndarray,
+            gt_objects: Sequence[Any], k: np.ndarray, depth: Optional[np.ndarray] = None
+            ) -> None:
+        """Run the pipeline on one frame and score its tracks and placements."""
+        metrics, pipeline = self.metrics, self.pipeline
+        frame = pipeline.update(score, semantic, self.threshold, stamp=float(self._index))
+        self._index += 1
         detections = metrics.tracking.update(gt_instances, gt_objects, frame.tracks,
                                              frame.instances.ids)
         size = frame.instances.shape
         key = (np.asarray(k, np.float64).tobytes(), size)
-        geometry = geometries.get(key)
+        geometry = self._geometries.get(key)
         if geometry is None:
-            geometry = geometries[key] = geometry_factory(np.asarray(k, np.float64), size)
+            geometry = self._geometries[key] = self.geometry_factory(
+                np.asarray(k, np.float64), size)
         placed = {'ground': dict(pipeline.place(frame, geometry))}
         if depth is not None:
             placed['depth'] = _depth_placements(frame, geometry, depth)
@@ -116,8 +124,30 @@ def evaluate_sequence(frames: Iterable[FrameInput], threshold: float,
                 placement = placements.get(track_id)
                 if placement is not None:
                     getattr(metrics, mode).update(placement.position, gt_range, gt_lateral)
-    metrics.tracking.end_sequence()
-    return metrics.compute()
+
+    def end(self) -> None:
+        """Close the sequence: objects still followed are recorded."""
+        self.metrics.tracking.end_sequence()
+
+
+def evaluate_sequence(frames: Iterable[FrameInput], threshold: float,
+                      pipeline_factory: Callable[[], ObstaclePipeline] = ObstaclePipeline,
+                      geometry_factory: GeometryFactory = level_geometry,
+                      metrics: Optional[SequenceMetrics] = None) -> Dict[str, Any]:
+    """Run a fresh pipeline over one sequence's frames; return the figures (``compute``).
+
+    ``frames`` yields ``(score, semantic, gt_instances, gt_objects, K, depth or None)``
+    (:data:`FrameInput`); ``threshold`` the calibrated score threshold; ``pipeline_factory``
+    builds the per-camera pipeline (its instance and tracker rules); ``geometry_factory(K,
+    (H, W))`` the camera geometry (default: :func:`level_geometry`). With ``metrics`` the
+    sequence is added to those accumulators (evaluate several sequences, then ``compute``);
+    the returned figures are then those of everything accumulated.
+    """
+    evaluator = SequenceEvaluator(threshold, pipeline_factory, geometry_factory, metrics)
+    for frame in frames:
+        evaluator.add(*frame)
+    evaluator.end()
+    return evaluator.metrics.compute()
 
 
 def _depth_placements(frame: ObstacleFrame, geometry: Geometry,
