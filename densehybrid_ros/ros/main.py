@@ -4,11 +4,12 @@ Kept apart from node.py so the node class holds only the node: this module owns 
 (argument parsing, the Fast DDS profile from transport.py, rclpy init/shutdown, signals).
 
 Signals: a terminal's Ctrl-C reaches every process of its group and ``ros2 launch`` forwards
-its own SIGINT too, so the node gets two, 10 to 300 ms apart. With rclpy's handlers that went
-wrong three ways: rclpy shut the context down from its signal thread while the inference
-thread was inside torch or publishing; the second signal raised KeyboardInterrupt in
-``worker.join`` during ``close()`` (a traceback; rclpy never shut down, so a C++ thread was
-still joinable at exit: "terminate called without an active exception", SIGABRT); or it
+its own SIGINT too, so the node gets two, tens to hundreds of ms apart. With rclpy's handlers
+that went wrong three ways: rclpy shut the context down from its signal thread while the inference
+thread was inside torch or publishing; the second signal raised KeyboardInterrupt wherever
+``close()`` was (``worker.join``, ``gc.collect``: a traceback, exit 1; rclpy never shut down
+and a C++ thread was still running at exit: "terminate called without an active exception",
+SIGABRT, exit -6, measured with the two 50 ms apart); or it
 arrived during interpreter exit, after Python had reset the handler, and killed the process
 (exit -2). So rclpy installs none here (``SignalHandlerOptions.NO``) and :class:`StopSignals`
 handles SIGINT and SIGTERM: the first one stops the node, every later one is ignored, and the
@@ -46,7 +47,8 @@ class StopSignals:
 
     Before :meth:`spinning` (start-up, ``--autostart``'s configure) the first signal raises
     KeyboardInterrupt, so a long model load is abandoned at once; while spinning it only sets
-    :attr:`received`, so the executor is never interrupted inside a callback or a lock.
+    :attr:`received`, so the executor is never interrupted inside a callback or a lock (a
+    configure that a lifecycle manager requested finishes first, then the node stops).
     """
 
     def __init__(self) -> None:
@@ -105,7 +107,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                     'open-set images out.', epilog=EPILOG)
     parser.add_argument('--autostart', action='store_true',
                         help='configure and activate at start (no lifecycle manager needed)')
-    opts = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    try:
+        own_args = rclpy.utilities.remove_ros_args(argv)[1:]
+    except Exception as exc:  # rcl refuses the --ros-args part (UnknownROSArgsError, ...)
+        print(f'densehybrid-node: error: {one_line(exc)}', file=sys.stderr)
+        return 2
+    opts = parser.parse_args(own_args)
     use_large_data()      # the package's Fast DDS profile, before the participant exists
     signals = StopSignals()
     node = handler = executor = None

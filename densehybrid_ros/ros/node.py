@@ -39,6 +39,8 @@ from .pacing import fresh_wait
 from .qos import input_qos, OUTPUT_QOS
 from .params import (check_change, declare_parameters, DEFAULTS, read_parameters, split_list,
                      validate_all)
+from ..core.domain import (flagged_fraction, flagged_warning, model_domain,
+                           synthetic_model_warning, UNKNOWN)
 from ..core.images import ImageError
 from ..core.outputs import camera_base, needs, OUTPUTS, output_namespaces, Renderer
 
@@ -46,6 +48,7 @@ SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FA
 TOO_LARGE = 'too_large'           # drop cause: more pixels than max_input_pixels
 COMPRESSIBLE = ('mono8', 'rgb8')  # outputs with a <topic>/compressed twin (not 32FC1 scores)
 WARN_PERIOD_S = 5.0
+DOMAIN_WARN_PERIOD_S = 60.0       # "the model may not fit this camera": once a minute per camera
 _WITH_MESSAGE_INFO = hasattr(getattr(Subscription, 'CallbackType', None), 'WithMessageInfo')
 
 
@@ -76,6 +79,7 @@ class DenseHybridNode(LifecycleNode):
         self._renderer: Optional[Renderer] = None      # drawing of the outputs, once configured
         self._alpha = self._publish_all = self._timeout = self._skip_stale = None
         self._max_pixels = 0
+        self._domain, self._domain_limit = UNKNOWN, 0.0   # model_domain of the checkpoint
         for name, value in DEFAULTS.items():   # the run-time values; configure reads them again
             self._apply_runtime(name, value)
         self._cameras: List[Camera] = []
@@ -131,6 +135,7 @@ class DenseHybridNode(LifecycleNode):
                 self.get_logger().error(self._error)
             return FAILURE
         self._segmenter, self._error = segmenter, ''
+        self._domain = model_domain(segmenter.meta)
         self._calibrated_threshold = segmenter.threshold
         self._renderer = Renderer(segmenter.palette, segmenter.calibration, self._alpha)
         for name, value in values.items():
@@ -139,6 +144,9 @@ class DenseHybridNode(LifecycleNode):
             f'configured: {segmenter.arch} from {segmenter.meta.get("path")} on '
             f'{segmenter.device} ({segmenter.precision}), inference width '
             f'{width or "native"}, threshold {segmenter.threshold:g}')
+        warning = synthetic_model_warning(self._domain)
+        if warning:
+            self.get_logger().warning(f'model domain: {warning}')
         return SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -361,6 +369,17 @@ class DenseHybridNode(LifecycleNode):
                 job.camera.obstacles.process(result, job.header, segmenter.threshold,
                                              renderer.heatmap_range(result.score), job.objects)
             job.camera.stats.frame_processed(self._latency(job.header))
+            self._check_domain(job.camera.topic, result, segmenter.threshold)
+
+    def _check_domain(self, topic: str, result: Any, threshold: float) -> None:
+        """Warn (throttled) when more than domain_warn_fraction of a frame is flagged."""
+        if self._domain_limit <= 0:
+            return
+        fraction = flagged_fraction(result, threshold)
+        text = None if fraction is None else flagged_warning(
+            fraction, self._domain_limit, self._domain, f'a frame of {topic}')
+        if text:
+            self._warn_throttled(topic, 'domain', text, DOMAIN_WARN_PERIOD_S)
 
     def _latency(self, header: Header) -> Optional[float]:
         stamp = header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
@@ -373,11 +392,12 @@ class DenseHybridNode(LifecycleNode):
         self._warn_throttled(cam.topic, exc.cause, f'dropped a bad message on {cam.topic}: '
                                                    f'{exc.cause}: {exc}')
 
-    def _warn_throttled(self, key: str, cause: str, text: str) -> None:
-        """Log at most once per WARN_PERIOD_S per (key, cause), with the count suppressed."""
+    def _warn_throttled(self, key: str, cause: str, text: str,
+                        period: float = WARN_PERIOD_S) -> None:
+        """Log at most once per ``period`` s per (key, cause), with the count suppressed."""
         now = time.monotonic()
         last, suppressed = self._last_warn.get((key, cause), (-math.inf, 0))
-        if now - last < WARN_PERIOD_S:
+        if now - last < period:
             self._last_warn[(key, cause)] = (last, suppressed + 1)
             return
         self._last_warn[(key, cause)] = (now, 0)
@@ -414,6 +434,8 @@ class DenseHybridNode(LifecycleNode):
             self._skip_stale = bool(value)
         elif name == 'max_input_pixels':
             self._max_pixels = int(value)
+        elif name == 'domain_warn_fraction':
+            self._domain_limit = float(value)
 
     def _apply_threshold(self, value: float) -> None:
         if self._segmenter is not None:
@@ -430,7 +452,7 @@ class DenseHybridNode(LifecycleNode):
                 'state': state, 'model': seg.arch,
                 'checkpoint': str(seg.meta.get('path', '')), 'device': str(seg.device),
                 'precision': seg.precision, 'inference_width': str(seg.inference_size or 0),
-                'anomaly_threshold': f'{seg.threshold:g}',
+                'anomaly_threshold': f'{seg.threshold:g}', 'model_domain': self._domain,
                 'classes': str(len(seg.meta.get('class_names') or []))}, str(seg.device))
         else:
             node_status = status(f'{name}: model', ERROR if self._error else OK,

@@ -9,7 +9,10 @@ The same command runs single-process or under ``torchrun`` (DDP: gloo on CPU, nc
 Training state goes to ``OUTPUT/last.pt`` every ``--save-every`` iterations and on interruption;
 ``--resume`` continues from it. At the end, rank 0 calibrates on a held-out split (threshold at
 95 % TPR or at ``--calib-target-fpr``, heatmap range) and evaluates, and writes
-``OUTPUT/model.pt`` (a project checkpoint).
+``OUTPUT/model.pt`` (a project checkpoint). Ctrl-C or SIGTERM stops every rank after the same
+step, saves last.pt and exits 128 + the signal (Ctrl-C: 130) with one line (:mod:`.interrupt`);
+under torchrun, torchrun adds its own traceback and exit 1, which ``--nproc-per-node N`` (the
+same agent, run in-process) avoids.
 """
 
 import argparse
@@ -21,7 +24,6 @@ import multiprocessing
 import os
 from pathlib import Path
 import shlex
-import signal
 import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -33,11 +35,13 @@ from torch.utils.data import DataLoader
 
 from ..models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..core.classes import default_class_names, default_palette
+from ..core.domain import training_domain
 from ..data.cityscapes import DatasetError
 from ..data.synthetic import TRAINING_FAMILIES
 from .losses import densehybrid_loss
 from ..models import build_model, DenseHybridModel
 from .data import build_data, EpochSampler, median_frequency_weights, TrainSet
+from .interrupt import agree_to_stop, launch, PLANNED, SIGNALLED, StopSignals
 from .report import (calibrate_model, earlier_stages, evaluate, format_metrics, stage_record,
                      training_segmenter)
 
@@ -50,8 +54,7 @@ EXAMPLE = '''examples (the embedded default model's staged recipe is in models/M
       --crop 192 384 --val-size 512 1024 --energy-margin -5 --inlier-margin 5 --beta 0.06 \\
       --disc-weight 0.3 --iters 500 --lr 3e-4 --cache runs/cache --output runs/stage2
   densehybrid-train synthetic ... --resume          # continue after an interruption
-  torchrun --nproc_per_node 2 -m densehybrid_ros.training.train synthetic --iters 100 \\
-    --output runs/ddp
+  densehybrid-train synthetic --nproc-per-node 2 --iters 100 --output runs/ddp   # DDP
   densehybrid-train /data/cityscapes --negatives /data/ade20k/images \\
       --init models/densehybrid_ladder_resnet18_synthetic.pt --finetune heads --output runs/cs
 '''
@@ -185,15 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--max-time', type=float, help='stop (resumable) after this many seconds')
     p.add_argument('--no-amp', action='store_true', help='no mixed precision on GPU')
     p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--nproc-per-node', type=int, default=1, metavar='N',
+                   help='train in N processes (DDP) under the torchrun agent, run in this '
+                        'process so Ctrl-C ends with one line and exit 130 (plain torchrun '
+                        'prints its own traceback and exits 1)')
     return p
 
 
 class TrainError(ValueError):
     """A run that cannot start as asked (bad --init, --resume with nothing to resume)."""
-
-
-class _Stop(Exception):
-    pass
 
 
 @dataclass
@@ -209,19 +212,35 @@ class Progress:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``densehybrid-train``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    rank, world, device = setup_distributed(args.device)
+    if args.nproc_per_node > 1 and 'LOCAL_RANK' not in os.environ:   # the launcher, not a rank
+        return launch(args.nproc_per_node, 'densehybrid_ros.training.train',
+                      sys.argv[1:] if argv is None else list(argv), 'densehybrid-train')
+    signals = StopSignals(int(os.environ.get('WORLD_SIZE', '1')))
+    rank = int(os.environ.get('RANK', '0'))
+    world = 1
     try:
-        return _run(args, rank, world, device, argv)
+        rank, world, device = setup_distributed(args.device)
+        return _run(args, rank, world, device, argv, signals)
     except (DatasetError, CheckpointError, TrainError) as exc:
-        print(f'densehybrid-train: error: {exc}', file=sys.stderr)
+        if rank == 0:                     # every rank fails alike: one line, not one per rank
+            print(f'densehybrid-train: error: {exc}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:             # outside the loop: data, calibration, evaluation
+        if rank == 0:
+            state = Path(args.output) / 'last.pt'
+            saved = f'{state} holds the last saved state (--resume)' if state.is_file() \
+                else 'nothing saved'
+            print(f'densehybrid-train: interrupted; {saved}', file=sys.stderr)
+        return signals.exit_code
     finally:
+        signals.in_loop = False           # a late signal must not cut the teardown short
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
+        signals.restore()
 
 
 def _run(args: argparse.Namespace, rank: int, world: int, device: torch.device,
-         argv: Optional[Sequence[str]]) -> int:
+         argv: Optional[Sequence[str]], signals: StopSignals) -> int:
     """One run, phase by phase: data, model, train; then rank 0 calibrates, evaluates, saves."""
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // world))
     torch.manual_seed(args.seed)
@@ -246,13 +265,13 @@ def _run(args: argparse.Namespace, rank: int, world: int, device: torch.device,
 
     # -- train (every rank)
     progress = train(args, model, optimizer, train_set, device, rank, world, start, elapsed,
-                     state_path)
+                     state_path, signals)
     if progress.stopped:
         if rank == 0:
             save_state(state_path, model, optimizer, progress.iteration, args, progress.elapsed)
             print(f'stopped at iteration {progress.iteration}/{args.iters}; state saved to '
                   f'{state_path}; continue with --resume', flush=True)
-        return 130 if progress.stopped == 'signal' else 0
+        return signals.exit_code if progress.stopped == 'signal' else 0
     _barrier(world)
     if rank != 0:
         return 0
@@ -273,7 +292,8 @@ def _run(args: argparse.Namespace, rank: int, world: int, device: torch.device,
         'calibration': calibration,
         **({'max_inference_width': args.max_inference_width} if args.max_inference_width
            else {}),
-        'train': {'command': command, 'data': data_desc, 'iterations': progress.iteration,
+        'train': {'command': command, 'data': data_desc, 'domain': training_domain(args.data),
+                  'iterations': progress.iteration,
                   'epochs': round(progress.iteration * args.batch_size * world
                                   / max(1, len(train_set)), 2),
                   'seed': args.seed, 'processes': world, 'device': str(device),
@@ -330,8 +350,11 @@ def resume(state_path: Path, model: DenseHybridModel, optimizer: torch.optim.Opt
 
 def train(args: argparse.Namespace, model: DenseHybridModel, optimizer: torch.optim.Optimizer,
           train_set: 'TrainSet', device: torch.device, rank: int, world: int, start: int,
-          elapsed: float, state_path: Path) -> Progress:
-    """Run the optimisation loop from iteration ``start``; saves last.pt every --save-every."""
+          elapsed: float, state_path: Path, signals: StopSignals) -> Progress:
+    """Run the optimisation loop from iteration ``start``; saves last.pt every --save-every.
+
+    A signal (``signals``) or a planned stop ends the loop after the step every rank agrees on.
+    """
     model.to(device)
     net: torch.nn.Module = model
     if world > 1:
@@ -351,18 +374,13 @@ def train(args: argparse.Namespace, model: DenseHybridModel, optimizer: torch.op
                   flush=True)
     amp = device.type == 'cuda' and not args.no_amp
     scaler = torch.amp.GradScaler('cuda', enabled=amp)
-    signalled = {'stop': False}
-
-    def on_signal(signum: int, frame: Any) -> None:
-        signalled['stop'] = True
-
-    old = signal.signal(signal.SIGTERM, on_signal)
     progress = Progress(start, elapsed)
     t0 = time.time()
     bar = None
     if rank == 0 and not args.no_progress and start < args.iters:
         from tqdm import tqdm
         bar = tqdm(total=args.iters, initial=start, desc='train', dynamic_ncols=True)
+    signals.in_loop = True
     try:
         net.train()
         for batch in loader:
@@ -396,14 +414,15 @@ def train(args: argparse.Namespace, model: DenseHybridModel, optimizer: torch.op
                 save_state(state_path, model, optimizer, it, args, elapsed + time.time() - t0)
             planned = (args.stop_after is not None and it - start >= args.stop_after) \
                 or (args.max_time is not None and time.time() - t0 > args.max_time)
-            if (signalled['stop'] or planned) and it < args.iters:
-                raise _Stop()
-    except KeyboardInterrupt:
+            wish = SIGNALLED if signals.received else PLANNED if planned else 0
+            decision = agree_to_stop(wish, world, device) if it < args.iters else 0
+            if decision:
+                progress.stopped = 'signal' if decision == SIGNALLED else 'planned'
+                break
+    except KeyboardInterrupt:     # a second Ctrl-C of a single process: mid-step
         progress.stopped = 'signal'
-    except _Stop:
-        progress.stopped = 'signal' if signalled['stop'] else 'planned'
     finally:
-        signal.signal(signal.SIGTERM, old)
+        signals.in_loop = False
         if bar is not None:
             bar.close()
     progress.elapsed = elapsed + time.time() - t0

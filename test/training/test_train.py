@@ -263,3 +263,11 @@ def test_ctrl_c_exits_130_even_with_a_planned_stop(tmp_path):
             proc.kill()
     assert proc.returncode == 130, stderr[-2000:]
     assert 'continue with --resume' in stdout and 'Traceback' not in stderr
+
+
+def test_the_checkpoint_records_the_image_domain_it_was_trained_on(trained):
+    """Issue 24: the node and densehybrid-segment read it to warn about a domain mismatch."""
+    from densehybrid_ros.core.domain import model_domain
+    _, report = trained
+    _, meta = load_checkpoint(report['checkpoint'])
+    assert meta['train']['domain'] == 'synthetic' and model_domain(meta) == 'synthetic'
