@@ -191,8 +191,12 @@ def get(release: Release, output: Path, cache: Path, url: Optional[str] = None,
     done = cache / f'{release.name}.pth'
     if path != done:
         os.replace(path, done)
-    meta['train'] = {**meta['train'], 'imported_from': done.name, 'release': release.name,
-                     'release_url': release.view_url, 'command': ' '.join(command)}
+    # Cityscapes-class releases were trained on real street images; StreetHazards is CARLA's
+    # rendering, not this package's generator either: its domain stays unknown.
+    domain = 'real' if release.num_classes == 19 else 'unknown'
+    meta['train'] = {**meta['train'], 'domain': domain, 'imported_from': done.name,
+                     'release': release.name, 'release_url': release.view_url,
+                     'command': ' '.join(command)}
     if not release.anomaly_head:
         meta['train']['fine_tuning_start'] = True
     try:
