@@ -2,11 +2,13 @@
 
 :func:`calibrate_counts` is the rule itself; :func:`calibrate` applies it to exact sorted scores
 (training, int8 recalibration), :class:`~densehybrid_ros.metrics.anomaly.AnomalyMetrics` to its
-bins (evaluation); :func:`calibration_rule` reads the rule back from a stored calibration.
+bins (evaluation); :func:`calibrate_inliers` is the rule when every pixel is an inlier
+(unlabelled normal driving: a false-alarm budget alone); :func:`calibration_rule` reads the
+rule back from a stored calibration.
 """
 
 import math
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -25,7 +27,8 @@ def calibrate_counts(edges: np.ndarray, tp: np.ndarray, fp: np.ndarray, target_t
     ``tp``/``fp`` the cumulative anomaly/inlier counts down to each group. The threshold lies
     just below the last group flagged, so the ``tpr``/``fpr`` returned are exactly those of
     the threshold: in float32 steps for float32 scores (the node compares in float32), else in
-    float64 steps. A group at -inf cannot be flagged by ``>``.
+    float64 steps. A group at -inf cannot be flagged by ``>``. With ``target_fpr`` and no
+    anomaly pixels the rule is :func:`calibrate_inliers` (``tpr`` None).
     """
     pos, neg = (int(c[-1]) if c.size else 0 for c in (tp, fp))
     if target_fpr is not None:
@@ -36,28 +39,67 @@ def calibrate_counts(edges: np.ndarray, tp: np.ndarray, fp: np.ndarray, target_t
         raise ValueError(f'target_tpr must be in (0, 1], got {target_tpr}')
     else:
         rule = {'target_tpr': float(target_tpr)}
+    if pos == 0 and neg and target_fpr is not None:     # no anomalies: the budget alone
+        return calibrate_inliers(edges, fp, target_fpr, float32)
     if pos == 0 or neg == 0:
         raise ValueError(f'calibration needs both anomaly and inlier pixels (got {pos} '
                          f'anomaly, {neg} inlier)')
     if target_fpr is None:
         i = int(np.argmax(tp / pos >= target_tpr - 1e-12))
     else:                                   # the last group still within the inlier budget
-        i = int(np.searchsorted(fp / neg, target_fpr + 1e-12, side='right')) - 1
-    edge = float(edges[i]) if i >= 0 else math.inf
-    if edge == math.inf:                    # not even the top group fits: flag nothing
-        threshold = math.inf
-    elif edge == -math.inf:                 # nothing at -inf is above any threshold
-        threshold, i = -math.inf, i - 1
-    elif float32:
-        up = np.float32(edge)              # smallest float32 >= edge: the group's lowest score
-        if float(up) < edge:
-            up = np.nextafter(up, np.float32(math.inf))
-        threshold = float(np.nextafter(up, np.float32(-math.inf)))
-    else:
-        threshold = float(np.nextafter(edge, -math.inf))
+        i = within_budget(fp, target_fpr)
+    threshold, i = threshold_below(edges, i, float32)
     flagged_tp, flagged_fp = (int(c[i]) if i >= 0 else 0 for c in (tp, fp))
     return {'threshold': threshold, **rule, 'tpr': flagged_tp / pos, 'fpr': flagged_fp / neg,
             'anomaly_pixels': pos, 'inlier_pixels': neg}
+
+
+def calibrate_inliers(edges: np.ndarray, counts: np.ndarray, target_fpr: float,
+                      float32: bool = False) -> Dict[str, Any]:
+    """Pick the threshold flagging at most ``target_fpr`` of the pixels, all of them inliers.
+
+    The rule of :func:`calibrate_counts` when there are no anomalies (a bag of normal driving,
+    its labels absent or ignored): "the most anomalies within the inlier budget" degenerates to
+    the lowest threshold whose ``score > threshold`` flags at most ``target_fpr`` of the
+    pixels. ``edges`` are the lowest scores of groups in descending order, ``counts`` the
+    cumulative pixel counts down to each group; the threshold lies just below the last group
+    flagged (in float32 steps for float32 scores), so ``fpr``, the fraction flagged, is exact.
+    ``tpr`` is None: there is no anomaly to find.
+    """
+    if not 0.0 <= target_fpr < 1.0:
+        raise ValueError(f'target_fpr must be in [0, 1), got {target_fpr}')
+    total = int(counts[-1]) if counts.size else 0
+    if total == 0:
+        raise ValueError('calibration needs pixels (got none)')
+    threshold, i = threshold_below(edges, within_budget(counts, target_fpr), float32)
+    flagged = int(counts[i]) if i >= 0 else 0
+    return {'threshold': threshold, 'target_fpr': float(target_fpr), 'tpr': None,
+            'fpr': flagged / total, 'anomaly_pixels': 0, 'inlier_pixels': total}
+
+
+def within_budget(counts: np.ndarray, target_fpr: float) -> int:
+    """Index of the last group whose cumulative ``counts`` stay within ``target_fpr`` (or -1)."""
+    return int(np.searchsorted(counts / counts[-1], target_fpr + 1e-12, side='right')) - 1
+
+
+def threshold_below(edges: np.ndarray, i: int, float32: bool = False) -> Tuple[float, int]:
+    """Threshold just below group ``i`` of ``edges`` (descending), and the last group flagged.
+
+    ``score > threshold`` then flags groups 0..i exactly: the threshold is the next float32
+    (``float32``) or float64 below the group's lowest score. ``i = -1`` flags nothing (+inf);
+    a group at -inf cannot be flagged by ``>``, so the groups flagged end before it.
+    """
+    edge = float(edges[i]) if i >= 0 else math.inf
+    if edge == math.inf:                    # not even the top group fits: flag nothing
+        return math.inf, i
+    if edge == -math.inf:                   # nothing at -inf is above any threshold
+        return -math.inf, i - 1
+    if float32:
+        up = np.float32(edge)              # smallest float32 >= edge: the group's lowest score
+        if float(up) < edge:
+            up = np.nextafter(up, np.float32(math.inf))
+        return float(np.nextafter(up, np.float32(-math.inf))), i
+    return float(np.nextafter(edge, -math.inf)), i
 
 
 def calibration_rule(calibration: Dict[str, Any]) -> Dict[str, float]:

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from densehybrid_ros.metrics.calibration import calibrate
+from densehybrid_ros.metrics.anomaly import AnomalyMetrics
+from densehybrid_ros.metrics.calibration import calibrate, calibrate_inliers
 
 
 @pytest.mark.parametrize('target', [0.95, 0.8, 1.0])
@@ -62,3 +63,49 @@ def test_calibrate_ignores_void_and_invalid_pixels():
 def test_calibrate_needs_both_classes(labels):
     with pytest.raises(ValueError, match='both anomaly and inlier'):
         calibrate(np.arange(4.0), labels)
+
+
+def _inlier_scores() -> np.ndarray:
+    """float32 scores of normal driving: a bulk, a tail and many exact ties."""
+    rng = np.random.default_rng(11)
+    return np.concatenate([rng.normal(0.0, 1.0, 9000), rng.exponential(2.0, 900),
+                           np.full(100, 3.25)]).astype(np.float32)
+
+
+@pytest.mark.parametrize('target', [0.0, 0.001, 0.01, 0.2])
+def test_calibrate_inliers_flags_at_most_the_budget_and_no_less_than_it_must(target):
+    scores = _inlier_scores()
+    values, counts = np.unique(scores, return_counts=True)
+    cal = calibrate_inliers(values[::-1].astype(np.float64), np.cumsum(counts[::-1]), target,
+                            float32=True)
+    flagged = np.mean(scores > np.float32(cal['threshold']))
+    assert flagged == cal['fpr'] <= target                    # exact, compared in float32
+    assert np.float32(cal['threshold']) == cal['threshold']   # a float32 step below a score
+    below = scores[scores <= cal['threshold']]
+    assert np.mean(scores >= below.max()) > target            # the next score breaks it
+    assert cal['tpr'] is None and cal['target_fpr'] == target
+    assert cal['inlier_pixels'] == scores.size and cal['anomaly_pixels'] == 0
+
+
+def test_without_anomalies_a_false_alarm_budget_is_the_all_inlier_rule():
+    scores = _inlier_scores()
+    exact = calibrate(scores, np.zeros(scores.size, np.uint8), target_fpr=0.01)
+    values, counts = np.unique(scores, return_counts=True)
+    alone = calibrate_inliers(values[::-1].astype(np.float64), np.cumsum(counts[::-1]), 0.01,
+                              float32=True)
+    assert {k: exact[k] for k in alone} == alone
+    assert exact['score_p01'] < exact['score_p99']            # the heatmap range
+    binned = AnomalyMetrics()              # the streaming histogram: bins of ~1/4000 binade
+    binned.update(scores, np.zeros(scores.size, bool))
+    got = binned.threshold_at_tpr(target_fpr=0.01)
+    assert np.mean(scores > np.float32(got['threshold'])) == got['fpr'] <= 0.01   # still exact
+    assert got['fpr'] > alone['fpr'] - 0.001 and got['tpr'] is None
+    with pytest.raises(ValueError, match='both anomaly and inlier'):
+        calibrate(scores, np.zeros(scores.size, np.uint8), 0.95)   # a recall needs anomalies
+
+
+def test_calibrate_inliers_refuses_no_pixels_and_a_budget_out_of_range():
+    with pytest.raises(ValueError, match='needs pixels'):
+        calibrate_inliers(np.zeros(0), np.zeros(0, np.int64), 0.01)
+    with pytest.raises(ValueError, match='target_fpr'):
+        calibrate_inliers(np.array([1.0]), np.array([1]), 1.0)

@@ -32,11 +32,24 @@ EXAMPLE = '''examples:
   densehybrid-eval drive.mcap --image-topic /front/image_raw --output out/drive \\
       --output-bag out/drive_results                                 # no labels: bag + stats
   densehybrid-eval dataset_AnomalyTrack --checkpoint ldn121.pt --device cuda --output out/smiyc
-  densehybrid-eval calib_bag --threshold-from-tpr 0.95 --output out/calib   # writes a copy of
-                                                                     # the checkpoint
+  densehybrid-eval calib_bag --threshold-from-tpr 0.95 --output out/calib   # labelled anomalies:
+                                      # writes out/calib/<checkpoint>_calibrated.pt
+  densehybrid-eval my_drive --no-labels --threshold-from-fpr 0.01 --checkpoint ldn121.pt \\
+      --output out/calib_drive --calibrated-checkpoint models/ldn121_my_camera.pt
+                                      # normal driving without labels: every pixel an inlier,
+                                      # at most 1 % of them flagged; heatmap range from them
   densehybrid-eval recorded_bag --recorded --output out/live         # the live node's outputs
+  densehybrid-eval recorded_bag --recorded --no-labels --threshold-from-fpr 0.01 \\
+      --checkpoint ldn121.pt --output out/calib_live --calibrated-checkpoint models/live.pt
   densehybrid-eval big_bag --shard 0/4 --output out/s0   # ... on 4 machines, then:
   densehybrid-eval merge out/s0 out/s1 out/s2 out/s3 --output out/all
+
+Give each run its own --output: results replace the same files of an earlier run there (a
+calibration run next to labelled results would replace their metrics.json). A run that fails
+leaves --output, --output-bag and --calibrated-checkpoint as they were; when a broken message
+cuts the input short, the results of the frames before it go to <output>.partial (and
+<output-bag>.partial) and the run exits 2. An output that is an input, holds one or lies
+inside one is refused.
 '''
 
 
@@ -56,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                                            '<ns>/semantic_label if present)')
     src.add_argument('--anomaly-topic', help='anomaly label topic, mono8 0/1/255 (default: '
                                              '<ns>/anomaly_label if present)')
-    src.add_argument('--no-labels', action='store_true', help='ignore label topics')
+    src.add_argument('--no-labels', action='store_true',
+                     help='ignore label topics: score statistics only, or with '
+                          '--threshold-from-fpr a calibration on normal driving (every pixel '
+                          'an inlier)')
     src.add_argument('--recorded', action='store_true',
                      help='input holds the live node outputs: evaluate its anomaly_score '
                           '(and open_set, semantic) topics instead of running the model')
@@ -90,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument('--bag-storage', default='mcap', choices=STORAGES)
     out.add_argument('--copy-images', action='store_true',
                      help='also copy the camera topic into the output bag')
-    out.add_argument('--overwrite', action='store_true', help='replace an existing output bag')
+    out.add_argument('--overwrite', action='store_true',
+                     help='replace an existing output bag (only when the run succeeds)')
     out.add_argument('--pictures', type=int, default=3, help='frames to save as PNGs')
     out.add_argument('--alpha', type=float, default=0.5, help='overlay opacity')
     out.add_argument('--quiet', action='store_true', help='no progress bar')

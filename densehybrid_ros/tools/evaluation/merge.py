@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from .calibrate import add_threshold_rule
+from .destinations import check_outputs
 from .report import write_results
 from .sources import EvalError
 from .table import merge_tables
@@ -66,6 +67,8 @@ def check_shards(summaries: List[Dict[str, Any]]) -> List[str]:
 
 def merge(args: argparse.Namespace) -> Dict[str, Any]:
     """Merge shard folders into one result."""
+    check_outputs(args.shards, {'--output': args.output, '--json': args.json,
+                                '--calibrated-checkpoint': args.calibrated_checkpoint})
     folders = [Path(folder) for folder in args.shards]
     summaries = [read_shard(folder) for folder in folders]
     shards = check_shards(summaries)

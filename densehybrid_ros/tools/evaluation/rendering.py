@@ -2,17 +2,21 @@
 
 Both are drawn as the node draws them (``core.outputs.Renderer``): the pictures are named as by
 densehybrid-segment, the bag holds the node's result topics for RViz / Foxglove, plus the
-frame's label messages (and, with --copy-images, the camera) copied along.
+frame's label messages (and, with --copy-images, the camera) copied along. The bag is written
+where ``destinations`` staged it; a failed write (a full disk) is one error naming
+``--output-bag``.
 """
 
 import argparse
+import contextlib
 from pathlib import Path
-from typing import Dict, Optional
+import sqlite3
+from typing import Dict, Iterator, Optional
 
 import numpy as np
 
 from .results import Results
-from .sources import RECORDED_PICTURES, Source
+from .sources import EvalError, RECORDED_PICTURES, Source
 from ...core.outputs import needs, OUTPUTS, output_topics, Renderer
 from ...core.pictures import write_pictures
 from ...data.bags import BagWriter, Frame
@@ -31,15 +35,26 @@ class ResultWriter:
     """Writes the first ``--pictures`` frames as PNGs and every frame to ``--output-bag``."""
 
     def __init__(self, args: argparse.Namespace, output: Path, results: Results,
-                 source: Source) -> None:
+                 source: Source, bag: Optional[Path] = None) -> None:
+        """Draw into ``output``/frames and, given ``bag`` (the staged --output-bag), a bag."""
         self.renderer = Renderer(results.palette, results.calibration, args.alpha)
         self.folder = output / 'frames'
         self.pictures_left = args.pictures
         self.source = source
+        self.target = args.output_bag
         self.bag: Optional[BagWriter] = None
-        if args.output_bag:
-            self.bag = BagWriter(args.output_bag, storage=args.bag_storage,
-                                 overwrite=args.overwrite)
+        if bag is not None:
+            with self.writing():
+                self.bag = BagWriter(bag, storage=args.bag_storage)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Turn a failed bag write (a full disk) into one EvalError naming the bag."""
+        try:
+            yield
+        except (OSError, sqlite3.Error) as exc:       # mcap: ENOSPC; sqlite3: 'disk is full'
+            raise EvalError(f'cannot write the output bag {self.target}: '
+                            f'{getattr(exc, "strerror", None) or exc}') from None
 
     def add(self, frame: Frame, result: Dict[str, np.ndarray]) -> None:
         """Draw what is due for one frame."""
@@ -47,7 +62,8 @@ class ResultWriter:
             self.pictures(frame, result)
             self.pictures_left -= 1
         if self.bag is not None:
-            self.write_bag(frame, result)
+            with self.writing():
+                self.write_bag(frame, result)
 
     def pictures(self, frame: Frame, result: Dict[str, np.ndarray]) -> None:
         """Write the frame's PNGs as frames/INDEX_PICTURE.png, named as by densehybrid-segment."""
@@ -74,4 +90,6 @@ class ResultWriter:
     def close(self) -> None:
         """Close the output bag."""
         if self.bag is not None:
-            self.bag.close()
+            bag, self.bag = self.bag, None
+            with self.writing():
+                bag.close()

@@ -204,7 +204,9 @@ def print_summary(summary: Dict[str, Any], output: str) -> None:
                      f'p99 {stats["p99"]:.3g}')
     if summary.get('calibrated_checkpoint'):
         cal = summary['calibration']
-        parts.append(f'threshold {cal["threshold"]:.4g} at TPR {pct(cal["tpr"])} (FPR '
-                     f'{pct(cal["fpr"])}) -> {summary["calibrated_checkpoint"]}')
+        rates = f'flags {pct(cal["fpr"])} % of the pixels (no labels)' if cal['tpr'] is None \
+            else f'at TPR {pct(cal["tpr"])} (FPR {pct(cal["fpr"])})'
+        parts.append(f'threshold {cal["threshold"]:.4g} {rates} -> '
+                     f'{summary["calibrated_checkpoint"]}')
     print(' | '.join(parts))
     print(f'results in {output}/')

@@ -20,13 +20,13 @@ from tqdm import tqdm
 
 from .calibrate import threshold_rule
 from .datasets import STREETHAZARDS_CLASSES
+from .destinations import partial_path, staged_outputs
 from .rendering import ResultWriter
 from .report import write_results
 from .results import open_results, Results
 from .sources import EvalError, open_source, Source
 from .table import FrameTable
 from ...core.prefetch import prefetch
-from ...core.staging import staged_folder
 from ...data.bags import BagError, Frame
 from ...metrics.evaluation import ComponentScores, Evaluation
 
@@ -160,15 +160,16 @@ def summarize(args: argparse.Namespace, source: Source, results: Results, run: E
         'seconds': round(seconds, 3),
     }
     if args.output_bag:
-        summary['output_bag'] = str(args.output_bag)
+        summary['output_bag'] = str(args.output_bag if outcome.broken is None
+                                    else partial_path(args.output_bag))
     if outcome.broken is not None:
         summary['error'] = str(outcome.broken)
     return summary
 
 
-def evaluate_into(args: argparse.Namespace, output: Path
+def evaluate_into(args: argparse.Namespace, output: Path, bag: Optional[Path] = None
                   ) -> Tuple[Dict[str, Any], Optional[BagError]]:
-    """Evaluate into ``output``; returns the summary and the error that cut the input short."""
+    """Evaluate into ``output`` (and ``bag``); returns the summary and what cut the input short."""
     started = time.monotonic()
     stats: Dict[str, int] = {}
     source = open_source(args, stats)
@@ -180,7 +181,7 @@ def evaluate_into(args: argparse.Namespace, output: Path
         run = Evaluation(results.num_classes,
                          components=ComponentScores(component_track(args, source)))
         use_labels = source.kind != 'streethazards' or run.num_classes == STREETHAZARDS_CLASSES
-        writer = ResultWriter(args, output, results, source)
+        writer = ResultWriter(args, output, results, source, bag)
         sinks = FrameSinks(run, results, FrameTable(output / 'frames.csv'), writer, use_labels)
         try:
             outcome = read_frames(args, source, results, sinks)
@@ -200,12 +201,14 @@ def evaluate_into(args: argparse.Namespace, output: Path
 def evaluate(args: argparse.Namespace) -> Dict[str, Any]:
     """Run one evaluation; returns the metrics.json content.
 
-    Results are written to a temporary folder and moved into ``--output`` only when the run
-    produced them: a failed run leaves an earlier good result there untouched (issue 15).
+    Results are staged and moved into ``--output`` (and ``--output-bag``) only when the run
+    succeeds: a failed run leaves earlier results there untouched; the results of the frames
+    before a broken message go to ``<output>.partial`` (``destinations``).
     """
-    with staged_folder(args.output) as staging:
-        summary, broken = evaluate_into(args, staging)
-    if broken is not None:            # the frames before a broken message were evaluated
-        raise EvalError(f'{broken}; the metrics of the {summary["frames"]} frames before it '
-                        f'are in {Path(args.output) / "metrics.json"}')
+    with staged_outputs(args) as staged:
+        summary, broken = evaluate_into(args, staged.folder, staged.bag)
+        if broken is not None:        # the frames before a broken message were evaluated
+            partial = staged.keep_partial()
+            raise EvalError(f'{broken}; the metrics of the {summary["frames"]} frames before it '
+                            f'are in {partial / "metrics.json"} ({args.output} is untouched)')
     return summary

@@ -500,7 +500,8 @@ def test_a_broken_message_mid_bag_keeps_the_frames_before_it(tiny_checkpoint, tm
     assert code == 2
     assert 'a message on /cam/image cannot be decoded as sensor_msgs/msg/Image' in err
     assert 'the metrics of the 2 frames before it are in' in err
-    figures = json.loads((tmp_path / 'o' / 'metrics.json').read_text())
+    assert not (tmp_path / 'o').exists()             # a failed run: aside, in <output>.partial
+    figures = json.loads((tmp_path / 'o.partial' / 'metrics.json').read_text())
     assert figures['frames'] == 2 and 'cannot be decoded' in figures['error']
 
 

@@ -219,8 +219,8 @@ def small_disk(tmp_path):
                     f'{getattr(exc, "stderr", None) or exc}')
     try:
         yield disk
-    finally:
-        subprocess.run(['umount', str(disk)], check=False, capture_output=True, timeout=30)
+    finally:    # lazy: a writer that failed may still hold its file open in this process
+        subprocess.run(['umount', '--lazy', str(disk)], check=True, timeout=30)
 
 
 def _fill(disk: Path, leave: int) -> None:
@@ -231,7 +231,7 @@ def _fill(disk: Path, leave: int) -> None:
 
 @pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
 def test_a_full_disk_keeps_the_old_bag_and_says_so_in_one_line(small_disk, capsys,
-                                                                storage) -> None:
+                                                               storage) -> None:
     """Issue 23 (5): --overwrite on a full disk deleted the good bag, then two tracebacks."""
     bag = small_disk / 'bag'
     assert main(['--output', str(bag), '--frames', '1', '--size', '16', '24', '--quiet']) == 0
