@@ -24,6 +24,7 @@ from .destinations import partial_path, staged_outputs
 from .rendering import ResultWriter
 from .report import write_results
 from .results import open_results, Results
+from .sequences import SequenceSink
 from .sources import EvalError, open_source, Source
 from .table import FrameTable
 from ...core.prefetch import prefetch
@@ -46,12 +47,13 @@ class FrameSinks:
     """Everything a frame's result feeds: the metrics, frames.csv, pictures and output bag."""
 
     def __init__(self, run: Evaluation, results: Results, table: FrameTable,
-                 writer: ResultWriter, use_labels: bool) -> None:
+                 writer: ResultWriter, use_labels: bool, sequence: SequenceSink) -> None:
         self.run = run
         self.results = results
         self.table = table
         self.writer = writer
         self.use_labels = use_labels
+        self.sequence = sequence
 
     def add(self, frame: Frame, result: Dict[str, np.ndarray]) -> None:
         """Consume one frame and its result."""
@@ -64,6 +66,8 @@ class FrameSinks:
                      result.get('semantic'), components)
         self.table.add(frame, result)
         self.writer.add(frame, result)
+        if self.use_labels:
+            self.sequence.add(frame, result)
 
     def close(self) -> None:
         """Close frames.csv and the output bag."""
@@ -182,7 +186,8 @@ def evaluate_into(args: argparse.Namespace, output: Path, bag: Optional[Path] = 
                          components=ComponentScores(component_track(args, source)))
         use_labels = source.kind != 'streethazards' or run.num_classes == STREETHAZARDS_CLASSES
         writer = ResultWriter(args, output, results, source, bag)
-        sinks = FrameSinks(run, results, FrameTable(output / 'frames.csv'), writer, use_labels)
+        sinks = FrameSinks(run, results, FrameTable(output / 'frames.csv'), writer, use_labels,
+                           SequenceSink(getattr(results, 'node_threshold', results.threshold)))
         try:
             outcome = read_frames(args, source, results, sinks)
         finally:
@@ -194,6 +199,9 @@ def evaluate_into(args: argparse.Namespace, output: Path, bag: Optional[Path] = 
                         f'unmatched messages: {stats.get("unmatched", 0)})')
     summary = summarize(args, source, results, run, stats, outcome,
                         time.monotonic() - started)
+    sequence = sinks.sequence.summary()
+    if sequence is not None:
+        summary['sequence'] = sequence
     write_results(args, run, summary, output)
     return summary, outcome.broken
 

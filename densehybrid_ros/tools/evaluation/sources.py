@@ -116,6 +116,9 @@ def _bag_source(args: argparse.Namespace, path: Path, select: Callable[[int], bo
                 roles['label'] = label
             if anomaly:
                 roles['anomaly'] = anomaly
+            # a sequence bag: instance ids, depth and per-frame ground truth (sequences.py)
+            roles.update({role: topic for role, topic in bag.sequence_roles(ns).items()
+                          if role in ('instances', 'depth', 'truth')})
         key = 'score' if recorded else 'image'
         count = bag.topics[roles[key]][1]
         copied = (['image'] if args.copy_images else []) + ['label', 'anomaly']
