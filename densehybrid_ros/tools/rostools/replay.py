@@ -19,7 +19,7 @@ from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 from tqdm import tqdm
 
-from ...data.bags import BagError, BagReader, BagWriter, cdr_stamp, IMAGE_TYPES
+from ...data.bags import BagError, BagReader, BagWriter, cdr_stamp, IMAGE_TYPES, STRING_TYPE
 from ...core.outputs import output_topics
 from ...core.transport import use_large_data
 
@@ -35,7 +35,7 @@ DEDUP_WINDOW = 10_000            # (topic, stamp) pairs remembered to drop re-se
 
 
 class ReplayError(RuntimeError):
-    """Playback that cannot go on (e.g. the node never answers)."""
+    """Playback that cannot go on because the node never answers (exit status 1)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,6 +118,10 @@ def _plan(reader: BagReader, args: argparse.Namespace) -> Tuple[List[str], List[
             raise BagError(f'{reader.path} has no camera image topics to play; topics: '
                            f'{reader.describe() or "none"}')
     labels = [t for t in reader.label_topics() if t not in topics]
+    # a sequence bag's ground truth (JSON per frame) goes into the recording with the labels,
+    # so densehybrid-eval --recorded scores the node's objects over time too
+    labels += [truth for ns in sorted({t.rpartition('/')[0] for t in topics})
+               for role, truth in reader.sequence_roles(ns).items() if role == 'truth']
     return topics, labels
 
 
@@ -227,8 +231,9 @@ def _play_once(reader: BagReader, args: argparse.Namespace, topics: List[str],
     first_log: Optional[int] = None
     for topic, msgtype, log_time, raw in reader.messages(topics + labels):
         if topic in labels:
-            if recorder is not None:
-                recorder.write(topic, msgtype, raw, cdr_stamp(raw))
+            if recorder is not None:          # a String has no header: its log time
+                recorder.write(topic, msgtype, raw,
+                               log_time if msgtype == STRING_TYPE else cdr_stamp(raw))
             continue
         if args.frames and played[topic] >= args.frames:
             if all(n >= args.frames for n in played.values()):
@@ -274,8 +279,9 @@ def _await_result(publisher: Any, raw: bytes, timeout: float, seen: Dict[int, fl
                 return
             if first and time.monotonic() >= deadline:
                 raise ReplayError(
-                    f'no message with the stamp of the first frame on the --wait-for topic in '
-                    f'{timeout:g} s: is the node running and active, and does it use the same '
+                    f'the first frame got no result: no message with its stamp on the '
+                    f'--wait-for topic in {timeout:g} s: is the node running and active, and '
+                    f'does it use the same '
                     f'ROS_DOMAIN_ID and FASTDDS_BUILTIN_TRANSPORTS '
                     f'({os.environ.get("FASTDDS_BUILTIN_TRANSPORTS")})?')
             if time.monotonic() >= deadline or not first:
@@ -290,7 +296,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         stats = replay(args)
-    except (BagError, ReplayError, ValueError, OSError) as exc:
+    except ReplayError as exc:          # waited-for results never came: exit 1 (README)
+        print(f'densehybrid-replay: error: {exc}', file=sys.stderr)
+        return 1
+    except (BagError, ValueError, OSError) as exc:
         print(f'densehybrid-replay: error: {exc}', file=sys.stderr)
         return 2
     line = f'published {stats["published"]} messages'

@@ -17,6 +17,10 @@ def test_demo_runs_end_to_end_and_reports_metrics(tmp_path, tiny_checkpoint):
     assert result['frames'] == 3
     for key in ('ap', 'fpr95', 'open_miou'):
         assert isinstance(result[key], float) and math.isfinite(result[key])
+    # the sample bag is a sequence: the recording kept its ground truth, objects were scored
+    assert result['sequence']['frames'] == 3 and 'phantom_tracks_per_100_frames' in \
+        result['sequence']['tracking']
+    assert 'objects_f1' in result
     pictures = {p.name for p in Path(result['pictures']).glob('*.png')}
     assert any('overlay' in name for name in pictures)
     assert any('heatmap' in name for name in pictures)
