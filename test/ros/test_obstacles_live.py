@@ -40,7 +40,8 @@ def sequence_bag(tmp_path_factory):
     done = subprocess.run(
         [sys.executable, '-m', 'densehybrid_ros.tools.rostools.make_bag', '--sequence',
          '--output', str(bag), '--frames', str(FRAMES), '--size', *map(str, SIZE),
-         '--seed', '3', '--speed', '1.6', '--quiet'], capture_output=True, text=True, timeout=300, env=ros_env())
+         '--seed', '3', '--speed', '1.6', '--quiet'],
+        capture_output=True, text=True, timeout=300, env=ros_env())
     assert done.returncode == 0, done.stderr
     return bag
 
