@@ -187,7 +187,7 @@ class Sequence:
         objects = []
         for ob in self.world.obstacles:
             lateral, range_ = (float(v) for v in pose.to_camera(ob.x, ob.z))
-            contact = self.camera.project(lateral, range_) if range_ > 0 else None
+            contact = self.camera.ground_pixel(lateral, range_) if range_ > 0 else None
             objects.append(ObjectState(ob.id, ob.x, ob.z, lateral, range_,
                                        float(np.hypot(lateral, range_)), ob.width, ob.height,
                                        ob.on_road, int(counts[ob.id]), bool(counts[ob.id]),

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from .canvas import (BUILDING, IGNORE, ROAD, SIDEWALK, SKY, TERRAIN, VEGETATION)
+from ...core.camera import CameraModel
 from .colour import Rng
 from .props import Car, draw_car, draw_person, draw_pole, draw_tree, Person, Pole, Tree, tree_box
 
@@ -50,22 +51,15 @@ Spec = Union[Pole, Tree, Person, Car]
 
 
 @dataclass(frozen=True)
-class Camera:
-    """Pinhole intrinsics at the rendered size (pixels, ROS convention); level, 1 unit high."""
-
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
+class Camera(CameraModel):
+    """The generator's camera: a pinhole (ROS pixel convention), level, 1 unit high."""
 
     @property
     def matrix(self) -> np.ndarray:
         """The 3 x 3 intrinsic matrix K."""
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+        return self.k
 
-    def project(self, lateral: float, range_: float) -> Tuple[float, float]:
+    def ground_pixel(self, lateral: float, range_: float) -> Tuple[float, float]:
         """Pixel ``(column, row)`` of the ground point at camera-frame ``(lateral, range_)``."""
         return (self.cx + self.fx * lateral / range_,
                 self.cy + self.fy * CAMERA_HEIGHT / range_)
