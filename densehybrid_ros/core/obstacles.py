@@ -133,7 +133,6 @@ def obstacle_points(frame: ObstacleFrame, geometry: Geometry, score: np.ndarray,
 def obstacle_grid(geometry: Geometry, semantic: Optional[np.ndarray],
                   drivable_classes: Tuple[int, ...], points: Optional[np.ndarray]) -> np.ndarray:
     """Occupancy grid: 100 under obstacle points, 0 where drivable ground is seen, -1 unknown."""
-    drivable = None
-    if semantic is not None and drivable_classes:
-        drivable = np.isin(semantic, drivable_classes)
-    return occupancy_grid(geometry.table, geometry.grid, drivable, points)
+    if semantic is None or not drivable_classes:
+        return occupancy_grid(geometry.table, geometry.grid, None, points)
+    return occupancy_grid(geometry.table, geometry.grid, semantic, points, drivable_classes)

@@ -27,7 +27,7 @@ anomalous pixels): ``place_on_ground`` x 5 0.35-0.6 ms, ``place_with_depth`` x 5
 from dataclasses import dataclass, field
 from functools import lru_cache
 import math
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -437,10 +437,13 @@ def depth_points(table: RayTable, depth: np.ndarray, anomalous: np.ndarray, scor
 # -- occupancy grid -------------------------------------------------------------------------------
 
 def occupancy_grid(table: RayTable, spec: GridSpec, drivable: Optional[np.ndarray] = None,
-                   points: Optional[np.ndarray] = None) -> np.ndarray:
+                   points: Optional[np.ndarray] = None,
+                   drivable_classes: Optional[Sequence[int]] = None) -> np.ndarray:
     """int8 grid (rows = y cells, columns = x cells; see the module docstring) for one frame.
 
-    ``drivable`` H x W bool: a cell is 0 when the pixel showing its centre is drivable (sampling
+    ``drivable`` H x W bool, or an H x W class-id map whose ``drivable_classes`` are drivable
+    (only the pixels showing cell centres are looked at: 0.07 ms instead of 1.6 ms for a whole
+    720p mask): a cell is 0 when the pixel showing its centre is drivable (sampling
     from the cells, not splatting pixels, leaves no holes at range where one pixel spans several
     cells, and cells hidden behind an obstacle stay unknown). ``points`` N x >= 2 base-frame
     (x, y, ...) anomaly points (``plane_points`` or ``depth_points``): their cells become 100, over
@@ -454,7 +457,9 @@ def occupancy_grid(table: RayTable, spec: GridSpec, drivable: Optional[np.ndarra
         pixels = table.cell_pixels(spec)
         seen = pixels >= 0
         free = np.zeros(rows * cols + 1, bool)
-        free[:-1][seen] = drivable.reshape(-1)[pixels[seen]]
+        values = drivable.reshape(-1)[pixels[seen]]
+        free[:-1][seen] = values if drivable_classes is None else np.isin(values,
+                                                                          drivable_classes)
         grid[free] = FREE
     if points is not None and len(points):
         grid[spec.cells(points[:, 0], points[:, 1])] = OCCUPIED

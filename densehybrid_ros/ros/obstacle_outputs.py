@@ -113,7 +113,8 @@ class ObstacleOutputs:
         for name, msg_type in types.items():
             self.publishers[name] = node.create_lifecycle_publisher(
                 msg_type, f'{out_ns}/{name}', OUTPUT_QOS)
-        self._geometry: Optional[Tuple[Any, Geometry]] = None   # (camera_info key, geometry)
+        self._geometry: Optional[Tuple[Any, Geometry]] = None   # ((camera, mount), geometry)
+        self._camera: Optional[Tuple[Any, CameraModel]] = None  # (camera_info key, model)
 
     # -- inputs
     def start(self, settings: ObstacleSettings, info_topic: str, depth_topic: str,
@@ -121,7 +122,7 @@ class ObstacleOutputs:
         """Take the activate-time settings (a new tracker) and subscribe to camera_info/depth."""
         self.settings, self.rectified = settings, rectified
         self.pipeline = settings.pipeline()
-        self._geometry = None
+        self._geometry = self._camera = None
         self.info, self.depth = Stamped(), Stamped()
         self.subscriptions.append(self.node.create_subscription(
             CameraInfo, info_topic, self.info.add, SENSOR_QOS))
@@ -183,8 +184,9 @@ class ObstacleOutputs:
         if 'anomaly_detections' in wanted:
             publish['anomaly_detections'].publish(
                 object_msgs.detections_2d(frame.tracks, header, confidences))
-        if 'anomaly_markers' in wanted:
-            camera = geometry.camera if geometry is not None else None
+        if 'anomaly_markers' in wanted:           # without a mount: outlines in the image
+            camera = geometry.camera if geometry is not None else \
+                self._camera_for(info, result.score.shape) if info is not None else None
             publish['anomaly_markers'].publish(object_msgs.markers(
                 frame.tracks, frame.placements if geometry is not None else None, header,
                 confidences, camera, self.settings.base_frame))
@@ -231,16 +233,23 @@ class ObstacleOutputs:
             self.three_d = ('off: no mount (set camera_height, or publish TF from '
                             f'{self.settings.base_frame} to {frame_id or "the image frame"})')
             return None
+        camera = self._camera_for(info, shape)
+        if self._geometry is None or self._geometry[0] != (camera, mount):
+            self._geometry = (camera, mount), Geometry(camera, mount, self.settings.grid,
+                                                       self.settings.cloud_stride)
+        self.three_d = 'on'
+        return self._geometry[1]
+
+    def _camera_for(self, info: CameraInfo, shape: Tuple[int, int]) -> CameraModel:
+        """Return the camera model of ``info`` at the image size (the last one is kept)."""
         key = (tuple(info.k), tuple(info.d), tuple(info.p), info.width, info.height,
-               info.distortion_model, shape, mount)
-        if self._geometry is None or self._geometry[0] != key:
+               info.distortion_model, tuple(shape))
+        if self._camera is None or self._camera[0] != key:
             camera = CameraModel.from_info(info, self.rectified)
             if (camera.size[0], camera.size[1]) != (shape[1], shape[0]):
                 camera = camera.scaled(shape[1], shape[0])
-            self._geometry = key, Geometry(camera, mount, self.settings.grid,
-                                           self.settings.cloud_stride)
-        self.three_d = 'on'
-        return self._geometry[1]
+            self._camera = key, camera
+        return self._camera[1]
 
     def _depth(self, stamp: int, tolerance: int, shape: Tuple[int, int]
                ) -> Optional[np.ndarray]:

@@ -2,7 +2,8 @@
 
 ``densehybrid-bench`` (or ``densehybrid-bench all``) measures the figures below; its other
 subcommands are ``backends`` (runtimes side by side, ``backends.py``), ``model`` (one large
-model's speed and memory, ``model.py``) and ``gpu-check`` (``gpu_check.py``). All of them time
+model's speed and memory, ``model.py``), ``obstacles`` (the node's object and 3-D outputs,
+``obstacles.py``) and ``gpu-check`` (``gpu_check.py``). All of them time
 with ``harness.py`` and compare outputs with ``agreement.py``.
 
 Every figure is a ratio or rate measured in this one run: warm-up runs are excluded, the two
@@ -33,6 +34,9 @@ subscriber in three processes on a private ROS domain, 1280x720 rgb8 frames:
   about 1 + 1/3);
 * ``conversions_ms``: cv_bridge input conversion, per-output rendering and message building,
   and the output resize, at 1280x720.
+* ``obstacles``: ``obstacle_cost_ms`` and ``three_d_cost_ms`` (and with depth), the node's
+  object and 3-D outputs per 1280x720 frame on the embedded model's outputs, next to its
+  ``frame_ms`` (``obstacles.py``; about 20 s).
 
 ``--reference`` times the authors' ``LadderDenseNetTH`` (imported from their checkout at run
 time, never copied here) against this project's ldn121 on the same weights and inputs.
@@ -48,6 +52,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import backends as backends_cmd, gpu_check as gpu_check_cmd, model as model_cmd
+from . import obstacles as obstacles_cmd
 from .arch import bench_arch, MatmulPeak, random_model
 from .conversions import bench_conversions
 from .machine import machine_facts
@@ -64,6 +69,7 @@ EXAMPLE = '''examples:
   densehybrid-bench --bf16 --archs ldn121 --no-node       # adds bf16 autocast figures
   densehybrid-bench backends --archs ldn121 --size 512 1024 --threads 2
   densehybrid-bench model --arch dlv3plus_wrn38 --threads 2
+  densehybrid-bench obstacles --threads 2 --json out/bench/obstacles.json   # ~20 s
   densehybrid-bench gpu-check --setup --json out/gpu_check.json   # on a CUDA machine
 '''
 PROG = 'densehybrid-bench'
@@ -84,6 +90,8 @@ def subcommands() -> Dict[str, Tuple[str, str, Callable[[argparse.ArgumentParser
                   model_cmd.__doc__, model_cmd.add_arguments, model_cmd.run),
         'gpu-check': ('on a CUDA machine: GPU runtimes, agreement with torch fp32, fps',
                       gpu_check_cmd.__doc__, gpu_check_cmd.add_arguments, gpu_check_cmd.run),
+        'obstacles': ("cost of the node's object and 3-D outputs per 720p frame",
+                      obstacles_cmd.__doc__, obstacles_cmd.add_arguments, obstacles_cmd.run),
     }
 
 
@@ -131,8 +139,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--threads', type=int, help="torch threads (default: torch's own choice); "
                                                'the node gets the same')
     p.add_argument('--json', metavar='FILE', help='write every figure here')
-    p.add_argument('--no-node', action='store_true', help='skip the live node and the '
-                                                          'conversions (no ROS needed)')
+    p.add_argument('--no-node', action='store_true', help='skip the live node, the '
+                                                          'conversions and the obstacle '
+                                                          'figures (no ROS needed)')
     p.add_argument('--node-arch', default='ladder_resnet18_half',
                    help='architecture the live node runs (default ladder_resnet18_half, the '
                         "embedded model's; ignored with --checkpoint)")
@@ -218,11 +227,13 @@ def run_all(args: argparse.Namespace) -> int:
                 args.seed, log=log)
         if args.no_node:
             results['node'] = {'skipped': '--no-node'}
+            results['obstacles'] = {'skipped': '--no-node'}
         else:
             results['conversions_ms'] = _conversions(plan, args, log)
             results['node'] = _live_node(plan, args, device, ckpt_model, log)
             if 'skipped' in results['node']:
                 code = 1
+            results['obstacles'] = _obstacles(args, log)
     except KeyboardInterrupt:
         results['interrupted'] = True
         code = 130
@@ -244,6 +255,16 @@ def _conversions(plan: Plan, args: argparse.Namespace, log: Log) -> Dict[str, An
         width = args.node_width if args.node_width < plan.node_size[1] else 0
         return bench_conversions(plan.node_size, plan.conv_reps, width, args.seed,
                                  default_palette(NUM_CLASSES), log)
+    except ImportError as exc:
+        return {'skipped': f'ROS Python packages missing: {exc}'}
+
+
+def _obstacles(args: argparse.Namespace, log: Log) -> Dict[str, Any]:
+    try:
+        if args.quick:
+            return obstacles_cmd.bench_obstacles(obstacles_cmd.QUICK_SIZE, 5, 3, seed=args.seed,
+                                                 log=log)
+        return obstacles_cmd.bench_obstacles(seed=args.seed, log=log)
     except ImportError as exc:
         return {'skipped': f'ROS Python packages missing: {exc}'}
 

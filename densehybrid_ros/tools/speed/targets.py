@@ -12,6 +12,8 @@ TARGETS = {
     'overload_latency': ('<=', 1.3),
     'reference_speedup': ('>=', 1.4),
     'reference_max_abs_diff': ('<=', 1e-3),
+    'obstacle_cost_ms': ('<=', 5.0),          # per 1280x720 frame (issue 21)
+    'three_d_cost_ms': ('<=', 5.0),           # per 1280x720 frame, ground plane (issue 22)
 }
 
 
@@ -42,6 +44,10 @@ def judge(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     for key in ('node_overhead', 'node_overhead_score_only', 'overload_latency'):
         if key in node:
             add(key, key, node[key]['value'])
+    obstacles = results.get('obstacles') or {}
+    for key in ('obstacle_cost_ms', 'three_d_cost_ms'):
+        if key in obstacles:
+            add(key, key, obstacles[key], f'at {obstacles["size"]}')
     ref = results.get('reference')
     if ref and 'speedup' in ref:
         add('ldn121.reference_speedup', 'reference_speedup', ref['speedup'])
@@ -122,6 +128,18 @@ def format_table(results: Dict[str, Any]) -> str:
         row('total, all outputs', f'{conv["total_all_outputs"]:.2f}')
     elif conv:
         lines.append(f'conversions: skipped ({conv["skipped"]})')
+    obst = results.get('obstacles')
+    if obst and 'skipped' not in obst:
+        frame = obst['frame_ms']
+        lines.append(f'node object and 3-D outputs at {obst["size"]} (ms; the Segmenter takes '
+                     f'{frame:.0f} ms at {obst["inference_size"]})')
+        for key, label in (('obstacle_cost_ms', 'instances + tracks + markers'),
+                           ('three_d_cost_ms', '3-D outputs, ground plane'),
+                           ('three_d_depth_cost_ms', '3-D outputs with depth')):
+            row(f'{label}, {obst[key] / frame:.4f} x frame', f'{obst[key]:.2f}', key)
+        row('ray table, once per camera', f'{obst["ray_table_ms"]:.1f}')
+    elif obst:
+        lines.append(f'obstacles: skipped ({obst["skipped"]})')
     ref = results.get('reference')
     if ref and 'speedup' in ref:
         lines.append(f'authors\' LadderDenseNetTH vs ldn121 at {ref["size"]}')

@@ -106,11 +106,19 @@ def test_quick_bench_json_has_every_figure(tmp_path):
     assert ref_fig['max_abs_diff'] < 1e-4       # the stand-in is our own model (layouts differ)
     assert ref_fig['label_agreement'] == 1.0
 
+    obstacles = results['obstacles']
+    assert obstacles['size'] == '320x180' and obstacles['reps'] == 5
+    for key in ('obstacle_cost_ms', 'three_d_cost_ms', 'three_d_depth_cost_ms', 'frame_ms',
+                'obstacle_ratio', 'three_d_ratio', 'ray_table_ms'):
+        assert _finite(obstacles[key]) and obstacles[key] > 0, key
+    assert obstacles['workload_mean']['tracks'] > 0          # the tracker confirmed obstacles
+
     figures = {c['figure'] for c in results['checks']}
     assert figures == {'ldn121.hybrid_overhead', 'ladder_resnet18.hybrid_overhead',
                        'ldn121.flop_utilisation', 'node_overhead',
                        'node_overhead_score_only', 'overload_latency',
-                       'ldn121.reference_speedup', 'ldn121.reference_max_abs_diff'}
+                       'ldn121.reference_speedup', 'ldn121.reference_max_abs_diff',
+                       'obstacle_cost_ms', 'three_d_cost_ms'}
     # Issue 15: tiny sizes are not judged against full-size targets (no FAIL printed).
     assert all(c['pass'] is None and c['target'] for c in results['checks'])
     verdicts = [line for line in table.splitlines() if line.endswith('(quick)')]
@@ -125,11 +133,13 @@ def test_judge_marks_pass_and_fail():
                              'flop_utilisation': {'value': 0.5}}},
         'node': {'node_overhead': {'value': 1.2}, 'node_overhead_score_only': {'value': 1.0},
                  'overload_latency': {'value': float('nan')}},
+        'obstacles': {'size': '1280x720', 'obstacle_cost_ms': 4.9, 'three_d_cost_ms': 5.1},
     }
     verdicts = {c['figure']: c['pass'] for c in judge(results)}
     assert verdicts == {'ldn121.hybrid_overhead': True, 'ldn121.flop_utilisation': False,
                         'node_overhead': False, 'node_overhead_score_only': True,
-                        'overload_latency': False}
+                        'overload_latency': False, 'obstacle_cost_ms': True,
+                        'three_d_cost_ms': False}
 
 
 def test_reference_import_errors_are_clear(tmp_path):
