@@ -289,8 +289,12 @@ class World:
         surface[marks] = 3
         surface[curb] = 4
         base = np.stack([st.asphalt, st.paving, st.grass, st.marking, st.paving * 1.2])
-        fine = self.noise('fine', X, Z)
-        coarse = self.noise('coarse', X + 37.0, Z + 11.0)
+        # Surface noise in screen space, as scene.py paints single scenes (features of 2 px and
+        # w / 8 px): noise fixed to world coordinates drew blotches tens of pixels wide on the
+        # near road, which the embedded model flagged (road false alarms, phantom tracks).
+        cols, rows = np.broadcast_arrays(xs, ys)
+        fine = _sample(self.tiles['fine'], 2.0 / 3, cols, rows)
+        coarse = _sample(self.tiles['coarse'], xs.size / 24, cols + 37.0, rows + 11.0)
         tiles = (np.floor(Z / st.slab) + np.floor((X - lw) / st.slab)) % 2
         gain = np.where(surface == 1, 0.95 + 0.06 * tiles, 1.0).astype(np.float32)
         weights = np.array([[0.035, 0.05], [0.04, 0.0], [0.06, 0.06], [0, 0], [0, 0]],
