@@ -157,7 +157,9 @@ def write_results(args: argparse.Namespace, run: Evaluation, summary: Dict[str, 
     calibrate(args, run, summary, output)
     run.save(output / 'state.npz')
     plot_curves(run.anomaly, output)
-    threshold = summary.get('calibration', {}).get('threshold', summary['threshold']['value'])
+    in_effect = summary['threshold']                # a recording: the node's, when known
+    threshold = summary.get('calibration', {}).get(
+        'threshold', in_effect.get('node', in_effect['value']))
     plot_histogram(output, run.anomaly if run.anomaly_frames else None, run.scores,
                    threshold if threshold is not None else math.nan)
     write_json(output / 'metrics.json', summary)

@@ -9,6 +9,7 @@ before it.
 """
 
 import argparse
+import math
 from dataclasses import dataclass
 from pathlib import Path
 import sys
@@ -157,7 +158,9 @@ def summarize(args: argparse.Namespace, source: Source, results: Results, run: E
         'input': str(args.input), 'source': source.kind, 'topics': source.topics,
         'checkpoint': results.checkpoint, 'shard': args.shard or '0/1',
         'interrupted': outcome.interrupted, 'num_classes': results.num_classes,
-        'threshold': {'value': results.threshold, 'source': results.threshold_source},
+        'threshold': {'value': results.threshold, 'source': results.threshold_source,
+                      **({'node': node} if math.isfinite(node := getattr(
+                          results, 'node_threshold', math.nan)) else {})},
         **run.summary(results.class_names),
         'unmatched_messages': stats.get('unmatched', 0),
         'frames_without_labels': stats.get('partial', 0),
