@@ -24,11 +24,11 @@ from ..evaluation.report import sequence_line
 from ...core.transport import child_env
 
 EXAMPLE = '''example:
-  densehybrid-demo                          # 60 frames at 512 x 1024, results in out/demo/
+  densehybrid-demo                          # 40 frames at 512 x 1024, results in out/demo/
   densehybrid-demo --frames 10 --output /tmp/demo --checkpoint my_model.pt
 '''
 CAMERA = '/camera/image'
-SPEED = 0.8              # units per frame: objects 30-60 units ahead come within a few units
+SPEED = 1.2              # units per frame: objects 30-60 units ahead come within a few units
 SCORE_TOPIC = '/camera/densehybrid/anomaly_score'
 
 
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='densehybrid-demo', description=__doc__, epilog=EXAMPLE,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--output', default='out/demo', help='results folder (default out/demo)')
-    p.add_argument('--frames', type=int, default=60, help='frames in the sample bag')
+    p.add_argument('--frames', type=int, default=40, help='frames in the sample bag')
     p.add_argument('--size', type=int, nargs=2, default=SCENE_SIZE, metavar=('H', 'W'),
                    help='scene size (default %d %d, the scale the embedded model knows)'
                    % SCENE_SIZE)
