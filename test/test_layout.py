@@ -115,3 +115,9 @@ def test_no_module_over_500_lines() -> None:
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob('*.py')
             if (n := len(p.read_text().splitlines())) > 500}
     assert long == {}
+
+
+def test_test_file_names_are_unique():
+    # pytest imports test modules by their basename (no __init__.py in test/)
+    names = [p.name for p in (PACKAGE.parent / 'test').rglob('test_*.py')]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
