@@ -18,7 +18,7 @@ from densehybrid_ros.core.camera import CameraModel, MountPose  # noqa: E402
 from densehybrid_ros.core.instances import find_instances  # noqa: E402
 from densehybrid_ros.core.projection import (GridSpec, occupancy_grid, place_on_ground,  # noqa
                                              plane_points, ray_table)
-from densehybrid_ros.core.tracking import Tracker  # noqa: E402
+from densehybrid_ros.core.tracking import Tracker, TrackerConfig  # noqa: E402
 from densehybrid_ros.ros import object_msgs  # noqa: E402
 
 H, W = 480, 640
@@ -46,7 +46,7 @@ def score_map(boxes) -> np.ndarray:
 def world():
     """Four frames through find_instances and a Tracker; the last one placed in 3-D."""
     semantic = np.zeros((H, W), np.uint8)                 # all road: every blob is an obstacle
-    tracker = Tracker()
+    tracker = Tracker(TrackerConfig(confirm_hits=3))       # confirmed on the third frame
     for frame in range(4):
         boxes = OBJECTS + ([PHANTOM] if frame == 3 else [])
         score = score_map(boxes)
