@@ -15,7 +15,7 @@ from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker  # noqa: E402
 
 from densehybrid_ros.core.camera import CameraModel, MountPose  # noqa: E402
-from densehybrid_ros.core.instances import find_instances  # noqa: E402
+from densehybrid_ros.core.instances import find_instances, InstanceConfig  # noqa: E402
 from densehybrid_ros.core.projection import (GridSpec, occupancy_grid, place_on_ground,  # noqa
                                              plane_points, ray_table)
 from densehybrid_ros.core.tracking import Tracker, TrackerConfig  # noqa: E402
@@ -27,6 +27,8 @@ MOUNT = MountPose.from_mount(camera_height=1.5)
 OBJECTS = [(100, 300, 60, 80), (400, 320, 40, 50)]     # x, y, w, h: two objects on the road
 PHANTOM = (300, 260, 10, 10)                           # seen in the last frame only
 THRESHOLD, SCORE_RANGE = 0.5, (0.0, 1.2)
+# the score map is synthetic (0.1 / 0.9): seeds anywhere above the threshold
+RULES = InstanceConfig(seed_offset=0.1, grow_offset=0.1, min_area_fraction=0.0)
 
 
 def frame_header() -> Header:
@@ -50,7 +52,7 @@ def world():
     for frame in range(4):
         boxes = OBJECTS + ([PHANTOM] if frame == 3 else [])
         score = score_map(boxes)
-        found = find_instances(score, semantic, THRESHOLD)
+        found = find_instances(score, semantic, THRESHOLD, RULES)
         tracks = tracker.update(found, stamp=frame * 0.1)
     table = ray_table(CAMERA, MOUNT)
     by_instance = {t.instance.id: t for t in tracks}
