@@ -1,12 +1,13 @@
 """An image's size from its header, before any pixel is decoded (pure core, bytes only).
 
 The decoder accepts JPEG and PNG, what image_transport's compressed plugin sends; both carry
-their size in the header. PNG: the IHDR chunk, which must come first (bytes 16-24). JPEG: the
-start-of-frame segment, after any number of tables, comments and APPn segments of any size. The
-whole marker chain is walked the way libjpeg walks it (segment lengths, fill bytes, stray bytes
-before a marker skipped), so the size found is the one the decoder allocates; a header that ends,
-or reaches the scan, before a frame header has no size. Any other format (WebP, TIFF, BMP, ...)
-is not read here: its size is unknown until decoded, so the decoder refuses it.
+their size in the header. PNG: the IHDR chunk, which must come first (bytes 16-24); every chunk
+must also fit in the data, as OpenCV allocates what a chunk declares. JPEG: the start-of-frame
+segment, after any number of tables, comments and APPn segments of any size. The whole marker
+chain is walked the way libjpeg walks it (segment lengths, fill bytes, stray bytes before a
+marker skipped), so the size found is the one the decoder allocates; a header that ends, or
+reaches the scan, before a frame header has no size. Any other format (WebP, TIFF, BMP, ...) is
+not read here: its size is unknown until decoded, so the decoder refuses it.
 
 Walking costs one pass over the segment headers: about 40 markers for a camera JPEG, and the
 comment segments of a hostile one are jumped over, not read (``bytes.find`` for stray bytes).
@@ -53,7 +54,26 @@ def _png_size(data: bytes) -> Optional[Tuple[int, int]]:
     if len(data) < 24 or data[8:16] != b'\x00\x00\x00\x0dIHDR':
         return None
     width, height = struct.unpack('>II', data[16:24])
-    return height, width
+    return (height, width) if _png_chunks_fit(data) else None
+
+
+def _png_chunks_fit(data: bytes) -> bool:
+    """Tell whether every chunk up to IEND (or the end) lies within ``data``.
+
+    OpenCV 4.14 allocates a chunk's declared length before reading it: a 150-byte 40 x 30 PNG
+    whose IDAT declared 2 GB took 2 GB (found by test/fuzz), so such data has no size here.
+    """
+    pos, end = 8, len(data)
+    while pos < end:
+        if pos + 12 > end:
+            return False                      # a chunk header cut short
+        length = struct.unpack('>I', data[pos:pos + 4])[0]
+        if pos + 12 + length > end:
+            return False
+        if data[pos + 4:pos + 8] == b'IEND':
+            return True
+        pos += 12 + length
+    return True
 
 
 def _jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:

@@ -115,7 +115,8 @@ def check_compressed(data: Buffer, fmt: str = '', max_pixels: int = 0) -> Tuple[
     size = header_size(head)
     if size is None:
         raise ImageError('undecodable', f'cannot decode {name} data ({len(head)} bytes): the '
-                                        f'{kind.upper()} header gives no image size')
+                                        f'{kind.upper()} header gives no image size, or a '
+                                        f'part declares more bytes than the data has')
     check_pixels(size[0], size[1], max_pixels, f'{kind.upper()} image')
     return size
 

@@ -18,13 +18,15 @@ import cv2
 import numpy as np
 import torch
 
+from ..core.images import decode_compressed, ImageError, MAX_PIXELS
 from ..models import DenseHybridModel
 from .graph import FrameGraph
 from .preprocess import to_batch
 from .runtimes import ExportError, require
 from ..metrics.calibration import calibrate, calibration_rule
 
-IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm')
+# What the one decoder reads (core.images: size checked from the header before decoding).
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 # OpenVINO op types that stay float in the int8 graph: the full-resolution score and argmax
 # after the heads. Left to NNCF's defaults it put an int8 FakeQuantize on the 19 x 512 x 1024
 # ``logits - max`` (ldn121: score |d| 1.3e-2 and 28 ms of FakeQuantize); convolutions, where
@@ -58,13 +60,19 @@ def calibration_frames(source: Union[str, Path], limit: int = 64) -> List[Calibr
     return frames[::step][:limit]
 
 
-def _folder_frames(path: Path) -> Iterator[CalibrationFrame]:
+def _folder_frames(path: Path, max_pixels: int = MAX_PIXELS) -> Iterator[CalibrationFrame]:
     for file in sorted(path.iterdir()):
         if file.suffix.lower() in IMAGE_SUFFIXES:
-            bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise ExportError(f'calibration image {file} cannot be decoded')
-            yield CalibrationFrame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            try:
+                rgb = decode_compressed(file.read_bytes(), file.suffix.lstrip('.').lower(),
+                                        max_pixels)
+            except ImageError as exc:
+                raise ExportError(f'calibration image {file} refused ({exc.cause}): '
+                                  f'{exc}') from None
+            except OSError as exc:
+                raise ExportError(f'calibration image {file} cannot be read: '
+                                  f'{exc.strerror or exc}') from None
+            yield CalibrationFrame(rgb)
 
 
 def _bag_frames(path: Path) -> Iterator[CalibrationFrame]:

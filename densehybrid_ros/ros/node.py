@@ -37,8 +37,8 @@ from .frame_size import frame_pixels
 from .obstacle_outputs import obstacle_settings, ObstacleOutputs, tf_mount_lookup
 from .pacing import fresh_wait
 from .qos import input_qos, OUTPUT_QOS
-from .params import (check_change, declare_parameters, DEFAULTS, read_parameters, split_list,
-                     validate_all)
+from .params import (check_change, check_unknown_parameters, declare_parameters, DEFAULTS,
+                     read_parameters, split_list, validate_all)
 from ..core.domain import (flagged_fraction, flagged_warning, model_domain,
                            synthetic_model_warning, UNKNOWN)
 from ..core.images import ImageError
@@ -116,6 +116,7 @@ class DenseHybridNode(LifecycleNode):
         """Validate parameters, load the checkpoint on the device and warm it up."""
         try:
             values = self._valid_parameters()
+            check_unknown_parameters(self, bool(values['strict_params']))   # typos: WARN
             width = int(values['inference_width'])
             if values['torch_threads'] > 0:
                 import torch

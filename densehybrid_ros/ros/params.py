@@ -5,9 +5,10 @@ and when a change takes effect. config/densehybrid.yaml mirrors ``DEFAULTS`` (a 
 """
 
 from dataclasses import dataclass
+import difflib
 import math
 import re
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
@@ -78,6 +79,10 @@ SPECS: Tuple[ParamSpec, ...] = (
               'CPU threads for inference (torch intra-op); 0 = torch default (all cores). One '
               'fewer than the cores leaves room for DDS and the callbacks.',
               int_range=(0, 1024)),
+    ParamSpec('strict_params', False,
+              'A start value (params file or -p) whose name is no parameter of this node, such '
+              'as the typo overlay_alfa, fails configure; false = a warning naming the closest '
+              'parameter.'),
     ParamSpec('anomaly_threshold', math.nan,
               'Hybrid score above which a pixel is anomalous (open_set 255, anomaly_mask 255); '
               'NaN = the calibrated threshold from the checkpoint.', stage=RUNTIME),
@@ -110,6 +115,11 @@ SPECS: Tuple[ParamSpec, ...] = (
     ParamSpec('camera_timeout', 2.0,
               'Seconds without a frame after which a camera is reported as an ERROR in '
               '/diagnostics.', stage=RUNTIME, float_range=(0.1, 3600.0)),
+    ParamSpec('domain_warn_fraction', 0.2,
+              'Warn (once a minute per camera) when more than this fraction of a frame is '
+              'flagged anomalous: the model may not fit the camera (e.g. the synthetic '
+              'default model on real images); 0 = never.', stage=RUNTIME,
+              float_range=(0.0, 1.0)),
     # Obstacles: instances and tracks (read at activate; trackers restart then).
     ParamSpec('drivable_classes', 'road',
               'Comma-separated closed-set classes an anomaly must stand on or touch to be an '
@@ -206,6 +216,37 @@ def declare_parameters(node: Any) -> Dict[str, str]:
             node.declare_parameter(spec.name, spec.default, spec.descriptor(),
                                    ignore_override=True)
     return refused
+
+
+def unknown_parameters(node: Any) -> List[str]:
+    """One message per start value (params file, ``-p``) that names no parameter of ``node``.
+
+    Each names the closest declared parameter (``overlay_alfa`` -> ``overlay_alpha``).
+    rclpy's ``qos_overrides.*`` are left out: they are declared with their publishers.
+    """
+    overrides = getattr(node, '_parameter_overrides', {})     # rclpy's parsed start values
+    declared = sorted(DEFAULTS)
+    messages = []
+    for name in sorted(overrides):
+        if node.has_parameter(name) or name.startswith('qos_overrides.'):
+            continue
+        close = difflib.get_close_matches(name, declared, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else 'see config/densehybrid.yaml'
+        messages.append(f"unknown parameter '{name}' (params file or -p): {hint}")
+    return messages
+
+
+def check_unknown_parameters(node: Any, strict: bool) -> List[str]:
+    """Warn once per unknown start parameter; with ``strict`` raise ValueError naming them all.
+
+    Call at configure with the ``strict_params`` value; returns the messages.
+    """
+    messages = unknown_parameters(node)
+    if messages and strict:
+        raise ValueError('; '.join(messages) + ' (strict_params is true)')
+    for message in messages:
+        node.get_logger().warning(message)
+    return messages
 
 
 def split_list(text: str) -> Tuple[str, ...]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from densehybrid_ros.core.image_size import header_size, image_format
-from fuzz.hostile import jpeg_with_comments, png_1bit, png_chunk, webp_8000
+from fuzz.hostile import jpeg_with_comments, png_1bit, png_chunk, png_huge_chunk, webp_8000
 
 RGB = np.random.default_rng(1).integers(0, 256, (37, 53, 3), dtype=np.uint8)
 
@@ -76,6 +76,15 @@ def test_jpeg_headers_without_a_size(cut):
         data = data[:sof] + b'\xff\xd9'
     assert image_format(data) == 'jpeg' and header_size(data) is None
     assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is None
+
+
+def test_a_png_chunk_longer_than_the_data_gives_no_size():
+    """Found by test/fuzz: OpenCV allocated the 2 GB an IDAT chunk declared."""
+    data = png_huge_chunk()
+    assert len(data) < 200 and header_size(data) is None
+    assert header_size(png_huge_chunk(len(data))) is None           # one byte too long is too
+    ok = png_1bit(64, 64, 64)
+    assert header_size(ok + b'trailing bytes after IEND') == (64, 64)
 
 
 def test_png_needs_ihdr_first():

@@ -146,13 +146,13 @@ def test_the_budget_is_a_pixel_count_and_0_is_no_limit():
 
 
 def test_a_refused_frame_costs_no_more_than_its_bytes():
-    """Peak RSS of a fresh process refusing the hostile frames (OpenCV decoded 192 MB each)."""
+    """Peak RSS of a process refusing hostile frames (OpenCV took 192 MB to 2.7 GB each)."""
     script = textwrap.dedent('''
         import resource, sys
         sys.path.insert(0, 'test')
         from densehybrid_ros.core import images
-        from fuzz.hostile import jpeg_with_comments, png_1bit, webp_8000
-        frames = [jpeg_with_comments(), webp_8000(), png_1bit()]
+        from fuzz.hostile import jpeg_with_comments, png_1bit, png_huge_chunk, webp_8000
+        frames = [jpeg_with_comments(), webp_8000(), png_1bit(), png_huge_chunk()]
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         for data in frames:
             try:
@@ -165,7 +165,7 @@ def test_a_refused_frame_costs_no_more_than_its_bytes():
                           timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     *causes, grown_mb = proc.stdout.split()
-    assert causes == ['too_large', 'unsupported_format', 'too_large']
+    assert causes == ['too_large', 'unsupported_format', 'too_large', 'undecodable']
     assert int(grown_mb) < 20, f'peak RSS grew by {grown_mb} MB'
 
 

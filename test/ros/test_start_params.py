@@ -16,6 +16,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from ros_helpers import close_node, NodeProcess, START_TIMEOUT_S  # noqa: E402
 
 from densehybrid_ros.ros.node import DenseHybridNode  # noqa: E402
+from densehybrid_ros.ros.params import check_unknown_parameters, unknown_parameters  # noqa: E402
 
 BAD_START = [
     ('overlay_alpha:=5.0', 'overlay_alpha', '5.0'),
@@ -79,3 +80,57 @@ def test_console_script_with_a_bad_value_stays_up_with_one_error_line(probe, tmp
     finally:
         assert node.stop(signal.SIGINT) == 0
     assert 'Traceback' not in node.output()
+
+
+TYPOS = [
+    ('anomaly_treshold:=1.5', 'anomaly_threshold'),
+    ('max_input_pixel:=100', 'max_input_pixels'),
+    ('overlay_alfa:=0.3', 'overlay_alpha'),
+]
+QOS_OVERRIDE = 'qos_overrides./x.publisher.depth:=3'      # declared by rclpy with a publisher
+
+
+def test_typos_in_start_parameters_name_the_closest_parameter(ros_context):
+    """Issue 23 failure 8: typos were ignored and the node went active on defaults."""
+    node = start(ros_context, [arg for arg, _ in TYPOS] + ['device:=cpu', QOS_OVERRIDE])
+    try:
+        messages = unknown_parameters(node)
+        assert len(messages) == 3, messages
+        for (arg, closest), message in zip(TYPOS, messages):
+            assert message == (f"unknown parameter '{arg.split(':=')[0]}' (params file or -p): "
+                               f"did you mean '{closest}'?")
+        with pytest.raises(ValueError, match="did you mean 'overlay_alpha'.*strict_params"):
+            check_unknown_parameters(node, strict=True)
+        assert check_unknown_parameters(node, strict=False) == messages
+    finally:
+        close_node(node)
+
+
+def test_typos_in_a_params_file_and_names_with_no_close_match(ros_context, tmp_path):
+    params = tmp_path / 'params.yaml'
+    params.write_text('/**:\n  ros__parameters:\n    overlay_alfa: 0.3\n    zzz_qq: 1\n'
+                      '    overlay_alpha: 0.4\n')
+    node = DenseHybridNode('densehybrid_start_test', context=ros_context,
+                           cli_args=['--ros-args', '--params-file', str(params)])
+    try:
+        assert unknown_parameters(node) == [
+            "unknown parameter 'overlay_alfa' (params file or -p): did you mean "
+            "'overlay_alpha'?",
+            "unknown parameter 'zzz_qq' (params file or -p): see config/densehybrid.yaml"]
+        assert node.get_parameter('overlay_alpha').value == 0.4
+    finally:
+        close_node(node)
+
+
+def test_strict_params_makes_a_typo_fail_configure_in_one_line(ros_context, tiny_checkpoint):
+    node = start(ros_context, ['overlay_alfa:=0.3', 'strict_params:=true', 'device:=cpu',
+                               f'checkpoint:={tiny_checkpoint}'])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.lifecycle_state == 'unconfigured'
+        assert "unknown parameter 'overlay_alfa'" in node._error
+        assert "did you mean 'overlay_alpha'" in node._error and '\n' not in node._error
+        assert node.set_parameters([Parameter('strict_params', value=False)])[0].successful
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS    # now a warning
+    finally:
+        close_node(node)

@@ -53,8 +53,10 @@ class GraphBackend(Backend):
     Graphs come from ``artifacts`` (folders made by densehybrid-export) or are exported on
     the first batch of a new size into the cache
     (:func:`densehybrid_ros.deploy.artifacts.ensure_artifact`)
-    when none are given. An artifact of another model, runtime, score or precision is refused,
-    and so is a batch of a size that the given artifacts do not cover.
+    when none are given. Both are verified before they run (file digests and input size
+    against ``meta.json``): a given artifact that fails is refused, a cached one exported
+    again. An artifact of another model, runtime, score or precision is refused, and so is a
+    batch of a size that the given artifacts do not cover.
     """
 
     fmt = ''
@@ -115,8 +117,8 @@ class GraphBackend(Backend):
                                f'(artifacts for: {have}); export one for this size or set the '
                                f'inference size to match')
         path = ensure_artifact(self.model, self.meta, self.fmt, size, self.precision,
-                               self.score, self.cache, self.digest)
-        info = self.check_artifact(read_artifact(path), path)
+                               self.score, self.cache, self.digest)      # verified there
+        info = self.check_artifact(read_artifact(path, verify=False), path)
         self._artifacts[size] = info
         return info
 

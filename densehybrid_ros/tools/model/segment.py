@@ -17,6 +17,7 @@ from typing import Any, List, Optional
 import numpy as np
 
 from .options import add_model_options, segmenter_from_args
+from ...core.domain import flagged_warning, model_domain, WARN_FRACTION
 from ...core.images import decode_compressed, ImageError, MAX_PIXELS
 from ...core.outputs import Renderer
 from ...core.pictures import PICTURES, unique_stems, write_pictures
@@ -106,7 +107,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'densehybrid-segment: error: {" ".join(str(exc).split())}', file=sys.stderr)
         return 2
     print(f'wrote {pictures} PNGs for {len(items)} images to {out}/')
+    warning = domain_warning(stats, model_domain(seg.meta))
+    if warning:
+        print(f'warning: {warning}', file=sys.stderr)
     return 0
+
+
+def domain_warning(stats: List[dict], domain: str, limit: float = WARN_FRACTION
+                   ) -> Optional[str]:
+    """One line for the run when images had more than ``limit`` of their pixels flagged."""
+    worst = max(stats, key=lambda s: s['anomalous_fraction'])
+    text = flagged_warning(worst['anomalous_fraction'], limit, domain, worst['image'])
+    over = sum(s['anomalous_fraction'] > limit for s in stats)
+    if text is None or len(stats) == 1:
+        return text
+    return f'{text} ({over} of {len(stats)} images above {100 * limit:.0f} %)'
 
 
 def _segment(items: List[tuple], seg: Any, renderer: Renderer, folder: Path) -> tuple:

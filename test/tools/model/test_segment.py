@@ -94,9 +94,8 @@ def onnx_64x96(tiny_checkpoint, tmp_path_factory):
     return out
 
 
-def test_a_failure_after_some_images_leaves_the_earlier_output_as_it_was(tmp_path, capsys,
-                                                                        tiny_checkpoint,
-                                                                        onnx_64x96):
+def test_a_failure_after_some_images_leaves_the_earlier_output_as_it_was(
+        tmp_path, capsys, tiny_checkpoint, onnx_64x96):
     """Issue 23 failures 2 and 7: pictures went straight into --output; a 22-line traceback."""
     out = tmp_path / 'out'
     out.mkdir()
