@@ -57,3 +57,16 @@ def png_1bit(height: int = 30000, width: int = 30000, rows: int = 4) -> bytes:
     raw = (b'\x00' + bytes((width + 7) // 8)) * rows                 # filter byte + packed row
     return (b'\x89PNG\r\n\x1a\n' + png_chunk(b'IHDR', ihdr)
             + png_chunk(b'IDAT', zlib.compress(raw, 9)) + png_chunk(b'IEND', b''))
+
+
+def png_huge_chunk(length: int = 0x7FFFFFFF) -> bytes:
+    """A 40 x 30 PNG whose IDAT chunk declares ``length`` bytes (OpenCV 4.14 allocated them).
+
+    Found by test/fuzz: 2 GB of RSS for about 150 bytes, within any pixel budget.
+    """
+    ok, buf = cv2.imencode('.png', np.zeros((30, 40, 3), np.uint8))
+    data = bytearray(buf.tobytes())
+    idat = data.find(b'IDAT')
+    assert ok and idat > 0
+    data[idat - 4:idat] = struct.pack('>I', length)
+    return bytes(data)

@@ -1,9 +1,10 @@
 """Issue 23 failure 1: hostile compressed frames cost the node no more than their bytes.
 
 A 38-byte WebP and a 1.1 MB JPEG whose frame header follows 17 comments of 64 KB both claim
-8000 x 8000 (192 MB decoded). The node process drops them, counts them in /diagnostics under
-their cause (``unsupported_format``: no size before decoding; ``too_large``: over
-``max_input_pixels``), and its peak RSS stays within 200 MB of what it was before them.
+8000 x 8000 (192 MB decoded); a 150-byte PNG declares a 2 GB chunk (OpenCV allocated it). The
+node process drops them, counts them in /diagnostics under their cause
+(``unsupported_format``: no size before decoding; ``too_large``: over ``max_input_pixels``;
+``undecodable``: a chunk past the data), and its peak RSS stays within 200 MB of what it was.
 """
 
 import os
@@ -13,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from fuzz.hostile import jpeg_with_comments, webp_8000
+from fuzz.hostile import jpeg_with_comments, png_huge_chunk, webp_8000
 
 pytest.importorskip('rclpy')
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
@@ -29,7 +30,7 @@ MB = 1 << 20
 
 
 def memory(pid: int) -> dict:
-    """VmRSS and VmHWM (peak RSS) of a process, bytes."""
+    """Return VmRSS and VmHWM (peak RSS) of a process, bytes."""
     fields = {}
     for line in open(f'/proc/{pid}/status'):
         key, _, value = line.partition(':')
@@ -62,12 +63,13 @@ def test_hostile_frames_are_dropped_by_cause_within_the_memory_budget(probe, nod
     good = CompressedImage(format='jpeg', data=encode_compressed(
         np.random.default_rng(0).integers(0, 256, (180, 320, 3), np.uint8), 'jpeg'))
     hostile = [CompressedImage(format='webp', data=webp_8000()),
-               CompressedImage(format='jpeg', data=jpeg_with_comments())]
+               CompressedImage(format='jpeg', data=jpeg_with_comments()),
+               CompressedImage(format='png', data=png_huge_chunk())]
 
     def counts() -> dict:
         for msg in reversed(list(diagnostics.recent)):
             for status in msg.status:
-                if status.name.endswith(f'camera {CAMERA}'):
+                if status.name.endswith(f'camera {CAMERA}/compressed'):
                     return values_of(status)
         return {}
 
@@ -86,7 +88,8 @@ def test_hostile_frames_are_dropped_by_cause_within_the_memory_budget(probe, nod
         f.write('5')                          # reset the peak RSS to the current RSS
     before = memory(node.proc.pid)
     stream(hostile, lambda: all(int(counts().get(f'bad_messages.{cause}', 0)) >= 2
-                                for cause in ('unsupported_format', 'too_large')),
+                                for cause in ('unsupported_format', 'too_large',
+                                              'undecodable')),
            'both hostile frames counted under their cause')
     after = memory(node.proc.pid)
     grown = (after['VmHWM'] - before['VmRSS']) / MB

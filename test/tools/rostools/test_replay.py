@@ -74,12 +74,15 @@ def test_help_shows_examples(capsys) -> None:
 
 
 def test_a_node_that_never_answers_stops_the_replay(tmp_path, capsys, monkeypatch) -> None:
+    """Issue 23 failure 9: exit 2 where the README says 1 (frames waited for never came)."""
     monkeypatch.setenv('ROS_DOMAIN_ID', str(130 + os.getpid() % 30))
     write_sample_bag(str(tmp_path / 'bag'), 3, (8, 8))
     assert main([str(tmp_path / 'bag'), '--wait-for', '/nobody/densehybrid/anomaly_score',
                  '--wait-timeout', '1', '--wait-subscribers', '0', '--quiet',
-                 '--record', str(tmp_path / 'rec')]) == 2
-    assert 'is the node running and active' in capsys.readouterr().err
+                 '--record', str(tmp_path / 'rec')]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if 'error:' in line]
+    assert len(err) == 1 and 'the first frame got no result' in err[0]
+    assert 'is the node running and active' in err[0]
     with BagReader(tmp_path / 'rec') as reader:             # a finished, readable bag
         assert '/nobody/densehybrid/anomaly_score' not in reader.topics
 
