@@ -65,10 +65,13 @@ def test_bad_checkpoint_fails_configure_with_one_line_and_stays_inspectable(prob
     assert 'Traceback' not in lc.output()
     assert probe.get_parameters(NODE, 'checkpoint') == ['/nonexistent/model.pt']
     diagnostics = probe.subscribe(DiagnosticArray, '/diagnostics', keep=10)
+    # the session's /diagnostics collector may hold this node's statuses from before the
+    # configure (an earlier test subscribed first): wait for an ERROR one
     status = probe.wait_for(lambda: next(
-        (s for m in diagnostics.recent for s in m.status if s.name == f'{NODE}: model'), None),
-        10, 'the model status')
-    assert status.level == DiagnosticStatus.ERROR and 'configure failed' in status.message
+        (s for m in reversed(list(diagnostics.recent)) for s in m.status
+         if s.name == f'{NODE}: model' and s.level == DiagnosticStatus.ERROR), None),
+        10, 'the model status to report the failed configure')
+    assert 'configure failed' in status.message
 
 
 def test_configure_activate_compressed_input_deactivate_cleanup(probe, lc, tiny_checkpoint):
