@@ -91,3 +91,20 @@ def pytest_collection_modifyitems(config, items):
         path = Path(str(item.fspath)).resolve().relative_to(REPO).as_posix()
         if path in LIVE_MIDDLEWARE_TESTS:
             item.add_marker(pytest.mark.flaky(reruns=2, reruns_delay=10))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MiB tmpfs (a disk that fills up); skipped where mounting is not permitted."""
+    disk = tmp_path / 'disk'
+    disk.mkdir()
+    try:
+        subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', str(disk)],
+                       check=True, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.skip(f'cannot mount a small tmpfs (needs root or CAP_SYS_ADMIN): '
+                    f'{getattr(exc, "stderr", None) or exc}')
+    try:
+        yield disk
+    finally:    # lazy: a writer that failed may still hold its file open in this process
+        subprocess.run(['umount', '--lazy', str(disk)], check=True, timeout=30)

@@ -3,7 +3,6 @@
 import json
 import os
 from pathlib import Path
-import subprocess
 from typing import Dict
 
 import pytest
@@ -34,23 +33,6 @@ def sample_bag(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp('bags') / 'sample'
     write_sample_bag(str(path), 4, SIZE, rate=10.0, seed=SEED)
     return path
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 2 MiB tmpfs (a disk that fills up); skipped where mounting is not permitted."""
-    disk = tmp_path / 'disk'
-    disk.mkdir()
-    try:
-        subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', str(disk)],
-                       check=True, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f'cannot mount a small tmpfs (needs root or CAP_SYS_ADMIN): '
-                    f'{getattr(exc, "stderr", None) or exc}')
-    try:
-        yield disk
-    finally:    # lazy: a writer that failed may still hold its file open in this process
-        subprocess.run(['umount', '--lazy', str(disk)], check=True, timeout=30)
 
 
 def test_broken_input_leaves_earlier_results_and_puts_the_partial_ones_aside(

@@ -206,23 +206,6 @@ def test_ctrl_c_stops_cleanly_with_a_readable_bag(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ['bag']
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 2 MiB tmpfs (a disk that fills up); skipped where mounting is not permitted."""
-    disk = tmp_path / 'disk'
-    disk.mkdir()
-    try:
-        subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', str(disk)],
-                       check=True, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f'cannot mount a small tmpfs (needs root or CAP_SYS_ADMIN): '
-                    f'{getattr(exc, "stderr", None) or exc}')
-    try:
-        yield disk
-    finally:    # lazy: a writer that failed may still hold its file open in this process
-        subprocess.run(['umount', '--lazy', str(disk)], check=True, timeout=30)
-
-
 def _fill(disk: Path, leave: int) -> None:
     """Fill ``disk`` with one file until ``leave`` bytes are free."""
     stat = os.statvfs(disk)
