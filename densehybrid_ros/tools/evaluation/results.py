@@ -48,6 +48,7 @@ class Results(Protocol):
     palette: np.ndarray
     calibration: Optional[Dict[str, Any]]
     threshold: float                 # the threshold in effect (NaN: none, or unknown)
+    prediction_threshold: float      # the one instances (and a missing mask) are made at
     threshold_source: str
 
     def results(self, frames: List[Frame]) -> List[Result]:
@@ -87,6 +88,11 @@ class ModelResults:
         return [{'score': r.score, 'semantic': r.semantic, 'open_set': r.open_set,
                  'anomaly_mask': r.anomaly_mask} for r in self.segmenter(images)]
 
+    @property
+    def prediction_threshold(self) -> float:
+        """The threshold in effect: the model's own predictions are made at it."""
+        return self.threshold
+
     def components(self, result: Result) -> Dict[str, np.ndarray]:
         """Mask and instances at the threshold in effect (none when it is NaN)."""
         return predictions_at(result['score'], result.get('semantic'), self.threshold)
@@ -97,7 +103,7 @@ class RecordedResults:
 
     The figures use the node's own mask (the recorded ``open_set``), so the threshold in
     effect is the node's and stays unknown here (NaN). Where a prediction needs a threshold
-    (instances; the mask of a recording without ``open_set``), ``node_threshold`` stands in:
+    (instances; the mask of a recording without ``open_set``), ``prediction_threshold`` stands in:
     ``--threshold``, else the calibration of the checkpoint the node ran.
     """
 
@@ -118,8 +124,9 @@ class RecordedResults:
         self.threshold = math.nan
         self.threshold_source = 'applied by the node (recorded open_set)'
         calibrated = (self.calibration or {}).get('threshold')
-        self.node_threshold = float(args.threshold if args.threshold is not None
-                                    else calibrated if calibrated is not None else math.nan)
+        self.prediction_threshold = float(
+            args.threshold if args.threshold is not None
+            else calibrated if calibrated is not None else math.nan)
 
     def results(self, frames: List[Frame]) -> List[Result]:
         """Per frame: the recorded score and, where recorded, semantic and open_set."""
@@ -134,8 +141,8 @@ class RecordedResults:
         return out
 
     def components(self, result: Result) -> Dict[str, np.ndarray]:
-        """Return the node's mask (recorded open_set) and the instances at ``node_threshold``."""
-        found = predictions_at(result['score'], result.get('semantic'), self.node_threshold)
+        """Return the node's mask (recorded open_set) and the instances at the node's threshold."""
+        found = predictions_at(result['score'], result.get('semantic'), self.prediction_threshold)
         if 'open_set' in result:
             found['mask'] = result['open_set'] == UNKNOWN_ID
         return found

@@ -159,8 +159,9 @@ def summarize(args: argparse.Namespace, source: Source, results: Results, run: E
         'checkpoint': results.checkpoint, 'shard': args.shard or '0/1',
         'interrupted': outcome.interrupted, 'num_classes': results.num_classes,
         'threshold': {'value': results.threshold, 'source': results.threshold_source,
-                      **({'node': node} if math.isfinite(node := getattr(
-                          results, 'node_threshold', math.nan)) else {})},
+                      **({'node': results.prediction_threshold}     # a recording's, if known
+                         if math.isnan(results.threshold)
+                         and math.isfinite(results.prediction_threshold) else {})},
         **run.summary(results.class_names),
         'unmatched_messages': stats.get('unmatched', 0),
         'frames_without_labels': stats.get('partial', 0),
@@ -190,7 +191,7 @@ def evaluate_into(args: argparse.Namespace, output: Path, bag: Optional[Path] = 
         use_labels = source.kind != 'streethazards' or run.num_classes == STREETHAZARDS_CLASSES
         writer = ResultWriter(args, output, results, source, bag)
         sinks = FrameSinks(run, results, FrameTable(output / 'frames.csv'), writer, use_labels,
-                           SequenceSink(getattr(results, 'node_threshold', results.threshold)))
+                           SequenceSink(results.prediction_threshold))
         try:
             outcome = read_frames(args, source, results, sinks)
         finally:
