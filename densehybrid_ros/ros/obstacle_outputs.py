@@ -20,7 +20,7 @@ A frame without paired camera_info still gets the camera-frame outputs and is co
 from collections import deque
 from dataclasses import dataclass
 import math
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
 
 from nav_msgs.msg import OccupancyGrid
 import numpy as np
@@ -35,7 +35,8 @@ from .qos import keep_last, OUTPUT_QOS
 from ..core.camera import CameraModel, MountPose
 from ..core.images import decode_depth, ImageError
 from ..core.instances import InstanceConfig
-from ..core.obstacles import Geometry, obstacle_grid, obstacle_points, ObstaclePipeline
+from ..core.obstacles import (Geometry, obstacle_grid, obstacle_points, ObstacleFrame,
+                              ObstaclePipeline)
 from ..core.projection import depth_in_metres, GridSpec
 from ..core.tracking import TrackerConfig
 
@@ -177,36 +178,15 @@ class ObstacleOutputs:
             depth = self._depth(stamp, tolerance, result.score.shape)
         if geometry is not None:
             pipe.place(frame, geometry, depth)
-        publish = self.publishers
-        if 'anomaly_instances' in wanted:
-            publish['anomaly_instances'].publish(
-                numpy_to_image(frame.track_image(), 'mono16', header))
-        if 'anomaly_detections' in wanted:
-            publish['anomaly_detections'].publish(
-                object_msgs.detections_2d(frame.tracks, header, confidences))
-        if 'anomaly_markers' in wanted:           # without a mount: outlines in the image
-            camera = geometry.camera if geometry is not None else \
-                self._camera_for(info, result.score.shape) if info is not None else None
-            publish['anomaly_markers'].publish(object_msgs.markers(
-                frame.tracks, frame.placements if geometry is not None else None, header,
-                confidences, camera, self.settings.base_frame))
-        if geometry is None:
-            return
-        base = self.settings.base_frame
-        if 'camera_info' in wanted:
-            publish['camera_info'].publish(object_msgs.camera_info_for(info, header))
-        points = None
-        if 'anomaly_points' in wanted or 'anomaly_grid' in wanted:
-            points = obstacle_points(frame, geometry, result.score, depth)
-        if 'anomaly_points' in wanted:
-            publish['anomaly_points'].publish(object_msgs.point_cloud(points, header, base))
-        if 'anomaly_grid' in wanted:
-            grid = obstacle_grid(geometry, result.semantic, self.settings.drivable, points)
-            publish['anomaly_grid'].publish(
-                object_msgs.occupancy_grid(grid, geometry.grid, header, base))
-        if 'anomaly_detections_3d' in wanted:
-            publish['anomaly_detections_3d'].publish(object_msgs.detections_3d(
-                frame.tracks, frame.placements, header, confidences, base))
+        camera = geometry.camera if geometry is not None else \
+            self._camera_for(info, result.score.shape) if info is not None else None
+        messages = object_messages(frame, header, confidences, camera, self.settings, wanted,
+                                   placed=geometry is not None)
+        if geometry is not None:
+            messages.update(three_d_messages(frame, geometry, result, depth, info, header,
+                                             confidences, self.settings, wanted))
+        for name, msg in messages.items():
+            self.publishers[name].publish(msg)
 
     def report(self) -> Dict[str, str]:
         """Return the object values for this camera's /diagnostics status."""
@@ -259,13 +239,58 @@ class ObstacleOutputs:
             self.frames_without_depth += 1
             return None
         try:
-            raw = decode_depth(msg.encoding, msg.height, msg.width, msg.step, msg.data,
-                               bool(msg.is_bigendian))
+            return depth_from_message(msg)
         except ImageError:
             self.bad_depth += 1
             return None
-        depth = depth_in_metres(raw)
-        return depth if math.isfinite(float(np.nanmax(depth, initial=0.0))) else None
+
+
+def depth_from_message(msg: Image) -> Optional[np.ndarray]:
+    """Return a depth Image (16UC1 mm / 32FC1 m) in metres, NaN where invalid; None: none valid."""
+    depth = depth_in_metres(decode_depth(msg.encoding, msg.height, msg.width, msg.step,
+                                         msg.data, bool(msg.is_bigendian)))
+    return depth if math.isfinite(float(np.nanmax(depth, initial=0.0))) else None
+
+
+def object_messages(frame: ObstacleFrame, header: Header, confidences: Dict[int, float],
+                    camera: Optional[CameraModel], settings: ObstacleSettings,
+                    wanted: Iterable[str], placed: bool) -> Dict[str, Any]:
+    """Build the wanted camera-frame object messages (instances, 2-D detections, markers).
+
+    Markers are 3-D boxes when the frame is ``placed``, outlines in the image with ``camera``.
+    """
+    out: Dict[str, Any] = {}
+    if 'anomaly_instances' in wanted:
+        out['anomaly_instances'] = numpy_to_image(frame.track_image(), 'mono16', header)
+    if 'anomaly_detections' in wanted and object_msgs.VISION_MSGS_ERROR is None:
+        out['anomaly_detections'] = object_msgs.detections_2d(frame.tracks, header, confidences)
+    if 'anomaly_markers' in wanted:
+        out['anomaly_markers'] = object_msgs.markers(
+            frame.tracks, frame.placements if placed else None, header, confidences, camera,
+            settings.base_frame)
+    return out
+
+
+def three_d_messages(frame: ObstacleFrame, geometry: Geometry, result: Any,
+                     depth: Optional[np.ndarray], info: CameraInfo, header: Header,
+                     confidences: Dict[int, float], settings: ObstacleSettings,
+                     wanted: Iterable[str]) -> Dict[str, Any]:
+    """Build the wanted 3-D messages of a placed frame (camera_info, points, grid, 3-D boxes)."""
+    base, out = settings.base_frame, {}
+    if 'camera_info' in wanted:
+        out['camera_info'] = object_msgs.camera_info_for(info, header)
+    points = None
+    if 'anomaly_points' in wanted or 'anomaly_grid' in wanted:
+        points = obstacle_points(frame, geometry, result.score, depth)
+    if 'anomaly_points' in wanted:
+        out['anomaly_points'] = object_msgs.point_cloud(points, header, base)
+    if 'anomaly_grid' in wanted:
+        grid = obstacle_grid(geometry, result.semantic, settings.drivable, points)
+        out['anomaly_grid'] = object_msgs.occupancy_grid(grid, geometry.grid, header, base)
+    if 'anomaly_detections_3d' in wanted and object_msgs.VISION_MSGS_ERROR is None:
+        out['anomaly_detections_3d'] = object_msgs.detections_3d(
+            frame.tracks, frame.placements, header, confidences, base)
+    return out
 
 
 def obstacle_settings(values: Dict[str, Any], class_names: List[str],

@@ -43,7 +43,6 @@ with other jobs, wall time stretches, single-threaded CPU time much less). Witho
 import argparse
 from dataclasses import dataclass
 import json
-import math
 import os
 from pathlib import Path
 import sys
@@ -124,8 +123,13 @@ def load_frames(size: Size, first: int, count: int, seed: int, log: Log) -> Fram
         class_names=segmenter.class_names)
 
 
+# What the node builds when every object output is subscribed, in its order.
+OBJECT_OUTPUTS = ('anomaly_instances', 'anomaly_detections', 'anomaly_markers')
+THREE_D_OUTPUTS = ('camera_info', 'anomaly_points', 'anomaly_grid', 'anomaly_detections_3d')
+
+
 class NodeOutputs:
-    """One camera's object and 3-D outputs as ``ObstacleOutputs.process`` builds them, unpublished.
+    """One camera's object and 3-D outputs, built by the node's own functions, unpublished.
 
     ``objects`` is the part every frame with object subscribers pays, ``three_d`` the part a
     frame paired with camera_info (and, given, depth) adds.
@@ -149,43 +153,27 @@ class NodeOutputs:
 
     def objects(self, result: Any, header: Any) -> Tuple[Any, Dict[int, float], List[Any]]:
         """Instances, tracks, track image, Detection2DArray, markers: frame, confidences, msgs."""
-        from ...ros.conversions import numpy_to_image
+        from ...ros.obstacle_outputs import object_messages
 
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
         frame = self.pipeline.update(result.score, result.semantic, self.frames.threshold, stamp)
         confidences = self.msgs.track_confidences(frame.tracks, self.frames.score_range)
-        out = [numpy_to_image(frame.track_image(), 'mono16', header)]
-        if self.vision:
-            out.append(self.msgs.detections_2d(frame.tracks, header, confidences))
-        out.append(self.msgs.markers(frame.tracks, None, header, confidences,
-                                     self.geometry.camera, self.base))
-        return frame, confidences, out
+        built = object_messages(frame, header, confidences, self.geometry.camera, self.settings,
+                                OBJECT_OUTPUTS, placed=False)
+        return frame, confidences, list(built.values())
 
     def three_d(self, frame: Any, confidences: Dict[int, float], result: Any, header: Any,
                 depth_msg: Optional[Any] = None) -> Tuple[np.ndarray, List[Any]]:
         """Placement, camera_info, points, grid, Detection3DArray: (points, msgs)."""
-        from ...core.images import decode_depth
-        from ...core.obstacles import obstacle_grid, obstacle_points
-        from ...core.projection import depth_in_metres
+        from ...ros.obstacle_outputs import depth_from_message, three_d_messages
 
-        depth = None
-        if depth_msg is not None:
-            depth = depth_in_metres(decode_depth(
-                depth_msg.encoding, depth_msg.height, depth_msg.width, depth_msg.step,
-                depth_msg.data, bool(depth_msg.is_bigendian)))
-            if not math.isfinite(float(np.nanmax(depth, initial=0.0))):
-                depth = None
-        geometry, msgs = self.geometry, self.msgs
-        self.pipeline.place(frame, geometry, depth)
-        out = [msgs.camera_info_for(self.info, header)]
-        points = obstacle_points(frame, geometry, result.score, depth)
-        out.append(msgs.point_cloud(points, header, self.base))
-        grid = obstacle_grid(geometry, result.semantic, self.settings.drivable, points)
-        out.append(msgs.occupancy_grid(grid, geometry.grid, header, self.base))
-        if self.vision:
-            out.append(msgs.detections_3d(frame.tracks, frame.placements, header, confidences,
-                                          self.base))
-        return points, out
+        depth = depth_from_message(depth_msg) if depth_msg is not None else None
+        self.pipeline.place(frame, self.geometry, depth)
+        built = three_d_messages(frame, self.geometry, result, depth, self.info, header,
+                                 confidences, self.settings, THREE_D_OUTPUTS)
+        cloud = built['anomaly_points']          # the points as the message carries them
+        points = np.frombuffer(bytes(cloud.data), np.float32).reshape(-1, 5)
+        return points, list(built.values())
 
 
 def ray_table_seconds(outputs: NodeOutputs) -> float:
