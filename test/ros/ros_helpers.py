@@ -50,6 +50,7 @@ def ros_env() -> Dict[str, str]:
     env = child_env(DOMAIN_ID)                # discovery settings stay as inherited: all
     env.setdefault('OMP_NUM_THREADS', '1')   # node, probe and DDS share 2 cores: no spinning
     env['RCUTILS_COLORIZED_OUTPUT'] = '0'
+    env['PYTHONFAULTHANDLER'] = '1'          # stacks of a hung process (NodeProcess.stop)
     return env
 
 
@@ -85,8 +86,14 @@ class NodeProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+                # a hung node: SIGABRT makes faulthandler (PYTHONFAULTHANDLER, ros_env) print
+                # every thread's stack into the log before it dies
+                self.proc.send_signal(signal.SIGABRT)
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
         self._log.close()
         return self.proc.returncode
 
@@ -134,14 +141,27 @@ class Probe:
         self.executor.add_node(self.node)
         self._cond = threading.Condition()
         self.topics: Dict[str, Collector] = {}
+        self.errors: List[str] = []             # exceptions the spinning thread survived
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
     def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # context shut down at teardown
-            pass
+        """Spin until shutdown; an error in one wait does not stop the probe listening.
+
+        Destroying a client or publisher from the test thread while the executor waits on it
+        raises (InvalidHandle) inside ``spin_once``. A plain ``spin()`` ended there, silently, and
+        every later subscription of the session collected nothing (seen once in CI as an
+        obstacle test that received no message at all). Errors are kept in ``errors`` and
+        reported by :meth:`wait_for`.
+        """
+        while not self._stop.is_set() and self.node.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.2)
+            except Exception as exc:  # noqa: B902 (also the shutdown at teardown)
+                if self._stop.is_set() or not self.node.context.ok():
+                    return
+                self.errors.append(f'{type(exc).__name__}: {exc}')
 
     def subscribe(self, msg_type: Any, topic: str, qos: Any = 10, keep: int = 4) -> 'Collector':
         """Record every message's arrival and stamp on ``topic``; keep the last ``keep``."""
@@ -173,7 +193,8 @@ class Probe:
         """Like :meth:`wait`, but fail the test on timeout."""
         value = self.wait(predicate, timeout)
         if not value:
-            pytest.fail(f'timed out after {timeout:.0f} s waiting for {what}')
+            pytest.fail(f'timed out after {timeout:.0f} s waiting for {what}'
+                        + (f' (probe errors: {self.errors[-3:]})' if self.errors else ''))
         return value
 
     def call(self, srv_type: Any, name: str, request: Any, timeout: float = 30.0) -> Any:
@@ -208,6 +229,8 @@ class Probe:
 
     def close(self) -> None:
         """Stop spinning and destroy the node."""
+        self._stop.set()
+        self._thread.join(5)
         self.executor.shutdown(timeout_sec=5)
         self.node.destroy_node()
 

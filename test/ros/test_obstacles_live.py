@@ -82,8 +82,12 @@ def played(probe, sequence_bag, tmp_path_factory):
         assert camera.returncode == 0, camera.stderr + node.output()[-3000:]
         sent = json.loads(camera.stdout.strip().splitlines()[-1])
         last = sent['stamps'][-1]
-        probe.wait(lambda: any(stamp_ns(m.header) == last for m in subs['camera_info'].recent),
-                   30.0)
+        if not probe.wait(lambda: any(stamp_ns(m.header) == last
+                                      for m in subs['camera_info'].recent), 60.0):
+            node.stop(signal.SIGINT, timeout=10.0)         # stacks into the log if it hangs
+            pytest.fail('no 3-D outputs of the last frame within 60 s; received '
+                        f'{ {name: len(c.arrivals) for name, c in subs.items()} }, '
+                        f'probe errors {probe.errors[-3:]}; node log:\n{node.output()[-6000:]}')
         yield sent, subs, ground_truth(sequence_bag), node
     finally:
         node.stop(signal.SIGINT)
