@@ -34,17 +34,36 @@ class CtlError(Exception):
     """A usage error or an unreachable node: one ``error:`` line, exit 2."""
 
 
-def call(node: Node, srv_type: Any, name: str, request: Any, timeout: float) -> Any:
-    """Call a service and wait for the answer (CtlError when it is not there)."""
+# A service is "available" once the client has discovered the server; the server may not yet
+# have discovered the client's reply reader, and a reply sent before that is lost (a ROS 2 race:
+# seen here as a call that never answered on a loaded 2-core machine). So: a short settle after
+# discovery, and requests that change nothing when repeated are sent again while unanswered.
+SETTLE_S = 0.3
+RESEND_S = 5.0
+
+
+def call(node: Node, srv_type: Any, name: str, request: Any, timeout: float,
+         idempotent: bool = True) -> Any:
+    """Call a service and wait for the answer (CtlError when it is not there).
+
+    ``idempotent`` requests are resent every ``RESEND_S`` while unanswered.
+    """
     client = node.create_client(srv_type, name)
     if not client.wait_for_service(timeout_sec=timeout):
         raise CtlError(f'service {name} not available after {timeout:g} s (node running? '
                        'same ROS_DOMAIN_ID?)')
-    future = client.call_async(request)
-    rclpy.spin_until_future_complete(node, future, timeout_sec=max(timeout, 120.0))
-    if not future.done():
-        raise CtlError(f'service {name} did not answer')
-    return future.result()
+    time.sleep(SETTLE_S)
+    deadline = time.monotonic() + max(timeout, 120.0)
+    futures = []
+    while time.monotonic() < deadline:
+        futures.append(client.call_async(request))
+        wait = deadline - time.monotonic() if not idempotent else \
+            min(RESEND_S, deadline - time.monotonic())
+        rclpy.spin_until_future_complete(node, futures[-1], timeout_sec=max(wait, 0.0))
+        answered = [f for f in futures if f.done()]
+        if answered:
+            return answered[0].result()
+    raise CtlError(f'service {name} did not answer')
 
 
 def lifecycle(node: Node, target: str, command: str, timeout: float) -> int:
@@ -53,7 +72,8 @@ def lifecycle(node: Node, target: str, command: str, timeout: float) -> int:
     from lifecycle_msgs.srv import ChangeState, GetState
     if command != 'get':       # by label: the node picks the transition of its current state
         request = ChangeState.Request(transition=Transition(label=command))
-        ok = call(node, ChangeState, f'{target}/change_state', request, timeout).success
+        ok = call(node, ChangeState, f'{target}/change_state', request, timeout,
+                  idempotent=False).success
         if not ok:
             print(f'{command} failed (see the node log or /diagnostics)', file=sys.stderr)
     state = call(node, GetState, f'{target}/get_state', GetState.Request(), timeout)

@@ -63,6 +63,26 @@ def node_command() -> List[str]:
     return [sys.executable, '-m', 'densehybrid_ros.ros.main']
 
 
+def native_stacks(pid: int, dump: Path) -> str:
+    """Write every thread's native stack of process ``pid`` to ``dump`` (gdb); a short summary.
+
+    Evidence for a live test that received nothing: a Fast DDS thread stuck on a lock or a
+    shared-memory port shows here. The summary counts the frames that name Fast DDS waits.
+    """
+    gdb = shutil.which('gdb')
+    if gdb is None:
+        return 'no gdb for native stacks'
+    try:
+        out = subprocess.run([gdb, '-p', str(pid), '-batch', '-ex', 'thread apply all bt 12'],
+                             capture_output=True, text=True, timeout=90).stdout
+    except subprocess.SubprocessError as exc:
+        return f'gdb failed: {exc}'
+    dump.write_text(out)
+    waits = [line.strip()[:160] for line in out.splitlines()
+             if 'eprosima' in line and any(w in line for w in ('wait', 'lock', 'Lock', 'Wait'))]
+    return f'native stacks of {pid} in {dump}; Fast DDS waits: {waits[:6]}'
+
+
 class NodeProcess:
     """The densehybrid node in its own process, its output captured to a file."""
 
@@ -86,6 +106,8 @@ class NodeProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                print(native_stacks(self.proc.pid, self.log_path.with_suffix('.stacks')),
+                      file=self._log, flush=True)
                 # a hung node: SIGABRT makes faulthandler (PYTHONFAULTHANDLER, ros_env) print
                 # every thread's stack into the log before it dies
                 self.proc.send_signal(signal.SIGABRT)
@@ -193,8 +215,10 @@ class Probe:
         """Like :meth:`wait`, but fail the test on timeout."""
         value = self.wait(predicate, timeout)
         if not value:
+            stacks = native_stacks(os.getpid(), Path(f'/tmp/probe-{os.getpid()}.stacks'))
             pytest.fail(f'timed out after {timeout:.0f} s waiting for {what}'
-                        + (f' (probe errors: {self.errors[-3:]})' if self.errors else ''))
+                        + (f' (probe errors: {self.errors[-3:]})' if self.errors else '')
+                        + f'\n{stacks}')
         return value
 
     def call(self, srv_type: Any, name: str, request: Any, timeout: float = 30.0) -> Any:

@@ -10,6 +10,7 @@ the generator put the anomalies.
 """
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -21,7 +22,8 @@ pytest.importorskip('rclpy')
 vision_msgs = pytest.importorskip('vision_msgs.msg')
 from nav_msgs.msg import OccupancyGrid  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from ros_helpers import NodeProcess, REPO, ros_env, stamp_ns, START_TIMEOUT_S  # noqa: E402
+from ros_helpers import (native_stacks, NodeProcess, REPO, ros_env, stamp_ns,  # noqa: E402
+                         START_TIMEOUT_S)
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
@@ -63,7 +65,7 @@ def played(probe, sequence_bag, tmp_path_factory):
     """Run the node and the camera process; return what the probe received per output."""
     log = tmp_path_factory.mktemp('node') / 'node.log'
     node = NodeProcess(['--autostart', '--ros-args', '-r', 'image:=/camera/image',
-                        '-p', 'device:=cpu', '-p', 'camera_height:=1.0',
+                        '-p', 'device:=cpu', '-p', 'backend:=torch', '-p', 'camera_height:=1.0',
                         '-p', f'grid_resolution:={RESOLUTION}', '-p', 'grid_length:=60.0',
                         '-p', 'grid_width:=20.0', '-p', 'track_confirm_hits:=2',
                         '-p', 'track_confirm_window:=3'], log)
@@ -87,7 +89,9 @@ def played(probe, sequence_bag, tmp_path_factory):
             node.stop(signal.SIGINT, timeout=10.0)         # stacks into the log if it hangs
             pytest.fail('no 3-D outputs of the last frame within 60 s; received '
                         f'{ {name: len(c.arrivals) for name, c in subs.items()} }, '
-                        f'probe errors {probe.errors[-3:]}; node log:\n{node.output()[-6000:]}')
+                        f'probe errors {probe.errors[-3:]}; '
+                        f'{native_stacks(os.getpid(), log.with_suffix(".probe-stacks"))}; '
+                        f'node log:\n{node.output()[-6000:]}')
         yield sent, subs, ground_truth(sequence_bag), node
     finally:
         node.stop(signal.SIGINT)
