@@ -7,7 +7,7 @@ from setuptools import find_packages, setup
 
 PACKAGE = 'densehybrid_ros'
 TEST_REQUIRES = ['pytest', 'pytest-timeout', 'pytest-rerunfailures', 'flake8', 'flake8-quotes',
-                 'flake8-docstrings', 'scikit-learn']
+                 'flake8-docstrings', 'scikit-learn', 'hypothesis']
 
 
 def share(folder: str, pattern: str = '*'):

@@ -1,25 +1,20 @@
-"""Read and write rosbag2 files of camera images and label maps with ``rosbags`` (no ROS needed).
+"""Read rosbag2 files of camera images and label maps with ``rosbags`` (no ROS needed).
 
 * :class:`BagReader` opens a rosbag2 (folder with metadata.yaml, or a single .mcap / .db3 file),
   finds topics by name with helpful errors, and yields :class:`Frame` objects: messages of
   several topics joined by their header stamp.
-* :class:`BagWriter` writes sensor_msgs/Image messages (mcap by default, sqlite3 on request).
-* :func:`image_to_array` / :func:`array_to_image` convert between messages and numpy arrays,
-  a thin rosbags adapter over ``images`` (the decoder the node uses too).
+* :func:`image_to_array` decodes Image / CompressedImage messages to numpy arrays, a thin
+  rosbags adapter over ``images`` (the decoder the node uses too).
+* The vocabulary every bag tool shares: message type names, the label / sequence topic names,
+  header stamps of messages and of serialized CDR data, the typestore, :class:`BagError`.
 
 Corrupt or truncated bags, undecodable messages, and missing topics raise :class:`BagError`
-with the path and a one-line cause.
-
-About 500 lines, kept in one module on purpose: reader, writer, topic discovery and the label
-topic names are one idea (rosbag2 files as this package writes and reads them), and every tool
-that touches a bag imports only this.
+with the path and a one-line cause. Writing bags is ``bag_writer``.
 """
-
 from dataclasses import dataclass, field
 import heapq
 import json
 from pathlib import Path
-import shutil
 import sqlite3
 import struct
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -27,14 +22,13 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 
 from ..core.images import (decode_compressed, decode_compressed_map, decode_depth, decode_map,
-                           decode_rgb, DEPTH_ENCODINGS, encode, encode_compressed, ImageError)
+                           decode_rgb, DEPTH_ENCODINGS, ImageError)
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_TYPE = 'sensor_msgs/msg/CompressedImage'
 IMAGE_TYPES = (IMAGE_TYPE, COMPRESSED_TYPE)
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 STRING_TYPE = 'std_msgs/msg/String'
-STORAGES = ('mcap', 'sqlite3')
 CAMERA_ROLES = ('image',)      # roles of BagReader.frames decoded as camera images (RGB)
 PathLike = Union[str, Path]
 # Last name parts of label-map topics, never cameras: semantic train ids, anomaly 0/1/255 maps.
@@ -51,7 +45,8 @@ class BagError(ValueError):
     """A bag that cannot be used as asked; the message says why."""
 
 
-def _typestore() -> Any:
+def typestore() -> Any:
+    """Return the ROS 2 Jazzy typestore of rosbags (built on first use: rosbags imports lazily)."""
     global _TYPESTORE
     if _TYPESTORE is None:
         from rosbags.typesys import get_typestore, Stores
@@ -108,40 +103,15 @@ def image_to_array(msg: Any, what: str = 'image', camera: bool = False,
         raise BagError(f'{what}: {exc.cause}: {exc}') from None
 
 
-def array_to_image(array: np.ndarray, encoding: str, stamp: int, frame_id: str = '') -> Any:
-    """Build a sensor_msgs/Image (rosbags type) from an array of the encoding's dtype."""
-    height, width, step, data = encode(array, encoding)
-    return _typestore().types[IMAGE_TYPE](header=_header(stamp, frame_id), height=height,
-                                          width=width, encoding=encoding, is_bigendian=0,
-                                          step=step, data=data)
-
-
-def array_to_compressed(array: np.ndarray, fmt: str, stamp: int, frame_id: str = '') -> Any:
-    """Build a sensor_msgs/CompressedImage (jpeg or png) from RGB or mono uint8 data."""
-    data = np.frombuffer(encode_compressed(array, fmt), np.uint8)
-    kind = 'rgb8' if array.ndim == 3 else 'mono8'
-    return _typestore().types[COMPRESSED_TYPE](
-        header=_header(stamp, frame_id), data=data,
-        format=f'{kind}; {fmt} compressed {"bgr8" if array.ndim == 3 else "mono8"}')
-
-
-def message(msgtype: str, stamp: Optional[int] = None, frame_id: str = '', **fields: Any) -> Any:
-    """Build any message of the typestore; with ``stamp``, its ``header`` too."""
-    header = {} if stamp is None else {'header': _header(stamp, frame_id)}
-    return _typestore().types[msgtype](**header, **fields)
-
-
-def _header(stamp: int, frame_id: str) -> Any:
-    types = _typestore().types
-    return types['std_msgs/msg/Header'](
-        stamp=types['builtin_interfaces/msg/Time'](sec=int(stamp // 1_000_000_000),
-                                                   nanosec=int(stamp % 1_000_000_000)),
-        frame_id=frame_id)
-
-
 # ------------------------------------------------------------------------------- reading
+# What the readers raise on a corrupt file. Found by test/fuzz (regression tests in
+# test/data/test_bags.py): an mcap record's 8-byte length gone wild makes rosbags read that many
+# bytes, MemoryError (2**62) or OverflowError (2**64 - 1), at once and without touching memory;
+# an mcap cut after its magic gives ord(b'') (TypeError); a damaged .db3 page gives apsw.Error
+# (rosbags reads sqlite3 through apsw: added where rosbags is imported).
 _READ_ERRORS: Tuple[type, ...] = (sqlite3.Error, struct.error, EOFError, OSError, KeyError,
-                                  IndexError, ValueError, AssertionError, AttributeError)
+                                  IndexError, ValueError, AssertionError, AttributeError,
+                                  OverflowError, MemoryError, TypeError)
 
 
 @dataclass
@@ -160,6 +130,7 @@ class BagReader:
     """A rosbag2 opened for reading (use as a context manager)."""
 
     def __init__(self, path: PathLike) -> None:
+        from apsw import Error as SqliteError          # rosbags' sqlite3 storage needs apsw
         from rosbags.rosbag2 import Reader, ReaderError
         self.path = Path(path)
         if not self.path.exists():
@@ -167,7 +138,7 @@ class BagReader:
         lone = sorted(self.path.glob('*.mcap')) if self.path.is_dir() else []
         if len(lone) == 1 and not (self.path / 'metadata.yaml').exists():
             self.path = lone[0]       # a recorder wrote the .mcap without metadata.yaml
-        self._errors = _READ_ERRORS + (ReaderError,)
+        self._errors = _READ_ERRORS + (ReaderError, SqliteError)
         try:
             self._reader = Reader(self.path)
             self._reader.open()
@@ -272,7 +243,7 @@ class BagReader:
     def decode(self, raw: bytes, msgtype: str, where: str) -> Any:
         """Deserialize CDR data, with a clear error for broken messages."""
         try:
-            return _typestore().deserialize_cdr(raw, msgtype)
+            return typestore().deserialize_cdr(raw, msgtype)
         except Exception as exc:   # the CDR decoder raises many types on garbage
             raise BagError(f'{self.path}: {where} cannot be decoded as {msgtype}: '
                            f'{_one_line(exc)}') from None
@@ -372,123 +343,6 @@ class BagReader:
             return frame
         pending.clear()
         return None
-
-
-# ------------------------------------------------------------------------------- writing
-_WRITER_CLASS = None
-
-
-def _writer_class() -> Any:
-    """Return rosbags' Writer with mcap channels that also carry ``topic_type_hash``.
-
-    ``ros2 bag record`` (rosbag2_storage_mcap) writes two channel metadata keys,
-    ``offered_qos_profiles`` and ``topic_type_hash``; rosbags 0.11 writes only the first, so
-    tools that read the channel (not metadata.yaml) found no type hash. Built on first use:
-    rosbags is imported lazily here.
-    """
-    global _WRITER_CLASS
-    if _WRITER_CLASS is None:
-        from io import BytesIO
-
-        from rosbags.rosbag2 import StoragePlugin, Writer
-        from rosbags.rosbag2.storage_mcap import Channel, McapWriter, write_channel, write_string
-
-        class HashingMcapWriter(McapWriter):
-            def add_connection(self, connection: Any, offered_qos_profiles: str) -> None:
-                metadata = BytesIO()
-                for key, value in (('offered_qos_profiles', offered_qos_profiles),
-                                   ('topic_type_hash', connection.digest)):
-                    write_string(metadata, key)
-                    write_string(metadata, value)
-                self.channels.append(Channel(connection.id, connection.msgtype,
-                                             connection.topic,
-                                             connection.ext.serialization_format,
-                                             metadata.getvalue()))
-                self.channel_stats[connection.id] = 0
-                write_channel(self.chunk.bio, self.channels[-1], self.schemas)
-
-        class HashingWriter(Writer):
-            STORAGE_PLUGINS = {**Writer.STORAGE_PLUGINS, StoragePlugin.MCAP: HashingMcapWriter}
-
-        _WRITER_CLASS = HashingWriter
-    return _WRITER_CLASS
-
-
-class BagWriter:
-    """A rosbag2 opened for writing (use as a context manager): any message of the typestore."""
-
-    def __init__(self, path: PathLike, storage: str = 'mcap', overwrite: bool = False) -> None:
-        from rosbags.rosbag2 import StoragePlugin, Writer
-        if storage not in STORAGES:
-            raise BagError(f'storage must be one of {STORAGES}, got {storage!r}')
-        self.path = Path(path)
-        if self.path.exists():
-            if not overwrite:
-                raise BagError(f'{self.path} exists; remove it or pass --overwrite')
-            if self.path.is_dir() and not (self.path / 'metadata.yaml').exists() \
-                    and any(self.path.iterdir()):
-                raise BagError(f'refusing to overwrite {self.path}: it is a non-empty folder '
-                               f'that is not a rosbag2')
-            shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        plugin = StoragePlugin.MCAP if storage == 'mcap' else StoragePlugin.SQLITE3
-        self._writer = _writer_class()(self.path, version=Writer.VERSION_LATEST,
-                                       storage_plugin=plugin)
-        self._writer.open()
-        self._connections: Dict[str, Any] = {}
-        self.count = 0
-
-    def __enter__(self) -> 'BagWriter':
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Finish the bag (writes metadata.yaml and the mcap summary)."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-    def _connection(self, topic: str, msgtype: str) -> Any:
-        conn = self._connections.get(topic)
-        if conn is None:
-            conn = self._connections[topic] = self._writer.add_connection(
-                topic, msgtype, typestore=_typestore(), offered_qos_profiles=[_offered_qos()])
-        elif conn.msgtype != msgtype:
-            raise BagError(f'topic {topic} already holds {conn.msgtype}, not {msgtype}')
-        return conn
-
-    def write(self, topic: str, msg: Any, log_time: Optional[int] = None) -> None:
-        """Serialize and write one message (log time defaults to its header stamp)."""
-        msgtype = msg.__msgtype__
-        raw = _typestore().serialize_cdr(msg, msgtype)
-        self.write_raw(topic, msgtype, raw, stamp_ns(msg) if log_time is None else log_time)
-
-    def write_raw(self, topic: str, msgtype: str, raw: bytes, log_time: int) -> None:
-        """Write already serialized CDR data."""
-        self._writer.write(self._connection(topic, msgtype), int(log_time), raw)
-        self.count += 1
-
-    def write_image(self, topic: str, array: np.ndarray, encoding: str, stamp: int,
-                    frame_id: str = '') -> None:
-        """Write a numpy array as a sensor_msgs/Image with the given header."""
-        self.write(topic, array_to_image(array, encoding, stamp, frame_id))
-
-
-def _offered_qos() -> Any:
-    """Return the QoS our bags offer for every topic: reliable keep-last 10, volatile.
-
-    ``ros2 bag play`` publishes with it (an empty list made it fall back to its defaults);
-    reliable matches both reliable and best-effort subscribers.
-    """
-    from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness,
-                                    QosReliability, QosTime)
-    never = QosTime(sec=0, nsec=0)
-    return Qos(history=QosHistory.KEEP_LAST, depth=10, reliability=QosReliability.RELIABLE,
-               durability=QosDurability.VOLATILE, deadline=never, lifespan=never,
-               liveliness=QosLiveliness.AUTOMATIC, liveliness_lease_duration=never,
-               avoid_ros_namespace_conventions=False)
 
 
 def _fmt_stamp(stamp: int) -> str:

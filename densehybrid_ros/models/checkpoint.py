@@ -16,6 +16,7 @@ with ``torch.load(..., weights_only=True)`` and can never run code:
 import os
 from pathlib import Path
 import pickle
+import struct
 import tempfile
 from typing import Any, Dict, Mapping, Tuple, Union
 import zipfile
@@ -29,6 +30,7 @@ from . import ARCHS, build_model, DenseHybridModel
 from .signature import guess_arch
 
 FORMAT = 'densehybrid_ros/1'
+MAX_CLASSES = 65535           # a bound before building: 10**6 classes cost 1.1 GB
 PathLike = Union[str, os.PathLike]
 
 __all__ = ['CITYSCAPES_CLASSES', 'CITYSCAPES_PALETTE', 'CheckpointError', 'FORMAT',
@@ -77,6 +79,12 @@ def save_checkpoint(path: PathLike, model: DenseHybridModel, meta: Mapping[str, 
     return path
 
 
+# What torch's unpickler raises on a damaged file besides UnpicklingError; each but the first
+# four was found by test/fuzz (mutated checkpoints; regression tests in test_checkpoint.py).
+_READ_ERRORS = (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError,
+                KeyError, AssertionError, struct.error, TypeError, AttributeError)
+
+
 def read_checkpoint(path: PathLike) -> Dict[str, Any]:
     """Load a checkpoint file's dict safely (tensors and plain types only), without a model."""
     path = Path(path)
@@ -95,7 +103,7 @@ def read_checkpoint(path: PathLike) -> Dict[str, Any]:
             f'refusing to load {path}: it contains Python objects other than tensors and plain '
             f'types, which could run code when unpickled; nothing was executed. Re-export it '
             f'as a state_dict from a trusted source. ({detail})') from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+    except _READ_ERRORS as exc:
         raise CheckpointError(
             f'cannot read {path}: the file is truncated or not a PyTorch checkpoint '
             f'({path.stat().st_size} bytes; {_first_sentence(exc)})') from None
@@ -121,14 +129,23 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = 'cpu'
     missing = [k for k in ('arch', 'num_classes', 'state_dict') if k not in ckpt]
     if missing:
         raise CheckpointError(f'{path} lacks the fields {missing}')
-    if ckpt['arch'] not in ARCHS:
+    if not isinstance(ckpt['arch'], str) or ckpt['arch'] not in ARCHS:
         raise CheckpointError(f'{path} needs arch {ckpt["arch"]!r}, which this version does not '
                               f'know (known: {", ".join(sorted(ARCHS))})')
-    model = build_model(ckpt['arch'], int(ckpt['num_classes']))
-    load_state_dict_strict(model, ckpt['state_dict'], source=str(path))
+    num_classes, state = ckpt['num_classes'], ckpt['state_dict']
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) \
+            or not 1 <= num_classes <= MAX_CLASSES:
+        raise CheckpointError(f'{path}: num_classes must be an integer from 1 to '
+                              f'{MAX_CLASSES}, got {num_classes!r}')
+    if not isinstance(state, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise CheckpointError(f'{path}: state_dict is not a dict of named tensors')
+    palette = _palette(ckpt.get('palette'), num_classes, path)
+    model = build_model(ckpt['arch'], num_classes)
+    load_state_dict_strict(model, state, source=str(path))
     model.eval().to(device)
     meta = {k: v for k, v in ckpt.items() if k != 'state_dict'}
-    meta['palette'] = np.asarray(ckpt['palette'], dtype=np.uint8)
+    meta['palette'] = palette
     meta['path'] = str(path)
     return model, meta
 
@@ -157,6 +174,20 @@ def check_fit(model: DenseHybridModel, state_dict: Mapping[str, torch.Tensor],
                 parts.append(f'{len(keys)} {label}: {", ".join(keys[:3])}{more}')
         raise CheckpointError(f'{source} does not fit arch {model.arch!r} with '
                               f'{model.num_classes} classes: ' + '; '.join(parts))
+
+
+def _palette(value: Any, num_classes: int, path: PathLike) -> np.ndarray:
+    """Return the checkpoint's K x 3 uint8 palette (the default one when it has none)."""
+    if value is None:
+        return default_palette(num_classes)
+    try:
+        palette = np.asarray(value, dtype=np.uint8)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CheckpointError(f'{path}: palette is not K x 3 colours: {exc}') from None
+    if palette.shape != (num_classes, 3):
+        raise CheckpointError(f'{path}: palette must be {num_classes} x 3 colours, got shape '
+                              f'{palette.shape}')
+    return palette
 
 
 def _looks_like_state_dict(obj: Mapping[str, Any]) -> bool:

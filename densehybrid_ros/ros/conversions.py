@@ -12,7 +12,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from ..core.images import (check_raw, decode_compressed, decode_rgb, encode, encode_compressed,
-                           ImageError)
+                           ImageError, MAX_PIXELS)
 
 ImageMsg = Union[Image, CompressedImage]
 
@@ -27,11 +27,15 @@ def check_message(msg: ImageMsg) -> None:
         check_raw(msg.encoding, msg.height, msg.width, msg.step, len(msg.data))
 
 
-def msg_to_rgb(msg: ImageMsg) -> np.ndarray:
-    """Either kind of camera message -> H x W x 3 uint8 RGB (accepted: ``images`` decides)."""
+def msg_to_rgb(msg: ImageMsg, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Either kind of camera message -> H x W x 3 uint8 RGB (accepted: ``images`` decides).
+
+    ``max_pixels`` is the caller's pixel budget (the node's ``max_input_pixels``; 0 = none):
+    a larger frame raises ``too_large`` before anything is decoded.
+    """
     if isinstance(msg, CompressedImage):
-        return decode_compressed(msg.data, msg.format)
-    return decode_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+        return decode_compressed(msg.data, msg.format, max_pixels)
+    return decode_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, max_pixels)
 
 
 def numpy_to_image(array: np.ndarray, encoding: str, header: Optional[Header] = None) -> Image:

@@ -1,11 +1,11 @@
-"""densehybrid_ros.data.bags: image encodings, joining messages by stamp, writer safety."""
+"""densehybrid_ros.data.bags: image encodings, joining messages by stamp, broken bags."""
 
 import numpy as np
 import pytest
 
-from densehybrid_ros.data.bags import (_typestore, array_to_compressed, array_to_image, BagError,
-                                       BagReader, BagWriter, cdr_stamp, image_to_array,
-                                       set_cdr_stamp)
+from densehybrid_ros.data.bag_writer import array_to_compressed, array_to_image, BagWriter
+from densehybrid_ros.data.bags import (BagError, BagReader, cdr_stamp, image_to_array,
+                                       set_cdr_stamp, typestore)
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (5, 7, 3), dtype=np.uint8)
@@ -90,11 +90,11 @@ def test_undecodable_compressed_data_raises() -> None:
 @pytest.mark.parametrize('stamp', [0, 1_700_000_000_123_456_789, 5 * 10 ** 9 + 1])
 def test_cdr_stamp_reads_and_writes_the_header_of_serialized_images(stamp) -> None:
     msg = array_to_image(np.zeros((2, 3), np.uint8), 'mono8', stamp, 'cam')
-    raw = bytes(_typestore().serialize_cdr(msg, msg.__msgtype__))
+    raw = bytes(typestore().serialize_cdr(msg, msg.__msgtype__))
     assert cdr_stamp(raw) == stamp
     patched = set_cdr_stamp(bytearray(raw), stamp + 7)
     assert cdr_stamp(patched) == stamp + 7
-    back = _typestore().deserialize_cdr(patched, msg.__msgtype__)
+    back = typestore().deserialize_cdr(patched, msg.__msgtype__)
     assert (back.header.frame_id, bytes(back.data)) == ('cam', bytes(6))    # rest untouched
     with pytest.raises(ValueError, match='too short'):
         cdr_stamp(raw[:8])
@@ -147,20 +147,6 @@ def test_topic_lookup_by_suffix_and_type(tmp_path) -> None:
             reader.topic('left/label', types=('x',))
 
 
-def test_writer_refuses_to_clobber(tmp_path) -> None:
-    folder = tmp_path / 'notes'
-    folder.mkdir()
-    (folder / 'keep.txt').write_text('mine')
-    with pytest.raises(BagError, match='non-empty folder that is not a rosbag2'):
-        BagWriter(folder, overwrite=True)
-    path = _bag(tmp_path / 'bag', [(1, '/a', 0)])
-    with pytest.raises(BagError, match='exists'):
-        BagWriter(path)
-    with pytest.raises(BagError, match='storage must be one of'):
-        BagWriter(tmp_path / 'x', storage='rosbag1')
-    assert (folder / 'keep.txt').read_text() == 'mine'
-
-
 @pytest.mark.parametrize('content, message', [
     (b'', 'cannot open'),
     (b'SQLite format 3\x00' + b'\x00' * 200, 'cannot open'),
@@ -170,3 +156,42 @@ def test_broken_files_raise_bag_errors(tmp_path, content, message) -> None:
     path.write_bytes(content)
     with pytest.raises(BagError, match=message):
         BagReader(path)
+
+
+@pytest.mark.parametrize('length', [2 ** 62, 2 ** 64 - 1])
+def test_a_wild_mcap_record_length_is_a_bag_error(tmp_path, length) -> None:
+    """Found by test/fuzz: rosbags read 2**62 bytes (MemoryError), 2**64 - 1 (OverflowError)."""
+    path = _bag(tmp_path / 'bag', [(1, '/a', 0)])
+    (store,) = path.glob('*.mcap')
+    data = bytearray(store.read_bytes())
+    assert data[:9] == b'\x89MCAP0\r\n\x01'              # magic, then the header record
+    data[9:17] = length.to_bytes(8, 'little')
+    store.write_bytes(bytes(data))
+    with pytest.raises(BagError, match=r'cannot open .*(MemoryError|OverflowError)'):
+        BagReader(path)
+
+
+def test_an_mcap_cut_after_its_magic_is_a_bag_error(tmp_path) -> None:
+    """Found by test/fuzz: rosbags took ord() of the missing next byte (TypeError)."""
+    path = _bag(tmp_path / 'bag', [(1, '/a', 0)])
+    (store,) = path.glob('*.mcap')
+    store.write_bytes(store.read_bytes()[:8])
+    with pytest.raises(BagError, match='cannot open .*TypeError'):
+        BagReader(path)
+
+
+def test_a_damaged_db3_page_is_a_bag_error(tmp_path) -> None:
+    """Found by test/fuzz: sqlite's 'malformed' error while reading came as apsw.CorruptError."""
+    import sqlite3
+    path = _bag(tmp_path / 'bag', [(1, '/a', 0), (2, '/a', 0)], storage='sqlite3')
+    (store,) = path.glob('*.db3')
+    db = sqlite3.connect(store)
+    (page_size,), (page,) = (db.execute('PRAGMA page_size').fetchone(), db.execute(
+        "SELECT rootpage FROM sqlite_master WHERE name = 'messages'").fetchone())
+    db.close()
+    data = bytearray(store.read_bytes())
+    at = (page - 1) * page_size + 3               # the b-tree page's cell count: none
+    data[at:at + 2] = bytes(2)
+    store.write_bytes(bytes(data))
+    with BagReader(path) as reader, pytest.raises(BagError, match='corrupt .*CorruptError'):
+        list(reader.messages(['/a']))

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import yaml
 
-from densehybrid_ros.data.bags import BagError, BagReader, BagWriter, message
+from densehybrid_ros.data.bag_writer import BagWriter, message
+from densehybrid_ros.data.bags import BagError, BagReader
 from densehybrid_ros.tools.rostools.make_bag import camera_info_message, json_message
 
 mcap_reader = pytest.importorskip('mcap.reader')

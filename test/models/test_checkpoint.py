@@ -1,5 +1,6 @@
 """Checkpoints: round trip, every bad-file case, and the authors' raw state_dicts."""
 
+import io
 import os
 import pickle
 import re
@@ -231,3 +232,68 @@ def test_a_file_saved_from_cuda_tensors_imports_on_the_cpu(tmp_path, monkeypatch
     assert meta['arch'] == 'ladder_resnet18_half'
     got = model.state_dict()
     assert all(v.device.type == 'cpu' and torch.equal(v, state[k]) for k, v in got.items())
+
+
+class _TupleStorage(pickle.Pickler):
+    """Pickle the string 'S' as a storage whose type is a tuple, not a storage class."""
+
+    def persistent_id(self, obj):
+        return ('storage', (), '0', 'cpu', 3, None) if obj == 'S' else None
+
+
+def _legacy_file(data, storage_keys, pickler=pickle.Pickler) -> bytes:
+    """A legacy (pre-zip) torch file: magic, protocol, system info, data, storage keys."""
+    out = io.BytesIO()
+    for part in (torch.serialization.MAGIC_NUMBER, torch.serialization.PROTOCOL_VERSION,
+                 {'protocol_version': 1001, 'little_endian': True}):
+        pickle.dump(part, out, protocol=2)
+    pickler(out, protocol=2).dump(data)
+    pickle.dump(list(storage_keys), out, protocol=2)
+    return out.getvalue()
+
+
+# Damaged files torch's weights-only unpickler raised other errors on (found by test/fuzz).
+@pytest.mark.parametrize('data', [
+    pytest.param(b'\x80\x02e.', id='IndexError-appends-without-mark'),
+    pytest.param(b'\x80\x02hy.', id='KeyError-memo-slot-never-set'),
+    pytest.param(b'\x80\x02J\x01', id='struct.error-int-cut-short'),
+    pytest.param(b'\x80\x02X\x01\x00\x00\x00\xff.', id='UnicodeDecodeError-string'),
+    pytest.param(b'\x80\x02}(}K\x01u.', id='TypeError-dict-as-key'),
+    pytest.param(_legacy_file({'format': FORMAT}, ['protocol_version']),
+                 id='AssertionError-storage-never-defined'),
+    pytest.param(_legacy_file({'x': 'S'}, [], _TupleStorage), id='AttributeError-storage-type'),
+])
+def test_damaged_files_are_checkpoint_errors(tmp_path, data):
+    path = tmp_path / 'model.pt'
+    path.write_bytes(data)
+    with pytest.raises(CheckpointError, match='truncated or not a PyTorch checkpoint'):
+        read_checkpoint(path)
+
+
+# Checkpoint dicts whose fields have the wrong type or range (found by test/fuzz: TypeError (a list
+# as arch, a None state_dict), AttributeError, ValueError (0 classes)), refused before building.
+@pytest.mark.parametrize('field, value, match', [
+    ('state_dict', None, 'state_dict is not a dict of named tensors'),
+    ('state_dict', {'logits.conv.weight': None}, 'state_dict is not a dict of named tensors'),
+    ('num_classes', 0, 'num_classes must be an integer from 1 to 65535, got 0'),
+    ('num_classes', True, 'num_classes must be an integer from 1 to 65535, got True'),
+    ('num_classes', 10 ** 6, 'num_classes must be an integer from 1 to 65535'),
+    ('arch', ['ldn121'], "needs arch \\['ldn121'\\]"),
+    ('palette', 'red', 'palette is not K x 3 colours'),
+    ('palette', [[300, 0, 0]] * 3, 'palette is not K x 3 colours'),
+    ('palette', torch.zeros(2, 3), 'palette must be 3 x 3 colours, got shape \\(2, 3\\)'),
+])
+def test_fields_of_the_wrong_kind_are_checkpoint_errors(tmp_path, field, value, match):
+    payload = {'format': FORMAT, 'arch': 'ladder_resnet18_half', 'num_classes': 3,
+               'palette': torch.zeros(3, 3, dtype=torch.uint8), 'state_dict': {}, field: value}
+    torch.save(payload, tmp_path / 'model.pt')
+    with pytest.raises(CheckpointError, match=match):
+        load_checkpoint(tmp_path / 'model.pt')
+
+
+def test_a_checkpoint_without_a_palette_gets_the_default_one(tmp_path):
+    model = build_model('ladder_resnet18_half', 3)
+    torch.save({'format': FORMAT, 'arch': model.arch, 'num_classes': 3,
+                'state_dict': model.state_dict()}, tmp_path / 'model.pt')
+    _, meta = load_checkpoint(tmp_path / 'model.pt')
+    assert meta['palette'].shape == (3, 3) and meta['palette'].dtype == np.uint8

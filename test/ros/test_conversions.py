@@ -8,7 +8,7 @@ pytest.importorskip('cv_bridge')
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from densehybrid_ros.data import bags  # noqa: E402
+from densehybrid_ros.data import bag_writer, bags  # noqa: E402
 from densehybrid_ros.core import images  # noqa: E402
 from densehybrid_ros.ros import conversions as conv  # noqa: E402
 
@@ -166,7 +166,7 @@ def test_decoding_matches_cv_bridge(encoding, make):
 def test_node_and_bag_tools_accept_exactly_the_same_cameras(encoding, array, pad):
     """The same bytes as an rclpy message (node) and a rosbags message (eval, replay)."""
     ros = raw(np.ascontiguousarray(array), encoding, pad)
-    bag = bags.array_to_image(np.zeros((1, 1), np.uint8), 'mono8', 1)
+    bag = bag_writer.array_to_image(np.zeros((1, 1), np.uint8), 'mono8', 1)
     bag.encoding, bag.height, bag.width, bag.step = encoding, ros.height, ros.width, ros.step
     bag.data = np.frombuffer(bytes(ros.data), np.uint8)
     try:
@@ -177,3 +177,18 @@ def test_node_and_bag_tools_accept_exactly_the_same_cameras(encoding, array, pad
         assert encoding in ('8UC3', 'mono16', '32FC1', 'yuv422')
     else:
         np.testing.assert_array_equal(bags.image_to_array(bag, camera=True), ours)
+
+
+def test_the_callers_pixel_budget_is_the_one_applied():
+    """The node passes its max_input_pixels: above 16 MP accepted, below the frame refused."""
+    big = CompressedImage(format='png')       # 4097 x 4096 grey: over the 16 MP default
+    big.data = cv2.imencode('.png', np.zeros((4096, 4097), np.uint8))[1].tobytes()
+    with pytest.raises(images.ImageError, match='over the pixel budget of 16777216'):
+        conv.msg_to_rgb(big)
+    assert conv.msg_to_rgb(big, max_pixels=4096 * 4097).shape == (4096, 4097, 3)
+    small = raw(RGB, 'rgb8')
+    np.testing.assert_array_equal(conv.msg_to_rgb(small, max_pixels=37 * 53), RGB)
+    for msg in (small, conv.rgb_to_compressed(RGB, 'png')):
+        with pytest.raises(images.ImageError) as info:
+            conv.msg_to_rgb(msg, max_pixels=37 * 53 - 1)
+        assert info.value.cause == 'too_large'

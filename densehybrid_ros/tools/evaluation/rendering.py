@@ -19,7 +19,8 @@ from .results import Results
 from .sources import EvalError, RECORDED_PICTURES, Source
 from ...core.outputs import needs, OUTPUTS, output_topics, Renderer
 from ...core.pictures import write_pictures
-from ...data.bags import BagWriter, Frame
+from ...data.bag_writer import BagWriter
+from ...data.bags import Frame
 
 DRAWN_PICTURES = ('anomaly_heatmap', 'semantic_color', 'open_set_color', 'overlay')
 
