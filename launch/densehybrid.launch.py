@@ -6,8 +6,11 @@ Examples:
       input_topics:='[/front/image_raw, /left/image_raw]' device:=cuda precision:=fp16
   ros2 launch densehybrid_ros densehybrid.launch.py image:=/camera/image_raw \
       input_transport:=compressed checkpoint:=/data/models/ldn121.pt autostart:=false
+  ros2 launch densehybrid_ros densehybrid.launch.py image:=/camera/image_raw \
+      backend:=openvino precision:=int8 artifacts:=out/export/ov_int8 input_reliability:=reliable
 
-Empty arguments keep the value from the params file. Every process gets the package's Fast DDS
+Empty arguments keep the value from the params file (``ros2 launch densehybrid_ros
+densehybrid.launch.py --show-args`` lists them). Every process gets the package's Fast DDS
 profile (densehybrid_ros/core/transport.py) unless you configured Fast DDS yourself. The argument
 handling lives in densehybrid_ros/ros/launch_args.py (unit tested without launch installed).
 """

@@ -15,7 +15,40 @@ import yaml
 from ..core.outputs import COMPRESSED_SUFFIX, output_namespaces
 from ..core.paths import default_params_file, PACKAGE
 
-NODE_OVERRIDES = ('checkpoint', 'device', 'precision', 'input_transport')
+# Node parameters a user chooses per launch, each a launch argument of its name: the model and
+# its runtime (every parameter read at configure) and how the node meets the cameras (input_*,
+# depth_topic, compressed_outputs for subscribers on other machines). Tuning (thresholds,
+# obstacles, tracks, grid) and the camera mount stay in the params file (params_file:=...).
+# name -> (type of the parameter, help); an empty argument keeps the params file's value.
+NODE_ARGUMENTS: Dict[str, Tuple[type, str]] = {
+    'checkpoint': (str, 'checkpoint path; empty = params file (embedded model by default)'),
+    'device': (str, 'auto, cpu, cuda or cuda:N; empty = params file'),
+    'precision': (str, 'fp32, fp16 (CUDA), bf16, or int8 with backend:=openvino and '
+                       'artifacts:=...; empty = params file'),
+    'backend': (str, 'auto (openvino fp32 on x86 where installed, torch on CUDA), torch, '
+                     'onnxruntime or openvino (a graph exported at configure and cached, or '
+                     'given by artifacts); empty = params file'),
+    'artifacts': (str, 'comma-separated folders made by densehybrid-export (needed for int8); '
+                       'empty = params file'),
+    'inference_width': (int, 'width the model sees, aspect kept (0: camera resolution, at most '
+                             "the checkpoint's max_inference_width); empty = params file"),
+    'torch_threads': (int, 'CPU inference threads (0: torch default, all cores); '
+                           'empty = params file'),
+    'strict_params': (bool, 'true: an unknown parameter name in the params file fails '
+                            'configure (else a warning); empty = params file'),
+    'input_transport': (str, 'raw or compressed (CompressedImage on <topic>/compressed); '
+                             'empty = params file'),
+    'input_reliability': (str, 'best_effort (sensor-data QoS, as camera drivers publish) or '
+                               'reliable; empty = params file'),
+    'depth_topic': (str, "registered depth image relative to each camera's namespace; "
+                         'empty = params file (none: obstacles on the ground plane)'),
+    'compressed_outputs': (bool, 'true: also publish <output>/compressed for subscribers on '
+                                 'other machines; empty = params file'),
+}
+# demo.launch.py's own: the model options, passed on with the camera topic and rviz.
+DEMO_MODEL = ('checkpoint', 'device', 'precision', 'backend', 'artifacts')
+DEMO_FORWARDED = ('image', *DEMO_MODEL, 'rviz')
+TRUE, FALSE = ('true', '1', 'yes', 'on'), ('false', '0', 'no', 'off')
 # RViz displays: display name -> output (None = the camera input itself).
 RVIZ_IMAGES = {'Input': None, 'Overlay': 'overlay', 'Anomaly heatmap': 'anomaly_heatmap',
                'Open set': 'open_set', 'Anomaly grid': 'anomaly_grid',
@@ -28,11 +61,8 @@ def launch_arguments() -> List[Tuple[str, str, str]]:
         ('image', 'image', 'camera topic the single default input `image` is remapped to'),
         ('input_topics', '', 'YAML list of camera topics for several cameras, e.g. '
                              '"[/front/image_raw, /left/image_raw]"; replaces `image`'),
-        ('input_transport', '', 'raw or compressed (CompressedImage on <topic>/compressed)'),
         ('params_file', str(default_params_file()), 'node parameters file'),
-        ('checkpoint', '', 'checkpoint path; empty = params file (embedded model by default)'),
-        ('device', '', 'auto, cpu, cuda or cuda:N; empty = params file'),
-        ('precision', '', 'fp32, fp16 or bf16; empty = params file'),
+        *((name, '', text) for name, (_, text) in NODE_ARGUMENTS.items()),
         ('namespace', '', 'namespace of the node'),
         ('use_sim_time', 'false', 'use /clock (bag replay with simulated time)'),
         ('autostart', 'true', 'configure and activate at start (false: wait for a manager)'),
@@ -42,9 +72,22 @@ def launch_arguments() -> List[Tuple[str, str, str]]:
     ]
 
 
+def demo_arguments() -> List[Tuple[str, str, str]]:
+    """(name, default, help) of every argument of demo.launch.py.
+
+    All but ``bag`` go on to densehybrid.launch.py (:data:`DEMO_FORWARDED`).
+    """
+    return [
+        ('bag', 'out/sample_bag', 'rosbag2 to replay (written first if missing)'),
+        ('image', '/camera/image', 'camera topic in the bag'),
+        *((name, '', NODE_ARGUMENTS[name][1]) for name in DEMO_MODEL),
+        ('rviz', 'true', 'open RViz'),
+    ]
+
+
 def flag(value: str) -> bool:
     """Read a launch boolean (true/1/yes/on, any case)."""
-    return value.strip().lower() in ('true', '1', 'yes', 'on')
+    return value.strip().lower() in TRUE
 
 
 def input_topics(value: str) -> List[str]:
@@ -65,12 +108,35 @@ def absolute(topic: str, namespace: str) -> str:
 
 
 def node_parameters(args: Mapping[str, str]) -> Dict[str, Any]:
-    """Parameter overrides from the launch arguments (empty arguments keep the params file)."""
-    overrides: Dict[str, Any] = {name: args[name] for name in NODE_OVERRIDES if args.get(name)}
+    """Parameter overrides from the launch arguments (empty arguments keep the params file).
+
+    Values get the parameter's type here (``inference_width:=640`` an int), so a value that is
+    none is refused at launch with one line naming the argument (ValueError).
+    """
+    overrides: Dict[str, Any] = {}
+    for name, (kind, _) in NODE_ARGUMENTS.items():
+        value = args.get(name, '').strip()
+        if value:
+            overrides[name] = typed(name, value, kind)
     if args.get('input_topics', '').strip():
         overrides['input_topics'] = input_topics(args['input_topics'])
     overrides['use_sim_time'] = flag(args.get('use_sim_time', 'false'))
     return overrides
+
+
+def typed(name: str, value: str, kind: type) -> Any:
+    """Read launch argument ``name`` as a ``kind`` parameter value (str, int or bool)."""
+    if kind is bool:
+        if value.lower() not in TRUE + FALSE:
+            raise ValueError(f'launch argument {name} must be true or false, got {value!r}')
+        return flag(value)
+    if kind is int:
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f'launch argument {name} must be an integer, got {value!r}') \
+                from None
+    return value
 
 
 def remappings(image: str) -> List[Tuple[str, str]]:

@@ -39,7 +39,7 @@ from ..core.domain import training_domain
 from ..data.cityscapes import DatasetError
 from ..data.synthetic import TRAINING_FAMILIES
 from .losses import densehybrid_loss
-from ..models import build_model, DenseHybridModel
+from ..models import ARCHS, build_model, DenseHybridModel
 from .data import build_data, EpochSampler, median_frequency_weights, TrainSet
 from .interrupt import agree_to_stop, launch, PLANNED, SIGNALLED, StopSignals
 from .report import (calibrate_model, earlier_stages, evaluate, format_metrics, stage_record,
@@ -123,10 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
                                 '(leftImg8bit/<split>/, gtFine/<split>/ *_labelTrainIds.png)')
     p.add_argument('--output', default='runs/train', help='folder for last.pt and model.pt')
     p.add_argument('--json', help='write the final metrics as JSON here')
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=int, default=0,
+                   help='seed of the weights, the sample order and the pasted negatives '
+                        '(default 0)')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:1 ...')
-    p.add_argument('--arch', default='ladder_resnet18_half')
-    p.add_argument('--num-classes', type=int, default=19)
+    p.add_argument('--arch', default='ladder_resnet18_half',
+                   help=f'architecture of a new model: {", ".join(sorted(ARCHS))} (default '
+                        "ladder_resnet18_half, the embedded model's; --init keeps its own)")
+    p.add_argument('--num-classes', type=int, default=19,
+                   help='closed-set classes (default 19, Cityscapes train ids)')
     p.add_argument('--init', '--checkpoint', dest='init',
                    help='start from this project checkpoint (imported official ones too)')
     p.add_argument('--finetune', choices=('all', 'heads'), default='all',
@@ -134,14 +139,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--resume', action='store_true', help='continue from OUTPUT/last.pt')
     p.add_argument('--iters', type=int, default=1800, help='total optimisation steps')
     p.add_argument('--batch-size', type=int, default=8, help='per process')
-    p.add_argument('--crop', type=int, nargs=2, default=(128, 256), metavar=('H', 'W'))
-    p.add_argument('--scale', type=float, nargs=2, default=(0.75, 1.25), metavar=('MIN', 'MAX'))
-    p.add_argument('--lr', type=float, default=1.5e-3)
-    p.add_argument('--weight-decay', type=float, default=1e-4)
-    p.add_argument('--warmup', type=int, default=100)
+    p.add_argument('--crop', type=int, nargs=2, default=(128, 256), metavar=('H', 'W'),
+                   help='training crop size, after the scale jitter (default 128 256)')
+    p.add_argument('--scale', type=float, nargs=2, default=(0.75, 1.25), metavar=('MIN', 'MAX'),
+                   help='random rescale range of a sample before cropping (default 0.75 1.25)')
+    p.add_argument('--lr', type=float, default=1.5e-3,
+                   help='peak AdamW learning rate; cosine decay to 1 %% of it (default 1.5e-3)')
+    p.add_argument('--weight-decay', type=float, default=1e-4,
+                   help='AdamW weight decay (default 1e-4)')
+    p.add_argument('--warmup', type=int, default=100,
+                   help='iterations of linear learning-rate warm-up (default 100)')
     p.add_argument('--beta', type=float, default=0.03, help='generative term weight')
     p.add_argument('--disc-weight', type=float, help='dataset-head weight (default 10*beta)')
-    p.add_argument('--ce-weight', type=float, default=1.0)
+    p.add_argument('--ce-weight', type=float, default=1.0,
+                   help='closed-set cross-entropy term weight (default 1.0)')
     p.add_argument('--energy-margin', type=float, help='optional margin on outlier logsumexp')
     p.add_argument('--inlier-margin', type=float,
                    help='optional: also push inlier logsumexp above this (hinge, weight beta)')
@@ -159,11 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
                         'log-uniform scale, on the road, partly occluded)')
     p.add_argument('--negative-masks', help='instance masks for --negatives (same stems, .png)')
     p.add_argument('--paste-scale', type=float, nargs=2, default=(0.05, 0.5),
+                   metavar=('MIN', 'MAX'),
                    help="pasted patch size relative to the crop's shorter side")
-    p.add_argument('--scene-size', type=int, nargs=2, default=(256, 512), metavar=('H', 'W'))
-    p.add_argument('--train-scenes', type=int, default=2000)
-    p.add_argument('--val-scenes', type=int, default=200)
-    p.add_argument('--calib-scenes', type=int, default=100)
+    p.add_argument('--scene-size', type=int, nargs=2, default=(256, 512), metavar=('H', 'W'),
+                   help='synthetic data: size the training scenes are generated at '
+                        '(default 256 512)')
+    p.add_argument('--train-scenes', type=int, default=2000,
+                   help='synthetic data: training scenes, seeds 0..N-1 (default 2000)')
+    p.add_argument('--val-scenes', type=int, default=200,
+                   help='synthetic data: validation scenes of the held-out eval family '
+                        '(default 200)')
+    p.add_argument('--calib-scenes', type=int, default=100,
+                   help='synthetic data: calibration scenes for the threshold (default 100)')
     p.add_argument('--calib-family', default='train', choices=(*TRAINING_FAMILIES, 'eval'),
                    help="anomaly family of the calibration scenes: a training family ('varied' "
                         "for a model trained on it) or 'eval' (then eval is not held out)")
@@ -174,20 +192,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help='widest native input the model is meant for, stored in the '
                         'checkpoint: wider cameras run downscaled to it when the node has '
                         'inference_width 0 (measured for the embedded model: 1024)')
-    p.add_argument('--val-size', type=int, nargs=2, default=(256, 512), metavar=('H', 'W'))
+    p.add_argument('--val-size', type=int, nargs=2, default=(256, 512), metavar=('H', 'W'),
+                   help='synthetic data: size of the validation and calibration scenes '
+                        '(default 256 512)')
     p.add_argument('--val-split', default='val', help='held-out split of a folder data set')
     p.add_argument('--cache', help='folder caching generated synthetic scenes (.npz)')
     p.add_argument('--no-prepare', action='store_true',
                    help='do not pre-generate the scene cache before training')
-    p.add_argument('--prepare-workers', type=int, default=os.cpu_count() or 1)
+    p.add_argument('--prepare-workers', type=int, default=os.cpu_count() or 1, metavar='N',
+                   help='processes that pre-generate the scene cache (default: one per CPU)')
     p.add_argument('--workers', type=int, default=1, help='data loader processes')
     p.add_argument('--threads', type=int, help='torch threads per process')
-    p.add_argument('--save-every', type=int, default=100)
+    p.add_argument('--save-every', type=int, default=100, metavar='N',
+                   help='write OUTPUT/last.pt every N iterations (default 100)')
     p.add_argument('--stop-after', type=int,
                    help='stop (as if interrupted) after this many iterations in this run')
     p.add_argument('--max-time', type=float, help='stop (resumable) after this many seconds')
     p.add_argument('--no-amp', action='store_true', help='no mixed precision on GPU')
-    p.add_argument('--no-progress', action='store_true')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.add_argument('--nproc-per-node', type=int, default=1, metavar='N',
                    help='train in N processes (DDP) under the torchrun agent, run in this '
                         'process so Ctrl-C ends with one line and exit 130 (plain torchrun '

@@ -15,8 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 LAUNCH = REPO / 'launch' / 'densehybrid.launch.py'
 DEMO = REPO / 'launch' / 'demo.launch.py'
 RVIZ = REPO / 'config' / 'densehybrid.rviz'
-ARGS = {'image', 'input_topics', 'input_transport', 'params_file', 'checkpoint', 'device',
-        'precision', 'namespace', 'use_sim_time', 'autostart', 'rviz'}
+ARGS = {'image', 'input_topics', 'input_transport', 'input_reliability', 'params_file',
+        'checkpoint', 'device', 'precision', 'backend', 'artifacts', 'inference_width',
+        'torch_threads', 'namespace', 'use_sim_time', 'autostart', 'rviz'}
 
 
 def strings(path: Path) -> set:
@@ -31,6 +32,7 @@ def test_launch_file_names_every_argument_and_sets_large_data():
     assert 'launch_args.launch_arguments()' in LAUNCH.read_text()
     assert {'densehybrid-node', '--autostart', 'rviz2'} <= strings(LAUNCH)
     assert {'densehybrid-replay', 'densehybrid.launch.py'} <= strings(DEMO)
+    assert 'demo_arguments()' in DEMO.read_text() and 'DEMO_FORWARDED' in DEMO.read_text()
     for path in (LAUNCH, DEMO):        # both give their processes the package's transports
         assert 'from densehybrid_ros.core.transport import child_env' in path.read_text()
 
@@ -95,4 +97,5 @@ def test_launch_files_import_and_expand(tmp_path):
     assert [type(a) for a in actions][:2] == [Node, Node] if rviz_available() \
         else [type(a) for a in actions][0] is Node      # no rviz2: the node and a warning
     demo = load(DEMO).generate_launch_description()
-    assert {'bag', 'image', 'rviz'} <= {a.name for a in demo.get_launch_arguments()}
+    assert {'bag', 'image', 'rviz', 'backend', 'artifacts'} <= \
+        {a.name for a in demo.get_launch_arguments()}

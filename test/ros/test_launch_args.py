@@ -37,6 +37,57 @@ def test_input_topics_that_are_not_yaml_say_so():
         launch_args.input_topics('[/a, /b')
 
 
+def test_every_parameter_a_user_sets_at_launch_is_an_argument():
+    """Issue 24 (6): input_reliability was no launch argument."""
+    pytest.importorskip('rclpy')
+    from densehybrid_ros.ros.params import CONFIGURE, DEFAULTS as PARAMS, SPECS
+    # The model and its runtime (read at configure), the inputs, the sensors, remote outputs.
+    launch_time = {spec.name for spec in SPECS
+                   if spec.stage == CONFIGURE or spec.name.startswith('input_')}
+    launch_time |= {'depth_topic', 'compressed_outputs'}
+    assert launch_time <= set(PARAMS) and 'input_reliability' in launch_time
+    assert launch_time <= set(DEFAULTS)
+    for name, (kind, _) in launch_args.NODE_ARGUMENTS.items():
+        assert type(PARAMS[name]) is kind, name          # the value reaches the node typed
+        assert DEFAULTS[name] == ''                       # empty: the params file's value
+
+
+def test_arguments_become_typed_parameters_the_node_accepts():
+    pytest.importorskip('rclpy')
+    from densehybrid_ros.ros.params import validate
+    given = {'input_reliability': 'reliable', 'inference_width': ' 640', 'torch_threads': '3',
+             'compressed_outputs': 'True', 'strict_params': 'off', 'backend': 'openvino',
+             'precision': 'int8', 'artifacts': 'out/export/a,out/export/b',
+             'depth_topic': 'depth/image_raw', 'checkpoint': ''}
+    overrides = launch_args.node_parameters({**DEFAULTS, **given})
+    assert overrides == {'input_reliability': 'reliable', 'inference_width': 640,
+                         'torch_threads': 3, 'compressed_outputs': True, 'strict_params': False,
+                         'backend': 'openvino', 'precision': 'int8',
+                         'artifacts': 'out/export/a,out/export/b',
+                         'depth_topic': 'depth/image_raw', 'use_sim_time': False}
+    assert all(validate(name, value) is None for name, value in overrides.items())
+
+
+@pytest.mark.parametrize('name, value, message', [
+    ('inference_width', '640px',
+     "launch argument inference_width must be an integer, got '640px'"),
+    ('torch_threads', '2.5', "launch argument torch_threads must be an integer, got '2.5'"),
+    ('compressed_outputs', 'maybe',
+     "launch argument compressed_outputs must be true or false, got 'maybe'"),
+])
+def test_an_argument_of_the_wrong_type_is_one_line(name, value, message):
+    with pytest.raises(ValueError) as exc:
+        launch_args.node_parameters({**DEFAULTS, name: value})
+    assert str(exc.value) == message
+
+
+def test_the_demo_passes_its_model_arguments_on():
+    demo = [name for name, _, _ in launch_args.demo_arguments()]
+    assert len(demo) == len(set(demo)) and set(demo) == {'bag', *launch_args.DEMO_FORWARDED}
+    assert {'precision', 'backend', 'artifacts'} <= set(launch_args.DEMO_FORWARDED)
+    assert set(launch_args.DEMO_FORWARDED) <= set(DEFAULTS)
+
+
 def test_flags_overrides_and_remappings():
     assert launch_args.flag(' True') and launch_args.flag('1') and not launch_args.flag('false')
     overrides = launch_args.node_parameters({**DEFAULTS, 'device': 'cuda',

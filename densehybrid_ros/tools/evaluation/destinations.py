@@ -1,14 +1,14 @@
 """Where a densehybrid-eval run writes, and the rule that keeps earlier results whole.
 
-Every target is staged next to itself and moved in only when the run succeeds (or is stopped
-with Ctrl-C: the finished frames are a result, exit 130): the ``--output`` folder
-(``core.staging.staged_folder``) and the ``--output-bag`` (``make_bag.staged_bag``: replaced
-whole, only with ``--overwrite``). A run that fails leaves every target as it was, byte for
-byte, on any error, a full disk included. When a broken message cuts the input short after
-some frames, those frames were evaluated but the run still failed (exit 2): their results go
-to ``<output>.partial`` (and ``<output-bag>.partial``), replacing the previous partial results
-whole, and the error line names the folder. An output that is an input, holds one or lies
-inside one is refused before anything runs.
+Every target is staged next to itself and moved in only when the run succeeds (or is stopped with
+Ctrl-C: the finished frames are a result, exit 130): the ``--output`` folder
+(``core.staging.staged_folder``) and the ``--output-bag`` (``data.bag_staging.staged_bag``:
+replaced whole, only with ``--overwrite``). A run that fails leaves every target as it was, byte
+for byte, on any error, a full disk included. When a broken message cuts the input short after some
+frames, those frames were evaluated but the run still failed (exit 2): their results go to
+``<output>.partial`` (and ``<output-bag>.partial``), replacing the previous partial results whole,
+and the error line names the folder. An output that is an input, holds one or lies inside one is
+refused before anything runs.
 """
 
 import argparse
@@ -20,8 +20,8 @@ import shutil
 from typing import Dict, Iterator, Optional, Sequence
 
 from .sources import EvalError
-from ..rostools.make_bag import staged_bag
 from ...core.staging import staged_folder
+from ...data.bag_staging import staged_bag
 
 PARTIAL_SUFFIX = '.partial'
 FULL_DISK = (errno.ENOSPC, errno.EDQUOT)

@@ -24,7 +24,8 @@ from .report import print_summary
 from .run import evaluate
 from .sources import EvalError
 from ..model.options import add_model_options
-from ...data.bags import BagError, STORAGES
+from ...data.bag_writer import STORAGES
+from ...data.bags import BagError
 from ...metrics.components import SMIYC_MIN_SIZES
 
 EXAMPLE = '''examples:
@@ -103,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                             'LostAndFound folders, else anomaly)')
     out = p.add_argument_group('output')
     out.add_argument('--output-bag', help='write the node result topics to this bag')
-    out.add_argument('--bag-storage', default='mcap', choices=STORAGES)
+    out.add_argument('--bag-storage', default='mcap', choices=STORAGES,
+                     help='storage of --output-bag: mcap (default) or sqlite3')
     out.add_argument('--copy-images', action='store_true',
                      help='also copy the camera topic into the output bag')
     out.add_argument('--overwrite', action='store_true',

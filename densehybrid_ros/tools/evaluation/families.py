@@ -1,19 +1,19 @@
 """densehybrid-eval-families: generalisation of a checkpoint to held-out anomaly families.
 
 Generates ``--scenes`` road scenes per family (held-out families only: never pasted in training
-or calibration), segments each at every ``--size`` and prints, per family and size: mIoU, AP of
-the hybrid / generative / discriminative scores, hybrid FPR95, and the calibrated threshold's
-TPR and FPR; the objects as SegmentMeIfYouCan scores them (mean F1, sIoU and PPV of the
-connected components of the thresholded anomaly mask and of the anomaly instances, with the
-anomaly track's size filters scaled to the scene); then, pooled over the families, AP and FPR95
-of each score by anomaly size and by distance to the anomaly's edge. ``--json`` writes
-everything.
+or calibration), segments each at every ``--size H W`` (repeat the option for several sizes) and
+prints, per family and size: mIoU, AP of the hybrid / generative / discriminative scores, hybrid
+FPR95, and the calibrated threshold's TPR and FPR; the objects as SegmentMeIfYouCan scores them
+(mean F1, sIoU and PPV of the connected components of the thresholded anomaly mask and of the
+anomaly instances, with the anomaly track's size filters scaled to the scene); then, pooled over
+the families, AP and FPR95 of each score by anomaly size and by distance to the anomaly's edge.
+``--json`` writes everything.
 """
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ...models.checkpoint import CheckpointError
 from ...data.synthetic import HELD_OUT_FAMILIES
@@ -23,17 +23,19 @@ from .report import write_json
 
 EXAMPLE = '''example:
   densehybrid-eval-families --scenes 40 --json out/families.json
-  densehybrid-eval-families --families solids glyph --size 288x512 --scenes 5 --device cuda
+  densehybrid-eval-families --families solids glyph --size 288 512 --size 512 1024 \\
+      --scenes 5 --device cuda
 '''
+SIZES = [(288, 512), (512, 1024)]       # default inference sizes, H W
+SCENE_SIZE = (512, 1024)
+MIN_SIDE = 32
 
 
-def _size(text: str) -> tuple:
-    try:
-        h, w = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'size must be HxW, e.g. 288x512, got {text!r}')
-    if h < 32 or w < 32:
-        raise argparse.ArgumentTypeError(f'size must be at least 32x32, got {text!r}')
+def checked_size(option: str, size: Sequence[int]) -> Tuple[int, int]:
+    """(h, w) of an ``--size H W`` pair, or ValueError when a side is under ``MIN_SIDE``."""
+    h, w = size
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise ValueError(f'{option} must be at least {MIN_SIDE} {MIN_SIDE}, got {h} {w}')
     return h, w
 
 
@@ -45,10 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--checkpoint', help='model checkpoint (default: the embedded model)')
     p.add_argument('--families', nargs='+', default=list(HELD_OUT_FAMILIES),
                    choices=sorted(HELD_OUT_FAMILIES), help='held-out families (default: all)')
-    p.add_argument('--size', nargs='+', type=_size, default=[(288, 512), (512, 1024)],
-                   metavar='HxW', help='inference sizes (default: 288x512 512x1024)')
-    p.add_argument('--scene-size', type=_size, default=(512, 1024), metavar='HxW',
-                   help='size the scenes are generated and scored at (default: 512x1024)')
+    p.add_argument('--size', nargs=2, type=int, action='append', metavar=('H', 'W'),
+                   help='an inference size; repeat for several (default: --size 288 512 '
+                        '--size 512 1024)')
+    p.add_argument('--scene-size', nargs=2, type=int, default=SCENE_SIZE, metavar=('H', 'W'),
+                   help='size the scenes are generated and scored at (default: 512 1024)')
     p.add_argument('--scenes', type=int, default=40, help='scenes per family (default: 40)')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     p.add_argument('--json', help='write the full results here')
@@ -108,6 +111,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         if args.scenes < 1:
             raise ValueError(f'--scenes must be at least 1, got {args.scenes}')
+        sizes = list(dict.fromkeys(checked_size('--size', size)      # once each, in order
+                                   for size in args.size or SIZES))
+        scene_size = checked_size('--scene-size', args.scene_size)
         seg = Segmenter(args.checkpoint, device=args.device)
     except (ValueError, CheckpointError) as exc:
         print(f'densehybrid-eval-families: error: {exc}', file=sys.stderr)
@@ -117,7 +123,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if done == args.scenes or done % 10 == 0:
             print(f'{family}: {done}/{args.scenes} scenes', file=sys.stderr)
 
-    result = evaluate_families(seg, args.families, args.size, args.scenes, args.scene_size,
+    result = evaluate_families(seg, args.families, sizes, args.scenes, scene_size,
                                progress=progress)
     result['checkpoint'] = args.checkpoint or 'embedded'
     print(format_tables(result))

@@ -1,15 +1,16 @@
-"""Export a checkpoint to a deployment runtime: one static graph for one inference size.
+r"""Export a checkpoint to a deployment runtime: one static graph for one inference size.
 
 The graph holds the whole per-frame computation (model, hybrid score, argmax) and maps
 ``image`` N x 3 x H x W float32 RGB in [0, 1] to ``labels`` (uint8) and ``score`` (float32).
 The output folder also holds meta.json (arch, classes, palette, size, precision, the threshold
-for that precision, the checkpoint's SHA-256). Use it with
-``Segmenter(checkpoint, backend=..., artifacts=[folder])`` or the node's ``backend`` parameter.
+for that precision, the checkpoint's SHA-256). Give the folder to the node (parameters
+``backend`` and ``artifacts``) or to densehybrid-segment, -eval and -demo (``--backend`` and
+``--artifacts``), with the checkpoint it was made from.
 
 examples (the embedded model when no checkpoint is given):
   densehybrid-export --format openvino --size 512 1024 --output out/export/ov
   densehybrid-export model.pt --format onnx --size 512 1024 --output out/export/ort
-  densehybrid-export --format openvino --size 512 1024 --precision int8
+  densehybrid-export --format openvino --size 512 1024 --precision int8 \
       --calibration out/sample_bag --output out/export/ov_int8
 """
 
@@ -30,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('checkpoint', nargs='?', default=None,
                         help='densehybrid_ros checkpoint (default: the embedded model)')
-    parser.add_argument('--format', required=True, choices=['onnx', 'openvino'])
+    parser.add_argument('--format', required=True, choices=['onnx', 'openvino'],
+                        help='runtime the graph is for: onnx (ONNX Runtime) or openvino')
     parser.add_argument('--size', required=True, nargs=2, type=int, metavar=('H', 'W'),
                         help='inference size the graph is made for')
     parser.add_argument('--precision', default='fp32', choices=PRECISIONS,

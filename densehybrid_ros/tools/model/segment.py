@@ -1,10 +1,9 @@
 """densehybrid-segment: run the model on image files and write the result pictures as PNGs.
 
-Images are read with the decoder every input path uses (``core.images``): PNG or JPEG, the size
-read from the header and checked against ``--max-pixels`` before anything is decoded. The
-pictures are written next to ``--output`` and moved in only when every image has been
-segmented (``core.staging``), so a failed run leaves an earlier ``--output`` as it was and no
-empty folder behind.
+Images are read as the node reads them: PNG or JPEG, the size read from the header and checked
+against ``--max-pixels`` before anything is decoded. The pictures are written next to ``--output``
+and moved in only when every image has been segmented, so a failed run leaves an earlier
+``--output`` as it was and no empty folder behind.
 """
 
 import argparse

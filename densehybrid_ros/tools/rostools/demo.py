@@ -26,6 +26,9 @@ from ...core.transport import child_env
 EXAMPLE = '''example:
   densehybrid-demo                          # 40 frames at 512 x 1024, results in out/demo/
   densehybrid-demo --frames 10 --output /tmp/demo --checkpoint my_model.pt
+  densehybrid-export --format openvino --size 512 1024 --precision int8 \\
+      --calibration out/demo/sample_bag --output out/export/ov_int8     # after a first run
+  densehybrid-demo --backend openvino --precision int8 --artifacts out/export/ov_int8
 '''
 CAMERA = '/camera/image'
 SPEED = 1.2              # units per frame: objects 30-60 units ahead come within a few units
@@ -45,11 +48,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--checkpoint', default='', help='model (default: the embedded model)')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     p.add_argument('--precision', default='fp32',
-                   help='fp32, fp16 (CUDA) or bf16 (default fp32); the node has no int8')
-    p.add_argument('--backend', default='torch',
-                   help='torch (default), onnxruntime or openvino (an exported graph)')
+                   help='fp32, fp16 (CUDA), bf16, or int8 with --backend openvino and '
+                        '--artifacts (default fp32)')
+    p.add_argument('--backend', default='auto',
+                   help="auto (default, the node's), torch, onnxruntime or openvino (an "
+                        'exported graph)')
+    p.add_argument('--artifacts', nargs='+', default=[], metavar='DIR',
+                   help="the node's graphs, made by densehybrid-export at the frame size "
+                        '(needed for int8; default: exported by the node and cached)')
     p.add_argument('--json', help='also write the metrics JSON here')
     return p
+
+
+def node_command(args: argparse.Namespace) -> List[str]:
+    """Build the densehybrid-node command line from the demo's options."""
+    params = {'input_topics': f'[{CAMERA}]', 'device': args.device,
+              'checkpoint': args.checkpoint, 'precision': args.precision,
+              'backend': args.backend, 'artifacts': ','.join(args.artifacts)}
+    cmd = _tool('ros.main') + ['--autostart', '--ros-args']
+    for name, value in params.items():
+        if value:                      # empty: the node's default (the embedded model, ...)
+            cmd += ['-p', f'{name}:={value}']
+    return cmd
 
 
 def _tool(module: str) -> List[str]:
@@ -79,13 +99,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         '--size', *map(str, args.size)]
     if args.seed is not None:
         make_bag += ['--seed', str(args.seed)]
-    node_cmd = _tool('ros.main') + ['--autostart', '--ros-args', '-p',
-                                    f'input_topics:=[{CAMERA}]', '-p', f'device:={args.device}']
-    if args.checkpoint:
-        node_cmd += ['-p', f'checkpoint:={args.checkpoint}']
-    node_cmd += ['-p', f'precision:={args.precision}']
-    if args.backend != 'torch':        # the node's parameter is new: only set when chosen
-        node_cmd += ['-p', f'backend:={args.backend}']
+    node_cmd = node_command(args)
     try:
         _run('writing the sample bag', make_bag, env)
         print('[demo] starting the node (log: node.log)', flush=True)

@@ -1,8 +1,8 @@
 """densehybrid-make-bag: write a rosbag2 of synthetic road scenes with anomalies and labels.
 
 Without --sequence the frames are unrelated scenes; with --sequence they are one street seen
-from a camera driving along it (data.synthetic.Sequence), so the same obstacles approach over
-many frames, with ground truth for tracking and 3-D placement.
+from a camera driving along it, so the same obstacles approach over many frames, with ground
+truth for tracking and 3-D placement.
 
 Topics (all with the same header stamp and frame_id per frame):
   <ns>/image              sensor_msgs/Image rgb8 (or <ns>/image/compressed, CompressedImage,
@@ -25,23 +25,18 @@ The bag is written into a hidden folder next to --output and moved there when co
 """
 
 import argparse
-import contextlib
 import json
-import os
 from pathlib import Path
-import re
-import shutil
 import sqlite3
 import sys
-import tempfile
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
-from ...core.staging import remove_leftovers
-from ...data.bags import (array_to_compressed, BagError, BagWriter, CAMERA_INFO_TYPE, message,
-                          SEQUENCE_NAMES, STORAGES, STRING_TYPE)
+from ...data.bag_staging import staged_bag
+from ...data.bag_writer import array_to_compressed, BagWriter, message, STORAGES
+from ...data.bags import BagError, CAMERA_INFO_TYPE, SEQUENCE_NAMES, STRING_TYPE
 
 EXAMPLE = '''example:
   densehybrid-make-bag --output out/sample_bag                     # 20 frames, mcap
@@ -93,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help='write one drive through one street world, with instance ids, '
                                'depth, camera_info and ground truth (see above)')
     sequence.add_argument('--family', default=None,
-                          help="obstacles' anomaly family (default: eval, held out from "
-                               'training; any of data.synthetic.FAMILIES)')
+                          help="obstacles' anomaly family: eval (default), voronoi, fractal, "
+                               'glyph or solids, held out from training; or train, varied')
     sequence.add_argument('--speed', type=float, default=None,
                           help='camera speed, generator units per frame (default 0.7)')
     sequence.add_argument('--yaw-rate', type=float, default=None,
@@ -105,54 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--json', help='write a summary JSON here')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser
-
-
-@contextlib.contextmanager
-def staged_bag(output: str, overwrite: bool = False,
-               interrupt_keeps: bool = True) -> Iterator[Path]:
-    """Yield a path in a hidden sibling folder of ``output``; the bag there replaces ``output``.
-
-    It moves in when the block ends without an exception (and, with ``interrupt_keeps``, on
-    KeyboardInterrupt: the writer closed a readable, shorter bag); on any other exception it is
-    deleted and ``output`` stays as it was. An existing ``output`` is refused unless
-    ``overwrite``, and never replaced when it is a non-empty folder that is not a rosbag2.
-    The hidden folder's name carries the process id: the next run deletes those of killed
-    runs (``core.staging.remove_leftovers``).
-    """
-    target = Path(output)
-    if target.exists() or target.is_symlink():
-        if not overwrite:
-            raise BagError(f'{target} exists; remove it or pass --overwrite')
-        if target.is_dir() and not (target / 'metadata.yaml').exists() \
-                and any(target.iterdir()):
-            raise BagError(f'refusing to overwrite {target}: it is a non-empty folder that is '
-                           f'not a rosbag2')
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(target.parent, re.compile(
-        rf'^\.{re.escape(target.name)}\.partial-(?P<pid>\d+)-'))
-    # A sibling (one file system: a rename) holding a bag of the target's name, so the files in
-    # it are named as if written in place (rosbags names them after the bag folder).
-    staging = Path(tempfile.mkdtemp(prefix=f'.{target.name}.partial-{os.getpid()}-',
-                                    dir=target.parent))
-    bag = staging / target.name
-    try:
-        try:
-            yield bag
-        except KeyboardInterrupt:
-            if interrupt_keeps and bag.exists():
-                _move_in(bag, target, staging)
-            raise
-        _move_in(bag, target, staging)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _move_in(bag: Path, target: Path, staging: Path) -> None:
-    """Replace ``target`` by ``bag`` (the old one goes to ``staging`` first, then away)."""
-    if target.exists() or target.is_symlink():
-        old = staging / 'replaced'
-        os.replace(target, old)
-    os.replace(bag, target)
 
 
 def write_sample_bag(output: str, frames: int = FRAMES, size=SCENE_SIZE, rate: float = 10.0,

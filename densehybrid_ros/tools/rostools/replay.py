@@ -19,7 +19,8 @@ from typing import Any, Deque, Dict, List, Optional, Sequence, Set, Tuple
 
 from tqdm import tqdm
 
-from ...data.bags import BagError, BagReader, BagWriter, cdr_stamp, IMAGE_TYPES, STRING_TYPE
+from ...data.bag_writer import BagWriter
+from ...data.bags import BagError, BagReader, cdr_stamp, IMAGE_TYPES, STRING_TYPE
 from ...core.outputs import output_topics
 from ...core.transport import use_large_data
 

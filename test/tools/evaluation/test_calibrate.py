@@ -8,7 +8,8 @@ from typing import Dict
 import numpy as np
 import pytest
 
-from densehybrid_ros.data.bags import BagReader, BagWriter
+from densehybrid_ros.data.bag_writer import BagWriter
+from densehybrid_ros.data.bags import BagReader
 from densehybrid_ros.data.synthetic import make_scene
 from densehybrid_ros.models.checkpoint import load_checkpoint
 from densehybrid_ros.tools.evaluation import eval_bag
@@ -30,7 +31,7 @@ def sample_bag(tmp_path_factory) -> Path:
 def run_eval(output: Path, *argv: str) -> Dict:
     """Run densehybrid-eval in-process into ``output``; returns its metrics.json."""
     code = eval_bag.main([*argv, '--output', str(output), '--quiet', '--device', 'cpu',
-                          '--pictures', '0'])
+                          '--backend', 'torch', '--pictures', '0'])
     assert code == 0
     return json.loads((output / 'metrics.json').read_text())
 

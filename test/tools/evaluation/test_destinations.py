@@ -7,7 +7,8 @@ from typing import Dict
 
 import pytest
 
-from densehybrid_ros.data.bags import array_to_image, BagReader, BagWriter
+from densehybrid_ros.data.bag_writer import array_to_image, BagWriter
+from densehybrid_ros.data.bags import BagReader
 from densehybrid_ros.data.synthetic import make_scene
 from densehybrid_ros.tools.evaluation import eval_bag
 from densehybrid_ros.tools.rostools.make_bag import write_sample_bag
@@ -24,7 +25,7 @@ def tree(folder: Path) -> Dict[str, bytes]:
 
 def run(*argv: str) -> int:
     """Run densehybrid-eval in-process on the CPU, quietly."""
-    return eval_bag.main([*argv, '--quiet', '--device', 'cpu'])
+    return eval_bag.main([*argv, '--quiet', '--device', 'cpu', '--backend', 'torch'])
 
 
 @pytest.fixture(scope='module')

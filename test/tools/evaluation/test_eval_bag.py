@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, jaccard_score, roc_auc_score, roc_curve
 
-from densehybrid_ros.data.bags import BagReader, BagWriter
+from densehybrid_ros.data.bag_writer import BagWriter
+from densehybrid_ros.data.bags import BagReader
 from densehybrid_ros.core.outputs import output_topics
 from densehybrid_ros.models.checkpoint import load_checkpoint
 from densehybrid_ros.data.synthetic import make_scene
@@ -41,7 +42,8 @@ def sample_bag(tmp_path_factory) -> Path:
 def run_eval(tmp_path: Path, *argv: str, name: str = 'out') -> Dict:
     """Run densehybrid-eval in-process; returns metrics.json."""
     out = tmp_path / name
-    code = eval_bag.main([*argv, '--output', str(out), '--quiet', '--device', 'cpu'])
+    code = eval_bag.main([*argv, '--output', str(out), '--quiet', '--device', 'cpu',
+                          '--backend', 'torch'])
     assert code == 0
     return json.loads((out / 'metrics.json').read_text())
 
@@ -259,7 +261,8 @@ def test_ctrl_c_keeps_the_finished_frames(sample_bag, tiny_checkpoint, tmp_path,
 
     monkeypatch.setattr(ModelResults, 'results', interrupt_third)
     code = eval_bag.main([str(sample_bag), '--checkpoint', str(tiny_checkpoint), '--quiet',
-                          '--output', str(tmp_path / 'out'), '--device', 'cpu'])
+                          '--output', str(tmp_path / 'out'),
+                          '--device', 'cpu', '--backend', 'torch'])
     figures = json.loads((tmp_path / 'out' / 'metrics.json').read_text())
     assert code == 130 and figures['interrupted'] and figures['frames'] == 2
     assert len((tmp_path / 'out' / 'frames.csv').read_text().splitlines()) == 3
@@ -313,7 +316,8 @@ def test_camera_encodings(tiny_checkpoint, tmp_path, capsys, encoding, convert, 
     _write_bag(tmp_path / 'cam', [(3, '/cam/image', convert(scene['image']), encoding),
                                   (3, '/cam/anomaly_label', scene['anomaly'], 'mono8')])
     code = eval_bag.main([str(tmp_path / 'cam'), '--checkpoint', str(tiny_checkpoint),
-                          '--output', str(tmp_path / 'o'), '--quiet', '--device', 'cpu'])
+                          '--output', str(tmp_path / 'o'), '--quiet',
+                          '--device', 'cpu', '--backend', 'torch'])
     if error:
         assert code == 2 and error in capsys.readouterr().err
     else:
@@ -431,7 +435,7 @@ def test_bad_bags_and_options_give_clear_errors(sample_bag, tiny_checkpoint, tmp
     bag = sample_bag if how == 'fine' else _corrupt(sample_bag, tmp_path, how)
     ckpt = [] if '--checkpoint' in argv else ['--checkpoint', str(tiny_checkpoint)]
     code = eval_bag.main([str(bag), *ckpt, *argv, '--output', str(tmp_path / 'o'), '--quiet',
-                          '--device', 'cpu'])
+                          '--device', 'cpu', '--backend', 'torch'])
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith('densehybrid-eval: error:')
@@ -444,7 +448,8 @@ def test_label_size_mismatch_is_a_clear_error(tiny_checkpoint, tmp_path, capsys)
     _write_bag(tmp_path / 'bad', [(5, '/cam/image', scene['image'], 'rgb8'),
                                   (5, '/cam/anomaly_label', scene['anomaly'][:, :32], 'mono8')])
     code = eval_bag.main([str(tmp_path / 'bad'), '--checkpoint', str(tiny_checkpoint),
-                          '--output', str(tmp_path / 'o'), '--quiet', '--device', 'cpu'])
+                          '--output', str(tmp_path / 'o'), '--quiet',
+                          '--device', 'cpu', '--backend', 'torch'])
     assert code == 2
     assert 'anomaly is 32x32 but the image is 64x32' in capsys.readouterr().err
 
@@ -477,7 +482,7 @@ def test_make_bag_and_eval_run_without_ros(tiny_checkpoint, tmp_path, run_withou
         bag, out = {str(tmp_path / 'bag')!r}, {str(tmp_path / 'out')!r}
         assert make_sample_bag.main(['--output', bag, '--frames', '1', '--size', '16', '24']) == 0
         assert eval_bag.main([bag, '--checkpoint', {str(tiny_checkpoint)!r}, '--output', out,
-                              '--device', 'cpu', '--quiet']) == 0
+                              '--device', 'cpu', '--backend', 'torch', '--quiet']) == 0
     ''')
     assert (tmp_path / 'out' / 'metrics.json').is_file()
 
@@ -495,7 +500,8 @@ def test_a_broken_message_mid_bag_keeps_the_frames_before_it(tiny_checkpoint, tm
                 bag.write_image('/cam/image', scene['image'], 'rgb8', stamp, 'cam')
             bag.write_image('/cam/anomaly_label', scene['anomaly'], 'mono8', stamp, 'cam')
     code = eval_bag.main([str(tmp_path / 'broken'), '--checkpoint', str(tiny_checkpoint),
-                          '--output', str(tmp_path / 'o'), '--quiet', '--device', 'cpu'])
+                          '--output', str(tmp_path / 'o'), '--quiet',
+                          '--device', 'cpu', '--backend', 'torch'])
     err = capsys.readouterr().err
     assert code == 2
     assert 'a message on /cam/image cannot be decoded as sensor_msgs/msg/Image' in err
@@ -540,7 +546,8 @@ def test_a_failed_run_leaves_the_earlier_results_intact(sample_bag, tiny_checkpo
     _write_bag(tmp_path / 'bad', [(5, '/cam/image', scene['image'], 'rgb8'),
                                   (5, '/cam/anomaly_label', scene['anomaly'][:, :32], 'mono8')])
     assert eval_bag.main([str(tmp_path / 'bad'), '--checkpoint', str(tiny_checkpoint),
-                          '--output', str(out), '--quiet', '--device', 'cpu']) == 2
+                          '--output', str(out), '--quiet',
+                          '--device', 'cpu', '--backend', 'torch']) == 2
     assert 'labels must have the image size' in capsys.readouterr().err
     after = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob('*')) if p.is_file()}
     assert after == before and len(before) > 5

@@ -10,7 +10,8 @@ from densehybrid_ros.tools.evaluation.families import main
 def test_reports_every_family_and_size(tiny_checkpoint, tmp_path, capsys):
     out = tmp_path / 'families.json'
     rc = main(['--checkpoint', str(tiny_checkpoint), '--families', 'solids', 'glyph',
-               '--size', '64x128', '96x192', '--scene-size', '96x192', '--scenes', '2',
+               '--size', '64', '128', '--size', '96', '192', '--size', '64', '128',
+               '--scene-size', '96', '192', '--scenes', '2',
                '--device', 'cpu', '--json', str(out)])
     assert rc == 0
     result = json.loads(out.read_text())
@@ -53,7 +54,24 @@ def test_bad_arguments_give_an_error_line(argv, message, capsys, tmp_path):
     assert 'densehybrid-eval-families: error:' in err and message in err
 
 
-def test_bad_size_is_an_argparse_error(capsys):
+@pytest.mark.parametrize('argv, message', [
+    (['--size', '16', '512'], '--size must be at least 32 32, got 16 512'),
+    (['--size', '288', '512', '--scene-size', '512', '8'],
+     '--scene-size must be at least 32 32, got 512 8'),
+])
+def test_a_small_size_is_one_error_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == f'densehybrid-eval-families: error: {message}\n'
+
+
+@pytest.mark.parametrize('argv', [['--size', '288x512'], ['--size', '288', 'x'],
+                                  ['--scene-size', '512']])
+def test_size_takes_h_w_like_every_other_tool(argv, capsys):
+    """Issue 24 (6): --size was HxW here and H W everywhere else."""
     with pytest.raises(SystemExit) as exc:
-        main(['--size', '288by512'])
-    assert exc.value.code == 2 and 'size must be HxW' in capsys.readouterr().err
+        main([*argv, '--scenes', '0'])        # had it parsed, an error line, not a long run
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert sum(line.startswith('densehybrid-eval-families: error:') for line in
+               err.splitlines()) == 1 and 'Traceback' not in err

@@ -11,7 +11,8 @@ def test_a_sequence_bag_gets_tracking_and_placement_figures(tmp_path, capsys):
     assert make_bag.main(['--sequence', '--output', str(bag), '--frames', '12', '--size',
                           '144', '256', '--speed', '2.0', '--seed', '3', '--quiet']) == 0
     out = tmp_path / 'eval'
-    assert eval_bag.main([str(bag), '--output', str(out), '--quiet', '--pictures', '0']) == 0
+    assert eval_bag.main([str(bag), '--output', str(out), '--quiet', '--pictures', '0',
+                          '--backend', 'torch']) == 0
     sequence = json.loads((out / 'metrics.json').read_text())['sequence']
     assert sequence['frames'] == 12
     tracking = sequence['tracking']
@@ -32,7 +33,8 @@ def test_a_bag_without_ground_truth_has_no_sequence_figures(tmp_path):
     assert make_bag.main(['--output', str(bag), '--frames', '2', '--size', '64', '128',
                           '--quiet']) == 0
     out = tmp_path / 'eval'
-    assert eval_bag.main([str(bag), '--output', str(out), '--quiet', '--pictures', '0']) == 0
+    assert eval_bag.main([str(bag), '--output', str(out), '--quiet', '--pictures', '0',
+                          '--backend', 'torch']) == 0
     assert 'sequence' not in json.loads((out / 'metrics.json').read_text())
 
 

@@ -27,3 +27,16 @@ def test_demo_runs_end_to_end_and_reports_metrics(tmp_path, tiny_checkpoint):
     log = (out / 'node.log').read_text()
     assert 'Traceback' not in log and '(bf16)' in log            # --precision reached the node
     assert result['megabytes_written'] > 0
+
+
+def test_the_node_gets_the_model_options_int8_artifacts_included():
+    """Issue 24 (6): the demo said the node has no int8; it runs int8 from an artifact."""
+    args = demo.build_parser().parse_args(['--backend', 'openvino', '--precision', 'int8',
+                                           '--artifacts', 'out/a', 'out/b', '--device', 'cpu'])
+    cmd = demo.node_command(args)
+    assert cmd[cmd.index('--ros-args') + 1:] == [
+        '-p', f'input_topics:=[{demo.CAMERA}]', '-p', 'device:=cpu', '-p', 'precision:=int8',
+        '-p', 'backend:=openvino', '-p', 'artifacts:=out/a,out/b']
+    plain = demo.node_command(demo.build_parser().parse_args(['--checkpoint', 'm.pt']))
+    assert 'checkpoint:=m.pt' in plain and 'backend:=auto' in plain      # said, not assumed
+    assert not any(p.startswith('artifacts:=') for p in plain)

@@ -3,6 +3,7 @@
 import json
 import os
 from pathlib import Path
+import re
 import signal
 import subprocess
 import sys
@@ -171,6 +172,17 @@ def test_help_shows_an_example(capsys) -> None:
     with pytest.raises(SystemExit):
         main(['--help'])
     assert 'example:' in capsys.readouterr().out
+
+
+def test_family_help_names_every_anomaly_family() -> None:
+    """Issue 24 (6): it pointed at data.synthetic.FAMILIES, a name in the code."""
+    from densehybrid_ros.data.synthetic import FAMILIES
+    from densehybrid_ros.tools.rostools.make_bag import build_parser
+    text = ' '.join(build_parser().format_help().split())
+    start = text.index('--family FAMILY', text.index('sequences (--sequence):'))
+    family = text[start:text.index('--speed SPEED', start)]
+    assert [name for name in FAMILIES if not re.search(rf'\b{name}\b', family)] == []
+    assert 'data.synthetic' not in text
 
 
 def test_defaults_agree_with_the_demo() -> None:

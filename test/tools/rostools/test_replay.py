@@ -176,7 +176,7 @@ def test_live_node_results_agree_with_offline_eval(tmp_path, tiny_checkpoint) ->
            TRANSPORT_ENV: LARGE_DATA}
     node = subprocess.Popen(
         [sys.executable, '-m', 'densehybrid_ros.ros.main', '--autostart', '--ros-args',
-         '-p', f'checkpoint:={tiny_checkpoint}', '-p', 'device:=cpu',
+         '-p', f'checkpoint:={tiny_checkpoint}', '-p', 'device:=cpu', '-p', 'backend:=torch',
          '-p', 'input_topics:=[/camera/image]'], env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
     try:
@@ -197,7 +197,8 @@ def test_live_node_results_agree_with_offline_eval(tmp_path, tiny_checkpoint) ->
             node.wait()
     figures = {}
     for name, argv in (('live', [str(tmp_path / 'rec')]),
-                       ('offline', [str(tmp_path / 'bag'), '--device', 'cpu'])):
+                       ('offline', [str(tmp_path / 'bag'), '--device', 'cpu',
+                                    '--backend', 'torch'])):
         assert eval_bag.main([*argv, '--checkpoint', str(tiny_checkpoint), '--quiet',
                               '--output', str(tmp_path / name)]) == 0
         figures[name] = json.loads((tmp_path / name / 'metrics.json').read_text())
@@ -220,7 +221,7 @@ def test_large_data_transport_is_the_default(monkeypatch, tmp_path, capsys) -> N
 
 def test_label_topics_are_never_played_to_the_node_as_cameras(tmp_path) -> None:
     """A bag's ``.../gt`` and ``.../anomaly_gt`` maps are labels: only the camera is played."""
-    from densehybrid_ros.data.bags import BagWriter
+    from densehybrid_ros.data.bag_writer import BagWriter
     with BagWriter(tmp_path / 'bag') as bag:
         for i in range(3):
             stamp = (i + 1) * 100_000_000
@@ -240,7 +241,7 @@ def test_label_topics_are_never_played_to_the_node_as_cameras(tmp_path) -> None:
 def test_two_cameras_in_one_namespace_record_the_topics_the_node_publishes(
         tmp_path, tiny_checkpoint) -> None:
     """/camera/left + /camera/right -> the node's /camera/densehybrid/{left,right}/<output>."""
-    from densehybrid_ros.data.bags import BagWriter
+    from densehybrid_ros.data.bag_writer import BagWriter
     from densehybrid_ros.core.outputs import OUTPUTS, output_topics
 
     cameras, frames = ['/camera/left', '/camera/right'], 8
@@ -253,7 +254,7 @@ def test_two_cameras_in_one_namespace_record_the_topics_the_node_publishes(
            TRANSPORT_ENV: LARGE_DATA}
     node = subprocess.Popen(
         [sys.executable, '-m', 'densehybrid_ros.ros.main', '--autostart', '--ros-args',
-         '-p', f'checkpoint:={tiny_checkpoint}', '-p', 'device:=cpu',
+         '-p', f'checkpoint:={tiny_checkpoint}', '-p', 'device:=cpu', '-p', 'backend:=torch',
          '-p', f'input_topics:=[{",".join(cameras)}]'], env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
     try:
