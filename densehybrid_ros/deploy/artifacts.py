@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 import re
 import shutil
+import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 from xml.etree import ElementTree
 
@@ -321,30 +322,55 @@ def ensure_artifact(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, siz
                           'artifact with densehybrid-export --precision int8 --calibration '
                           'DIR_OR_BAG and pass it to the Segmenter')
     digest = digest or weights_digest(model)
-    key = f'{digest}_g{GRAPH_VERSION}_{fmt}_{size[0]}x{size[1]}_{precision}_{score}'
     folder = Path(root) if root is not None else cache_dir()
+    target, ok = _cached(folder, digest, fmt, size, precision, score)
+    if ok:
+        return target
+    # A new size stalls the frames waiting for it (measured on the busy 2-core CPU: 10-13 s
+    # for the half-width ladder, onnx + openvino, 54x96 to 360x640): a line when it starts,
+    # one with its duration.
+    LOG.info(f'exporting the {fmt} {precision} graph for inference size {size[0]}x{size[1]} '
+             f'(not in the cache {folder}): frames of this size wait until it is done')
+    start = time.monotonic()
+    _export(model, meta, fmt, size, precision, score, folder, digest, target)
+    LOG.info(f'exported the {fmt} {precision} graph for {size[0]}x{size[1]} in '
+             f'{time.monotonic() - start:.1f} s')
+    return target
+
+
+def _cached(folder: Path, digest: str, fmt: str, size: Size, precision: str,
+            score: str) -> Tuple[Path, bool]:
+    """Find the cache entry's folder and whether it holds a graph that passed its check."""
+    key = f'{digest}_g{GRAPH_VERSION}_{fmt}_{size[0]}x{size[1]}_{precision}_{score}'
     target = folder / key
     remove_leftovers(folder, PARTIAL)          # exports of killed processes
     if (target / 'meta.json').is_file():
         try:
             read_artifact(target)
-            return target
+            return target, True
         except ExportError as exc:
             LOG.warning(f'cached graph {target.name} failed its check, exporting it again: '
                         f'{" ".join(str(exc).split())}')
             _remove(target)
+    return target, False
+
+
+def _export(model: DenseHybridModel, meta: Dict[str, Any], fmt: str, size: Size,
+            precision: str, score: str, folder: Path, digest: str, target: Path) -> None:
+    """Export into the cache entry ``target`` (through a partial folder, moved atomically)."""
     onnx_graph = None
     if fmt == 'openvino':      # convert the cached fp32 ONNX graph (made now if missing)
-        onnx_graph = Path(ensure_artifact(model, meta, 'onnx', size, 'fp32', score, root,
-                                          digest), FORMATS['onnx'])
-    tmp = folder / f'.{key}.{os.getpid()}'
+        onnx_dir, ok = _cached(folder, digest, 'onnx', size, 'fp32', score)
+        if not ok:
+            _export(model, meta, 'onnx', size, 'fp32', score, folder, digest, onnx_dir)
+        onnx_graph = onnx_dir / FORMATS['onnx']
+    tmp = folder / f'.{target.name}.{os.getpid()}'
     write_artifact(model, meta, fmt, size, tmp, precision, score, onnx_graph=onnx_graph,
                    digest=digest)
     try:
         os.replace(tmp, target)                # atomic: a concurrent exporter may have won
     except OSError:
         _remove(tmp)
-    return target
 
 
 def _remove(path: Path) -> None:

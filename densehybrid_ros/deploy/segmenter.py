@@ -4,8 +4,9 @@ Pipeline:
     list of H_i x W_i x 3 uint8 RGB
     -> group by inference size (at most MAX_INFERENCE_PIXELS) -> one N x 3 x h x w float batch
        per group (on the backend's device)
-    -> backend (torch eager, onnxruntime, openvino: densehybrid_ros.deploy.backends): model, score
-       (hybrid by default) and argmax -> labels, score N x h x w
+    -> backend (torch eager, onnxruntime, openvino: densehybrid_ros.deploy.backends; 'auto'
+       picks one, auto_backend): model, score (hybrid by default) and argmax
+       -> labels, score N x h x w
     -> back to H_i x W_i (labels nearest, scores bilinear) -> threshold -> numpy
 """
 
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 import torch
 
-from .backends import Backend, check_backend, make_backend
+from .backends import auto_backend, Backend, check_backend, make_backend
 from .preprocess import (check_image, inference_shape, MAX_INFERENCE_PIXELS, resize_map, resize_np,
                          resolve_device, Size, to_batch)
 from ..models.checkpoint import check_finite, load_checkpoint
@@ -29,6 +30,7 @@ from ..models.fusion import fuse_for_inference
 from ..core.outputs import calibrated_range
 from ..core.paths import default_checkpoint
 from ..core.scoring import compute_score, open_set_from_labels, UNKNOWN_ID
+from .runtimes import AUTO, AutoChoice
 
 LOG = logging.getLogger(__name__)
 OUTPUTS = ('semantic', 'score', 'open_set', 'anomaly_mask')
@@ -85,6 +87,15 @@ class Segmenter:
         if max_inference_pixels < 0:
             raise ValueError(f'max_inference_pixels must be >= 0, got {max_inference_pixels}')
         compute_score(score, torch.zeros(1, 2, 1, 1), torch.zeros(1, 2, 1, 1))  # validates name
+        # 'auto': the runtime this machine runs fastest with torch fp32's scores, said in one
+        # line (a WARN where it fell back to torch); a failed export falls back too (_run).
+        self.auto: Optional[AutoChoice] = None
+        if backend == AUTO:
+            self.auto = auto_backend(precision, device, artifacts)
+            backend = self.auto.backend
+            (LOG.warning if self.auto.fallback else LOG.info)(
+                'backend auto: %s %s (%s)', backend, precision, self.auto.reason)
+        self._device_asked, self._channels_last = device, channels_last
         # Graph runtimes take host arrays: 'auto' is the CPU for them (ORT's CUDA provider only
         # when asked for explicitly).
         dev = resolve_device('cpu' if backend != 'torch' and device == 'auto' else device)
@@ -94,12 +105,20 @@ class Segmenter:
         self.max_native_width = int(meta.get('max_inference_width') or 0)
         self.meta = meta
         self.model = model.eval()
-        self.backend: Backend = make_backend(
-            backend, model=model, meta=meta, precision=precision, score=score, device=str(dev),
-            channels_last=channels_last, artifacts=artifacts)
+        # An auto-chosen graph runtime exporting lazily may fall back to torch (given
+        # artifacts are the deployment: their errors are the user's to see).
+        self._may_fall_back = self.auto is not None and backend != 'torch' and not artifacts
+        try:
+            self.backend: Backend = make_backend(
+                backend, model=model, meta=meta, precision=precision, score=score,
+                device=str(dev), channels_last=channels_last, artifacts=artifacts)
+        except Exception as exc:  # the runtime installed but broken: torch, with one WARN
+            if not self._may_fall_back:
+                raise
+            self._fall_back(exc)
         self.device = self.backend.device            # where preprocessing puts the batch
-        self.memory_format = torch.channels_last if channels_last and backend == 'torch' \
-            else torch.contiguous_format
+        self.memory_format = torch.channels_last if channels_last and \
+            self.backend_name == 'torch' else torch.contiguous_format
         calibration = self.backend.calibration or meta.get('calibration') or {}
         self.calibration: Dict[str, Any] = dict(calibration)     # in effect for this backend
         self._threshold = float(calibration.get('threshold', math.nan))
@@ -107,7 +126,23 @@ class Segmenter:
         if math.isnan(self._threshold):
             LOG.warning('checkpoint has no calibrated threshold: no pixel is flagged anomalous '
                         'until one is set (densehybrid-eval --threshold-from-tpr 0.95)')
-        LOG.info('Segmenter: %s on %s, %s backend (%s)', model.arch, dev, backend, precision)
+        LOG.info('Segmenter: %s on %s, %s backend (%s)', model.arch, self.device,
+                 self.backend_name, precision)
+
+    def _fall_back(self, exc: BaseException) -> None:
+        """Run torch eager from now on, after the auto-chosen runtime failed (one WARN)."""
+        LOG.warning('backend auto: %s failed (%s: %s); falling back to torch eager %s',
+                    self.backend_name, type(exc).__name__, ' '.join(str(exc).split())[:300],
+                    self.precision)
+        self._may_fall_back = False
+        self.backend_name = 'torch'
+        self.backend = make_backend(
+            'torch', model=self.model, meta=self.meta, precision=self.precision,
+            score=self.score_kind, device=str(resolve_device(self._device_asked)),
+            channels_last=self._channels_last)
+        self.device = self.backend.device
+        self.memory_format = torch.channels_last if self._channels_last \
+            else torch.contiguous_format
 
     @property
     def threshold(self) -> float:
@@ -168,7 +203,14 @@ class Segmenter:
         x = self._preprocess(images, size)                               # N x 3 x h x w
         need_score = bool(wanted & {'score', 'open_set', 'anomaly_mask'})
         need_labels = bool(wanted & {'semantic', 'open_set'})
-        labels, score = self.backend.infer(x, need_score)                 # N x h x w each
+        try:
+            labels, score = self.backend.infer(x, need_score)             # N x h x w each
+        except Exception as exc:  # an auto-chosen graph that would not export or compile
+            if not self._may_fall_back:
+                raise
+            self._fall_back(exc)
+            x = self._preprocess(images, size)                           # on torch's device
+            labels, score = self.backend.infer(x, need_score)
         labels = labels if need_labels else None
         # Back to each image's size: on the CPU with OpenCV on the final uint8/float32 maps
         # (no float detour for labels), on a GPU on the device before the one copy to the host.

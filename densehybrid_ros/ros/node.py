@@ -143,8 +143,8 @@ class DenseHybridNode(LifecycleNode):
             self._apply_runtime(name, value)
         self.get_logger().info(
             f'configured: {segmenter.arch} from {segmenter.meta.get("path")} on '
-            f'{segmenter.device} ({segmenter.precision}), inference width '
-            f'{width or "native"}, threshold {segmenter.threshold:g}')
+            f'{segmenter.device} ({segmenter.backend_name} {segmenter.precision}), inference '
+            f'width {width or "native"}, threshold {segmenter.threshold:g}')
         warning = synthetic_model_warning(self._domain)
         if warning:
             self.get_logger().warning(f'model domain: {warning}')
@@ -351,7 +351,8 @@ class DenseHybridNode(LifecycleNode):
             if not outputs and not objects:
                 continue                  # nobody listens to this camera: compute nothing
             try:
-                jobs.append(_Job(cam, msg.header, msg_to_rgb(msg), outputs, objects))
+                jobs.append(_Job(cam, msg.header, msg_to_rgb(msg, self._max_pixels),
+                                 outputs, objects))
             except ImageError as exc:
                 self._bad_message(cam, exc)
         if not jobs:

@@ -16,7 +16,7 @@ from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterVal
 
 from ..core.instances import InstanceConfig
 from ..core.tracking import TrackerConfig
-from ..deploy.runtimes import BACKENDS, PRECISIONS
+from ..deploy.runtimes import AUTO, BACKEND_CHOICES, PRECISIONS
 
 # When a new value takes effect: at any time, at the next activate, or at the next configure.
 RUNTIME, ACTIVATE, CONFIGURE = 'runtime', 'activate', 'configure'
@@ -63,10 +63,13 @@ SPECS: Tuple[ParamSpec, ...] = (
     ParamSpec('precision', 'fp32',
               'Inference precision (fp16 needs CUDA; int8 needs backend openvino and artifacts).',
               choices=PRECISIONS),
-    ParamSpec('backend', 'torch',
-              'Inference runtime: torch (eager), onnxruntime (fp32) or openvino (fp32, bf16); '
-              'graphs are exported on the first frame of each inference size and cached.',
-              choices=BACKENDS),
+    ParamSpec('backend', AUTO,
+              'Inference runtime: auto (the fastest with the same scores as torch fp32: '
+              'openvino fp32 on an x86 CPU where it is installed, torch on CUDA; else torch, '
+              'with a warning), torch (eager), onnxruntime (fp32) or openvino (fp32, bf16); '
+              'graphs are exported at configure and on the first frame of each new inference '
+              'size (seconds, logged), and cached.',
+              choices=BACKEND_CHOICES),
     ParamSpec('artifacts', '',
               'Comma-separated folders made by densehybrid-export for the onnxruntime / '
               'openvino backend (needed for int8); empty = export on the first frame of each '

@@ -40,6 +40,7 @@ def test_camera_info_is_paired_republished_and_missing_info_is_counted(
     node = NodeProcess(['--autostart', '--ros-args', '-r', 'image:=/front/image_raw',
                         '-r', '/front/camera_info:=/front/calib',
                         '-p', f'checkpoint:={tiny_checkpoint}', '-p', 'device:=cpu',
+                        '-p', 'backend:=torch',
                         '-p', 'inference_width:=64', '-p', 'camera_height:=1.2',
                         '-p', 'camera_pitch:=0.1'], tmp_path / 'node.log')
     image_pub = probe.node.create_publisher(Image, '/front/image_raw', qos_profile_sensor_data)

@@ -24,7 +24,7 @@ def ctl(*args: str, timeout: float = START_TIMEOUT_S) -> subprocess.CompletedPro
 def node(tiny_checkpoint, tmp_path_factory):
     """The node, unconfigured, in namespace /ctl."""
     proc = NodeProcess(['--ros-args', '-r', '__ns:=/ctl', '-p', f'checkpoint:={tiny_checkpoint}',
-                        '-p', 'device:=cpu', '-p', 'inference_width:=64'],
+                        '-p', 'device:=cpu', '-p', 'backend:=torch', '-p', 'inference_width:=64'],
                        tmp_path_factory.mktemp('ctl') / 'node.log')
     yield proc
     proc.stop(signal.SIGINT)

@@ -41,6 +41,7 @@ def percentile(values, q):
 def test_every_output_of_a_processed_frame_reaches_the_viewer(probe, tiny_checkpoint, tmp_path):
     node = NodeProcess(['--autostart', '--ros-args', '-r', '__ns:=/dl',
                         '-p', f'checkpoint:={tiny_checkpoint}', '-p', 'device:=cpu',
+                        '-p', 'backend:=torch',
                         '-p', 'inference_width:=64', '-p', 'compressed_outputs:=true',
                         '-p', f'input_topics:=[{",".join(CAMERAS)}]'], tmp_path / 'node.log')
     viewer = subprocess.Popen([sys.executable, str(REPO / 'test' / 'ros' / 'subscribe_outputs.py'),

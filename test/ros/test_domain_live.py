@@ -36,7 +36,8 @@ def photo() -> np.ndarray:
 def test_synthetic_model_on_a_photo_is_flagged_in_the_log_and_diagnostics(probe, tmp_path):
     image = photo()
     node = NodeProcess(['--autostart', '--ros-args', '-r', '__ns:=/dom', '-p', 'device:=cpu',
-                        '-p', f'inference_width:={WIDTH}', '-p', f'input_topics:=[{CAMERA}]'],
+                        '-p', 'backend:=torch', '-p', f'inference_width:={WIDTH}',
+                        '-p', f'input_topics:=[{CAMERA}]'],
                        tmp_path / 'node.log')
     pub = probe.node.create_publisher(Image, CAMERA, qos_profile_sensor_data)
     masks = probe.subscribe(Image, '/dom/densehybrid/anomaly_mask',

@@ -44,7 +44,7 @@ def node(probe, tiny_checkpoint, tmp_path_factory):
     """The node on one compressed camera, computing every output without subscribers."""
     log = tmp_path_factory.mktemp('hostile') / 'node.log'
     proc = NodeProcess(['--autostart', '--ros-args', '-p', f'checkpoint:={tiny_checkpoint}',
-                        '-p', 'device:=cpu', '-p', 'inference_width:=96',
+                        '-p', 'device:=cpu', '-p', 'backend:=torch', '-p', 'inference_width:=96',
                         '-p', 'publish_all:=true', '-p', 'input_transport:=compressed',
                         '-p', f'input_topics:=[{CAMERA}]'], log)
     try:

@@ -34,7 +34,7 @@ def lc(probe, tmp_path_factory):
     log = tmp_path_factory.mktemp('lifecycle') / 'node.log'
     node = NodeProcess(['--ros-args', '--params-file', str(REPO / 'config' / 'densehybrid.yaml'),
                         '-r', '__ns:=/lc', '-p', 'checkpoint:=/nonexistent/model.pt',
-                        '-p', 'device:=cpu', '-p', 'inference_width:=64',
+                        '-p', 'device:=cpu', '-p', 'backend:=torch', '-p', 'inference_width:=64',
                         '-p', 'input_transport:=compressed', '-p', f'input_topics:=[{CAMERA}]'],
                        log)
     try:

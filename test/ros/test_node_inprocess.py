@@ -31,7 +31,8 @@ def uncalibrated_checkpoint(tmp_path_factory):
 @pytest.fixture
 def node(ros_context):
     """An unconfigured node in this process."""
-    n = DenseHybridNode('densehybrid_inprocess_test', context=ros_context)
+    n = DenseHybridNode('densehybrid_inprocess_test', context=ros_context,
+                        cli_args=['--ros-args', '-p', 'backend:=torch'])
     yield n
     n.close()
     n.destroy_node()

@@ -106,6 +106,7 @@ def live(probe, tiny_checkpoint, tmp_path_factory):
     node = NodeProcess(['--autostart', '--ros-args',
                         '--params-file', str(REPO / 'config' / 'densehybrid.yaml'),
                         '-p', f'checkpoint:={tiny_checkpoint}', '-p', 'device:=cpu',
+                        '-p', 'backend:=torch',
                         '-p', f'inference_width:={WIDTH}',
                         '-p', f'input_topics:=[{",".join(CAMERAS)}]'], log)
     segmenter = Segmenter(tiny_checkpoint, device='cpu', precision='fp32', inference_size=WIDTH)

@@ -35,6 +35,7 @@ def busy(probe, tiny_checkpoint, tmp_path_factory):
     for i, gap in enumerate(GAPS):
         nodes[gap] = NodeProcess(['--autostart', '--ros-args', '-r', f'__ns:=/sig{i}',
                                   '-p', f'checkpoint:={tiny_checkpoint}', '-p', 'device:=cpu',
+                                  '-p', 'backend:=torch',
                                   '-p', f'inference_width:={WIDTH}', '-p', 'torch_threads:=1',
                                   '-p', 'input_topics:=[image]'], folder / f'node{i}.log')
         pubs.append(probe.node.create_publisher(Image, f'/sig{i}/image',

@@ -124,7 +124,7 @@ def test_typos_in_a_params_file_and_names_with_no_close_match(ros_context, tmp_p
 
 def test_strict_params_makes_a_typo_fail_configure_in_one_line(ros_context, tiny_checkpoint):
     node = start(ros_context, ['overlay_alfa:=0.3', 'strict_params:=true', 'device:=cpu',
-                               f'checkpoint:={tiny_checkpoint}'])
+                               'backend:=torch', f'checkpoint:={tiny_checkpoint}'])
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
         assert node.lifecycle_state == 'unconfigured'

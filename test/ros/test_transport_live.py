@@ -25,6 +25,7 @@ FRAMES, RATE_HZ, WIDTH, HEIGHT = 20, 4.0, 1280, 720
 def test_720p_best_effort_frames_arrive_with_localhost_discovery(tiny_checkpoint, tmp_path):
     node = NodeProcess(['--autostart', '--ros-args', '-r', '__ns:=/lh',
                         '-p', f'checkpoint:={tiny_checkpoint}', '-p', 'device:=cpu',
+                        '-p', 'backend:=torch',
                         '-p', 'inference_width:=64', '-p', f'input_topics:=[{CAMERA}]'],
                        tmp_path / 'node.log', env=LOCALHOST)
     try:

@@ -5,6 +5,7 @@ segment (and any new tool) spell and mean them the same way.
 """
 
 import argparse
+import sys
 from typing import Any
 
 
@@ -15,8 +16,10 @@ def add_model_options(parser: Any) -> None:
     parser.add_argument('--precision', default='fp32',
                         help='fp32, fp16 or bf16; int8 with openvino and --artifacts '
                         '(default fp32)')
-    parser.add_argument('--backend', default='torch',
-                        help='torch (default), onnxruntime or openvino (an exported graph)')
+    parser.add_argument('--backend', default='auto',
+                        help='auto (default: the fastest runtime with the same scores as '
+                        'torch fp32 here: openvino on an x86 CPU where installed, else torch), '
+                        'torch, onnxruntime or openvino (an exported graph)')
     parser.add_argument('--artifacts', nargs='+', default=[], metavar='DIR',
                         help='graphs made by densehybrid-export (needed for int8); without '
                         'them graphs are exported on the first frame of a size and cached')
@@ -27,6 +30,12 @@ def add_model_options(parser: Any) -> None:
 def segmenter_from_args(args: argparse.Namespace) -> Any:
     """Build the Segmenter the model options ask for (raises CheckpointError / ValueError)."""
     from ...deploy.segmenter import Segmenter  # imported here: --help stays fast
-    return Segmenter(args.checkpoint, device=args.device, precision=args.precision,
-                     inference_size=args.inference_width or None, backend=args.backend,
-                     artifacts=args.artifacts)
+    seg = Segmenter(args.checkpoint, device=args.device, precision=args.precision,
+                    inference_size=args.inference_width or None, backend=args.backend,
+                    artifacts=args.artifacts)
+    if seg.auto is not None and not seg.auto.fallback:     # a fallback is a warning already
+        lazy = '; each new inference size is exported once (seconds) and cached' \
+            if seg.backend_name != 'torch' and not args.artifacts else ''
+        print(f'note: backend auto: {seg.backend_name} {seg.precision} ({seg.auto.reason}{lazy})',
+              file=sys.stderr)
+    return seg

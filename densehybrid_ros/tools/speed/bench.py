@@ -1,10 +1,9 @@
 """densehybrid-bench: model speed, the cost of DenseHybrid, and the cost of the ROS node.
 
 ``densehybrid-bench`` (or ``densehybrid-bench all``) measures the figures below; its other
-subcommands are ``backends`` (runtimes side by side, ``backends.py``), ``model`` (one large
-model's speed and memory, ``model.py``), ``obstacles`` (the node's object and 3-D outputs,
-``obstacles.py``) and ``gpu-check`` (``gpu_check.py``). All of them time
-with ``harness.py`` and compare outputs with ``agreement.py``.
+subcommands are ``backends`` (runtimes side by side), ``auto`` (the node's default runtime against
+torch fp32 on 720p frames), ``model`` (one large model's speed and memory), ``obstacles`` (the
+node's object and 3-D outputs) and ``gpu-check``.
 
 Every figure is a ratio or rate measured in this one run: warm-up runs are excluded, the two
 sides of each ratio are timed interleaved (A B B A ...) so a load that drifts during the run
@@ -36,7 +35,7 @@ subscriber in three processes on a private ROS domain, 1280x720 rgb8 frames:
   and the output resize, at 1280x720.
 * ``obstacles``: ``obstacle_cost_ms`` and ``three_d_cost_ms`` (and with depth), the node's
   object and 3-D outputs per 1280x720 frame on the embedded model's outputs, next to its
-  ``frame_ms`` (``obstacles.py``; about 20 s).
+  ``frame_ms`` (``densehybrid-bench obstacles``; about 20 s).
 
 ``--reference`` times the authors' ``LadderDenseNetTH`` (imported from their checkout at run
 time, never copied here) against this project's ldn121 on the same weights and inputs.
@@ -68,6 +67,7 @@ EXAMPLE = '''examples:
   densehybrid-bench --archs ldn121 --reference ~/src/DenseHybrid --no-node
   densehybrid-bench --bf16 --archs ldn121 --no-node       # adds bf16 autocast figures
   densehybrid-bench backends --archs ldn121 --size 512 1024 --threads 2
+  densehybrid-bench auto                                  # default runtime vs torch, 720p
   densehybrid-bench model --arch dlv3plus_wrn38 --threads 2
   densehybrid-bench obstacles --threads 2 --json out/bench/obstacles.json   # ~20 s
   densehybrid-bench gpu-check --setup --json out/gpu_check.json   # on a CUDA machine
@@ -86,6 +86,8 @@ def subcommands() -> Dict[str, Tuple[str, str, Callable[[argparse.ArgumentParser
                 __doc__, add_arguments, run_all),
         'backends': ('torch, ONNX Runtime and OpenVINO side by side, one process each',
                      backends_cmd.__doc__, backends_cmd.add_arguments, backends_cmd.run),
+        'auto': ("the node's default runtime (auto) against torch fp32 on 720p frames",
+                 backends_cmd.AUTO_DOC, backends_cmd.add_auto_arguments, backends_cmd.run_auto),
         'model': ("one architecture's forward-pass speed and peak memory (large models)",
                   model_cmd.__doc__, model_cmd.add_arguments, model_cmd.run),
         'gpu-check': ('on a CUDA machine: GPU runtimes, agreement with torch fp32, fps',

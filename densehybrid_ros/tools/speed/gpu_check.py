@@ -125,8 +125,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--setup', action='store_true', help='install requirements/gpu.txt first')
     p.add_argument('--checkpoint', help='checkpoint (default: the embedded model)')
     p.add_argument('--arch', help='random weights of this arch instead of a checkpoint')
-    p.add_argument('--size', nargs=2, type=int, default=[1024, 2048], metavar=('H', 'W'))
-    p.add_argument('--repeats', type=int, default=20)
+    p.add_argument('--size', nargs=2, type=int, default=[1024, 2048], metavar=('H', 'W'),
+                   help='input size (default 1024 2048)')
+    p.add_argument('--repeats', type=int, default=20, help='timed runs per runtime '
+                   '(default 20)')
     p.add_argument('--json', metavar='FILE', help='write the rows here')
 
 

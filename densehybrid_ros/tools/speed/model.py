@@ -2,13 +2,13 @@
 
 For models too large for the interleaved repetitions of ``densehybrid-bench all`` (the
 137 M-parameter ``dlv3plus_wrn38`` takes seconds per 1024x512 frame on 2 cores): random weights
-(speed does not depend on training), BN folded (``models/fusion.py``), channels_last,
-``inference_mode``, batch 1, fp32, ``--warmup`` passes then ``--reps`` timed passes per size;
-the peak resident set size (``getrusage``, the whole process: weights, the folded copy,
-activations) after each size. Next to wall time it records the process CPU time per pass: on a
-shared machine, CPU seconds / threads estimates what the pass would take with the cores to
-itself. ``fps_median`` is of the median pass (``harness.median``: the mean of the middle two
-for an even ``--reps``), ``fps_best`` of the fastest.
+(speed does not depend on training), batch norm folded into the convolutions, channels_last,
+``inference_mode``, batch 1, fp32, ``--warmup`` passes then ``--reps`` timed passes per size; the
+peak resident set size (``getrusage``, the whole process: weights, the folded copy, activations)
+after each size. Next to wall time it records the process CPU time per pass: on a shared machine,
+CPU seconds / threads estimates what the pass would take with the cores to itself. ``fps_median``
+is of the median pass (the mean of the middle two for an even ``--reps``), ``fps_best`` of the
+fastest.
 
     densehybrid-bench model --arch dlv3plus_wrn38 --threads 2
     densehybrid-bench model --arch ldn121 --widths 1024 --json ldn.json
@@ -68,7 +68,8 @@ def time_model(arch: str, sizes: Sequence[Tuple[int, int]], reps: int = 2, warmu
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``densehybrid-bench model``."""
-    p.add_argument('--arch', default='dlv3plus_wrn38', choices=sorted(ARCHS))
+    p.add_argument('--arch', default='dlv3plus_wrn38', choices=sorted(ARCHS),
+                   help='architecture to time (default dlv3plus_wrn38)')
     p.add_argument('--widths', nargs='+', type=int, default=[1024, 2048],
                    help='input widths (default: 1024 2048)')
     p.add_argument('--aspect', type=float, default=0.5,

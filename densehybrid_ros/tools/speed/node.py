@@ -190,9 +190,11 @@ class LiveNodeBench:
         """Start the node, the publisher and an all-outputs subscriber; wait until matched."""
         frames_file = self.work_dir / 'frames.npy'
         np.save(frames_file, np.stack(self.frames))
+        # torch, as the bare Segmenter it is compared with (the node's default is auto)
         cmd = [sys.executable, '-m', 'densehybrid_ros.ros.main', '--autostart', '--ros-args',
                '-p', f'checkpoint:={self.checkpoint}', '-p', f'input_topics:=[{INPUT_TOPIC}]',
                '-p', f'device:={self.device}', '-p', f'precision:={self.precision}',
+               '-p', 'backend:=torch',
                '-p', f'inference_width:={self.inference_width}',
                '-p', f'input_reliability:={INPUT_RELIABILITY}']
         self.node = Helper('node', cmd, self.env, self.work_dir, stdin=False)

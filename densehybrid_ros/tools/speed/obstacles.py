@@ -1,15 +1,13 @@
 """What the node's object and 3-D outputs cost per camera frame, next to the frame's own time.
 
-Per processed frame and camera, with object outputs subscribed, the node
-(``ros/obstacle_outputs.py``, ``ObstacleOutputs.process``) runs the camera's obstacle pipeline
-and builds the messages. This times that work step for step, on the embedded model's real
+Per processed frame and camera, with object outputs subscribed, the node runs the camera's obstacle
+pipeline and builds the messages. This times that work step for step, on the embedded model's real
 outputs (``Segmenter(None, device='cpu')``, the node's default inference width: the model's
 ``max_inference_width``) for consecutive frames of a synthetic sequence late in the drive, where
-obstacles are near (``data.synthetic.Sequence``, family 'eval', 1.6 units per frame). The node's
-own settings are used (``obstacle_settings`` of the parameter defaults with ``camera_height``
-1 m: a level mount, the 0.1 m grid of 20 x 10 m, ``cloud_stride`` 2); the camera is the
-sequence's pinhole (``CameraModel``, camera_info built from it). Messages are built, not
-published.
+obstacles are near (held-out family 'eval', 1.6 units per frame). The node's own settings are used
+(``obstacle_settings`` of the parameter defaults with ``camera_height`` 1 m: a level mount, the
+0.1 m grid of 20 x 10 m, ``cloud_stride`` 2); the camera is the sequence's pinhole
+(``CameraModel``, camera_info built from it). Messages are built, not published.
 
 Figures (ms; each round is one frame; the frames are visited back and forth, 0 1 .. N-1 .. 1 0
 1 .., so the tracker always sees neighbouring frames; one untimed cycle first confirms the
@@ -29,12 +27,12 @@ tracks and builds the per-camera ray table):
 * ``ray_table_ms``: a one-off per camera and not in the costs above: the per-pixel ray table of
   (camera, mount) and the grid's cell index (``projection.RayTable``), built once, then cached.
 
-The three costs are timed in interleaved rounds (``harness.interleave``): the objects first
-(the 3-D outputs need its tracks), then the two 3-D variants in rotating order; each variant
-places the frame's tracks itself. Medians over ``--reps`` rounds; ``p90_ms`` the 90th
-percentiles; ``cpu_ms`` the medians of this process's CPU time per step (on a machine shared
-with other jobs, wall time stretches, single-threaded CPU time much less). Without vision_msgs
-(not on PyPI) the two Detection arrays are skipped, and ``vision_msgs`` says so.
+The three costs are timed in interleaved rounds: the objects first (the 3-D outputs need its
+tracks), then the two 3-D variants in rotating order; each variant places the frame's tracks
+itself. Medians over ``--reps`` rounds; ``p90_ms`` the 90th percentiles; ``cpu_ms`` the medians of
+this process's CPU time per step (on a machine shared with other jobs, wall time stretches,
+single-threaded CPU time much less). Without vision_msgs (not on PyPI) the two Detection arrays are
+skipped, and ``vision_msgs`` says so.
 
     densehybrid-bench obstacles --json out/bench/obstacles.json
     densehybrid-bench obstacles --quick

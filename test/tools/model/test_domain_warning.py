@@ -14,7 +14,8 @@ from densehybrid_ros.tools.model.segment import domain_warning, main
 
 matplotlib = pytest.importorskip('matplotlib')
 PHOTO = Path(matplotlib.get_data_path()) / 'sample_data' / 'grace_hopper.jpg'
-FAST = ['--device', 'cpu', '--inference-width', '256', '--size', '256', '512']
+FAST = ['--device', 'cpu', '--backend', 'torch', '--inference-width', '256', '--size', '256',
+        '512']
 
 
 def warnings(err: str) -> list:

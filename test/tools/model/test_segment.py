@@ -21,6 +21,7 @@ def test_uncalibrated_heatmaps_share_the_first_images_range(tmp_path, capsys) ->
     checkpoint = tmp_path / 'uncalibrated.pt'
     save_checkpoint(checkpoint, build_model('ladder_resnet18_half', 19), {})
     assert main(['--synthetic', '2', '--size', '64', '128', '--seed', '7', '--device', 'cpu',
+                 '--backend', 'torch',
                  '--checkpoint', str(checkpoint), '--output', str(tmp_path / 'out')]) == 0
     assert "first image's 1st-99th percentiles" in capsys.readouterr().err
     seg = Segmenter(str(checkpoint), device='cpu')
@@ -39,7 +40,8 @@ def test_same_named_images_from_two_folders_keep_both_results(tmp_path, tiny_che
         scene = make_scene(seed, (32, 64), anomaly_family='eval')['image']
         cv2.imwrite(str(tmp_path / folder / f'x.{ext}'), cv2.cvtColor(scene, cv2.COLOR_RGB2BGR))
     assert main([str(tmp_path / 'a' / 'x.png'), str(tmp_path / 'b' / 'x.jpg'), '--device', 'cpu',
-                 '--checkpoint', str(tiny_checkpoint), '--output', str(tmp_path / 'out')]) == 0
+                 '--backend', 'torch', '--checkpoint', str(tiny_checkpoint),
+                 '--output', str(tmp_path / 'out')]) == 0
     names = sorted(p.name for p in (tmp_path / 'out').iterdir())
     assert names == sorted(f'{stem}_{picture}.png' for stem in ('a_x', 'b_x')
                            for picture in PICTURES)
@@ -49,7 +51,8 @@ def test_same_named_images_from_two_folders_keep_both_results(tmp_path, tiny_che
 
 def test_frames_limits_the_images_segmented(tmp_path, tiny_checkpoint):
     assert main(['--synthetic', '3', '--frames', '2', '--size', '32', '64', '--device', 'cpu',
-                 '--checkpoint', str(tiny_checkpoint), '--output', str(tmp_path / 'out')]) == 0
+                 '--backend', 'torch', '--checkpoint', str(tiny_checkpoint),
+                 '--output', str(tmp_path / 'out')]) == 0
     stems = {p.name.split('_image.png')[0] for p in (tmp_path / 'out').glob('*_image.png')}
     assert stems == {'scene_1000', 'scene_1001'}
 
@@ -61,7 +64,7 @@ def test_an_image_over_the_pixel_budget_is_refused_from_its_header(tmp_path, tin
     good = tmp_path / 'good.png'
     cv2.imwrite(str(good), np.zeros((32, 64, 3), np.uint8))
     out = tmp_path / 'results' / 'out'
-    argv = [str(good), str(tmp_path / 'huge.png'), '--device', 'cpu',
+    argv = [str(good), str(tmp_path / 'huge.png'), '--device', 'cpu', '--backend', 'torch',
             '--checkpoint', str(tiny_checkpoint), '--output', str(out)]
     assert main(argv) == 2
     err = capsys.readouterr().err.splitlines()
@@ -78,7 +81,8 @@ def test_an_image_over_the_pixel_budget_is_refused_from_its_header(tmp_path, tin
 def test_the_budget_is_an_option(tmp_path, tiny_checkpoint):
     image = tmp_path / 'x.jpg'
     cv2.imwrite(str(image), np.zeros((32, 64, 3), np.uint8))
-    args = [str(image), '--device', 'cpu', '--checkpoint', str(tiny_checkpoint)]
+    args = [str(image), '--device', 'cpu', '--backend', 'torch', '--checkpoint',
+            str(tiny_checkpoint)]
     assert main(args + ['--max-pixels', str(32 * 64 - 1), '--output', str(tmp_path / 'a')]) == 2
     assert main(args + ['--max-pixels', str(32 * 64), '--output', str(tmp_path / 'b')]) == 0
     assert (tmp_path / 'b' / 'x_image.png').is_file() and not (tmp_path / 'a').exists()
