@@ -24,6 +24,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter, parameter_value_to_python
 import yaml
 
+from .middleware import close_middleware
 from ..core.transport import use_large_data
 
 TRANSITIONS = ('configure', 'activate', 'deactivate', 'cleanup', 'shutdown')
@@ -185,7 +186,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
     finally:
         node.destroy_node()
-        rclpy.try_shutdown()
+        close_middleware()
 
 
 if __name__ == '__main__':

@@ -27,6 +27,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
+from .middleware import close_middleware
 from .node import DenseHybridNode, one_line
 from ..core.transport import transport_warning, use_large_data
 
@@ -149,7 +150,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if node is not None:
             node.close()          # waits for the frame in progress, then stops the worker
             node.destroy_node()
-        rclpy.try_shutdown()
+        close_middleware()
         signals.ignore()
     return 0
 

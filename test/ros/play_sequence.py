@@ -21,6 +21,7 @@ from rosbags.highlevel import AnyReader
 from sensor_msgs.msg import CameraInfo, Image
 
 from densehybrid_ros.core.transport import use_large_data
+from densehybrid_ros.ros.middleware import close_middleware
 from densehybrid_ros.data.bags import cdr_stamp
 
 ROLES = {'image': Image, 'camera_info': CameraInfo, 'depth': Image}
@@ -59,7 +60,7 @@ def main() -> int:
         time.sleep(1.0 / rate)
     print(json.dumps({'published': len(stamps), 'stamps': stamps, 'topics': topics}), flush=True)
     node.destroy_node()
-    rclpy.try_shutdown()
+    close_middleware()          # bounded: Fast DDS can hang destroying a participant
     return 0
 
 

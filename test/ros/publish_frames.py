@@ -20,6 +20,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
 from densehybrid_ros.core.transport import use_large_data
+from densehybrid_ros.ros.middleware import close_middleware
 
 
 def main() -> int:
@@ -57,7 +58,7 @@ def main() -> int:
         rclpy.spin_once(node, timeout_sec=0.2)
     print(json.dumps({'published': count, 'node_received': received[0]}), flush=True)
     node.destroy_node()
-    rclpy.try_shutdown()
+    close_middleware()          # bounded: Fast DDS can hang destroying a participant
     return 0
 
 

@@ -22,6 +22,7 @@ from sensor_msgs.msg import Image
 
 from densehybrid_ros.core.outputs import output_topics
 from densehybrid_ros.core.transport import use_large_data
+from densehybrid_ros.ros.middleware import close_middleware
 
 RVIZ_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 READY_TIMEOUT_S = 120.0       # node start (torch import, load, warm-up) on a busy machine
@@ -73,7 +74,7 @@ def main() -> int:
           flush=True)
     executor.shutdown(timeout_sec=2.0)
     node.destroy_node()
-    rclpy.try_shutdown()
+    close_middleware()          # bounded: Fast DDS can hang destroying a participant
     return 0
 
 

@@ -23,6 +23,7 @@ from ...data.bag_writer import BagWriter
 from ...data.bags import BagError, BagReader, cdr_stamp, IMAGE_TYPES, STRING_TYPE
 from ...core.outputs import output_topics
 from ...core.transport import use_large_data
+from ...ros.middleware import close_middleware
 
 EXAMPLE = '''examples:
   densehybrid-replay out/sample_bag                                   # recorded rate
@@ -204,7 +205,7 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
         if spinner.is_alive():
             spinner.join(timeout=5.0)
         node.destroy_node()
-        rclpy.try_shutdown()
+        close_middleware()
         reader.close()
         if recorder is not None:
             recorder.close()

@@ -20,6 +20,7 @@ import numpy as np
 
 from .node import INPUT_TOPIC
 from ...data.bags import cdr_stamp, set_cdr_stamp
+from ...ros.middleware import close_middleware
 
 
 def _emit(obj: Dict[str, Any]) -> None:
@@ -100,7 +101,7 @@ def _publisher_main(args: argparse.Namespace) -> int:
         pass
     finally:
         node.destroy_node()
-        rclpy.try_shutdown()
+        close_middleware()
     return 0
 
 
@@ -159,7 +160,7 @@ def _subscriber_main(args: argparse.Namespace) -> int:
         pass
     finally:
         node.destroy_node()
-        rclpy.try_shutdown()
+        close_middleware()
     return 0
 
 
