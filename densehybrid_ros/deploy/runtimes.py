@@ -62,10 +62,12 @@ def resolve_auto(precision: str, device: str, machine: str, openvino_installed: 
     """Pick the runtime of ``backend: auto`` from the facts of this machine (a pure rule).
 
     Given artifacts decide (their format's runtime). On CUDA (``device`` cuda[:N], or auto
-    with CUDA present) torch eager. On the CPU, fp32 runs OpenVINO on x86 where it is
-    installed: the same scores as torch fp32, faster (embedded model, 720p frames, 2-core CPU,
-    ``densehybrid-bench auto``: score 8.6e-6 off, labels equal, x2.42 on a busy machine; the
-    live node idle: 170 ms against 225 ms); else torch, a fallback where OpenVINO is missing.
+    with CUDA present) torch eager. On the CPU, fp32 names OpenVINO on x86 where it is
+    installed: the candidate, which runs an inference size only where it gives torch fp32's
+    scores and is faster there (the Segmenter times both once per size and records it:
+    :mod:`densehybrid_ros.deploy.auto_timing`; embedded model at 576x1024 on a 2-core CPU,
+    idle: torch 179 ms, OpenVINO 211 ms; another time, busy: OpenVINO x2.42); else torch, a
+    fallback where OpenVINO is missing.
     Other precisions are explicit choices: torch where it runs them (bf16, fp16), else the
     runtime that does (int8: OpenVINO).
     """
@@ -89,5 +91,5 @@ def resolve_auto(precision: str, device: str, machine: str, openvino_installed: 
     if not openvino_installed:
         return AutoChoice('torch', 'OpenVINO is not installed (requirements/deploy.txt): '
                           'torch eager, the slowest exact runtime', fallback=True)
-    return AutoChoice('openvino', 'an x86 CPU with OpenVINO installed: the same scores as '
-                      'torch fp32, faster')
+    return AutoChoice('openvino', 'an x86 CPU with OpenVINO installed: it runs each '
+                      'inference size where it is faster than torch fp32 here, timed once')

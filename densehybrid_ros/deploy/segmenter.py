@@ -5,7 +5,8 @@ Pipeline:
     -> group by inference size (at most MAX_INFERENCE_PIXELS) -> one N x 3 x h x w float batch
        per group (on the backend's device)
     -> backend (torch eager, onnxruntime, openvino: densehybrid_ros.deploy.backends; 'auto'
-       picks one, auto_backend): model, score (hybrid by default) and argmax
+       picks one, auto_backend, and on the CPU at fp32 times it against torch eager once per
+       inference size, auto_timing): model, score (hybrid by default) and argmax
        -> labels, score N x h x w
     -> back to H_i x W_i (labels nearest, scores bilinear) -> threshold -> numpy
 """
@@ -14,13 +15,18 @@ from dataclasses import dataclass
 import logging
 import math
 import os
-from typing import Any, Collection, Dict, List, Optional, Sequence, Union
+from pathlib import Path
+from typing import Any, Collection, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import cv2
 import numpy as np
 import torch
 
+from .artifacts import cache_dir
+from .auto_timing import AutoDecision, measure, read_record, record_key, record_path, \
+    write_record
 from .backends import auto_backend, Backend, check_backend, make_backend
+from .backends.base import GraphBackend
 from .preprocess import (check_image, inference_shape, MAX_INFERENCE_PIXELS, resize_map, resize_np,
                          resolve_device, Size, to_batch)
 from ..models.checkpoint import check_finite, load_checkpoint
@@ -108,6 +114,11 @@ class Segmenter:
         # An auto-chosen graph runtime exporting lazily may fall back to torch (given
         # artifacts are the deployment: their errors are the user's to see).
         self._may_fall_back = self.auto is not None and backend != 'torch' and not artifacts
+        # ... and at fp32 it runs only where it is faster than torch eager: timed once per
+        # inference size (auto_timing); torch wins a size -> the graph is not run there.
+        self._timing = self._may_fall_back and precision == 'fp32'
+        self._torch: Optional[Backend] = None      # torch eager, made when first needed
+        self.auto_decisions: Dict[Size, AutoDecision] = {}
         try:
             self.backend: Backend = make_backend(
                 backend, model=model, meta=meta, precision=precision, score=score,
@@ -116,6 +127,8 @@ class Segmenter:
             if not self._may_fall_back:
                 raise
             self._fall_back(exc)
+        self._candidate = self.backend
+        self._timing = self._timing and isinstance(self.backend, GraphBackend)
         self.device = self.backend.device            # where preprocessing puts the batch
         self.memory_format = torch.channels_last if channels_last and \
             self.backend_name == 'torch' else torch.contiguous_format
@@ -134,14 +147,23 @@ class Segmenter:
         LOG.warning('backend auto: %s failed (%s: %s); falling back to torch eager %s',
                     self.backend_name, type(exc).__name__, ' '.join(str(exc).split())[:300],
                     self.precision)
-        self._may_fall_back = False
-        self.backend_name = 'torch'
-        self.backend = make_backend(
-            'torch', model=self.model, meta=self.meta, precision=self.precision,
-            score=self.score_kind, device=str(resolve_device(self._device_asked)),
-            channels_last=self._channels_last)
+        self._may_fall_back = self._timing = False
+        self._use('torch')
         self.device = self.backend.device
-        self.memory_format = torch.channels_last if self._channels_last \
+
+    def _use(self, name: str) -> None:
+        """Run ``name`` from now on: torch eager (made on first use) or the graph runtime."""
+        if name == 'torch':
+            if self._torch is None:
+                self._torch = make_backend(
+                    'torch', model=self.model, meta=self.meta, precision=self.precision,
+                    score=self.score_kind, device=str(resolve_device(self._device_asked)),
+                    channels_last=self._channels_last)
+            self.backend = self._torch
+        else:
+            self.backend = self._candidate
+        self.backend_name = name
+        self.memory_format = torch.channels_last if self._channels_last and name == 'torch' \
             else torch.contiguous_format
 
     @property
@@ -200,17 +222,9 @@ class Segmenter:
 
     @torch.inference_mode()
     def _run(self, images: List[np.ndarray], size: Size, wanted: set) -> List[Result]:
-        x = self._preprocess(images, size)                               # N x 3 x h x w
         need_score = bool(wanted & {'score', 'open_set', 'anomaly_mask'})
         need_labels = bool(wanted & {'semantic', 'open_set'})
-        try:
-            labels, score = self.backend.infer(x, need_score)             # N x h x w each
-        except Exception as exc:  # an auto-chosen graph that would not export or compile
-            if not self._may_fall_back:
-                raise
-            self._fall_back(exc)
-            x = self._preprocess(images, size)                           # on torch's device
-            labels, score = self.backend.infer(x, need_score)
+        labels, score = self._infer(images, size, need_score)            # N x h x w each
         labels = labels if need_labels else None
         # Back to each image's size: on the CPU with OpenCV on the final uint8/float32 maps
         # (no float detour for labels), on a GPU on the device before the one copy to the host.
@@ -232,6 +246,45 @@ class Segmenter:
                 if 'open_set' in wanted else None,
                 anomaly_mask=(s > self._threshold) if 'anomaly_mask' in wanted else None))
         return results
+
+    def _infer(self, images: List[np.ndarray], size: Size,
+               need_score: bool) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Labels and score at ``size`` from the runtime that runs it (auto: decided here)."""
+        try:
+            if self._timing:
+                decision = self.auto_decisions.get(size)
+                if decision is None:
+                    return self._decide(images, size)
+                self._use(decision.backend)
+            return self.backend.infer(self._preprocess(images, size), need_score)
+        except Exception as exc:  # an auto-chosen graph that would not export or compile
+            if not self._may_fall_back:
+                raise
+            self._fall_back(exc)
+        return self.backend.infer(self._preprocess(images, size), need_score)
+
+    def _decide(self, images: List[np.ndarray],
+                size: Size) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Pick torch or the graph runtime for ``size`` (recorded, else timed on ``images``)."""
+        graph = cast(GraphBackend, self._candidate)     # exports lazily: it has the digest
+        key = record_key(str(graph.digest), size, self.precision, self.score_kind, graph.name)
+        path = record_path(Path(graph.cache) if graph.cache else cache_dir(), key)
+        decision = read_record(path, key)
+        outputs = None
+        if decision is None:
+            self._use(graph.name)
+            x = self._preprocess(images, size)                           # N x 3 x h x w
+            warm = graph.infer(x)                     # exports and compiles a new size
+            self._use('torch')
+            decision, outputs = measure(size, self.backend, x.contiguous(
+                memory_format=self.memory_format), graph, x, warm)
+            write_record(path, key, decision)
+        self.auto_decisions[size] = decision
+        (LOG.warning if decision.scores_differ else LOG.info)(decision.line(self.precision))
+        self._use(decision.backend)
+        if outputs is None:                       # recorded: no timing, one run of the winner
+            outputs = self.backend.infer(self._preprocess(images, size))
+        return outputs
 
     def _preprocess(self, images: List[np.ndarray], size: Size) -> torch.Tensor:
         return to_batch(images, size, self.device, self.memory_format)

@@ -65,8 +65,10 @@ SPECS: Tuple[ParamSpec, ...] = (
               choices=PRECISIONS),
     ParamSpec('backend', AUTO,
               'Inference runtime: auto (the fastest with the same scores as torch fp32: '
-              'openvino fp32 on an x86 CPU where it is installed, torch on CUDA; else torch, '
-              'with a warning), torch (eager), onnxruntime (fp32) or openvino (fp32, bf16); '
+              'openvino fp32 on an x86 CPU where it is installed and faster than torch there '
+              '(timed once per inference size, recorded next to the cached graphs), torch on '
+              'CUDA; else torch, with a warning), torch (eager), onnxruntime (fp32) or '
+              'openvino (fp32, bf16); '
               'graphs are exported at configure and on the first frame of each new inference '
               'size (seconds, logged), and cached.',
               choices=BACKEND_CHOICES),

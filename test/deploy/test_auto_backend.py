@@ -1,4 +1,4 @@
-"""backend auto (issue 24): the rule, the same scores as torch, the export log, the fallbacks."""
+"""backend auto (issue 24): the rule and the fallbacks (its timing: test_auto_timing)."""
 
 import logging
 import platform
@@ -44,30 +44,6 @@ def test_given_artifacts_choose_their_runtime():
     assert on_arm.backend == 'openvino'
     with pytest.raises(ExportError, match='cannot run together'):
         resolve_auto('fp32', 'cpu', 'x86_64', True, False, ['onnx', 'openvino'])
-
-
-@pytest.mark.skipif(not X86, reason='auto picks OpenVINO on x86 CPUs only')
-def test_auto_gives_the_torch_score_and_logs_its_one_export(
-        tiny_checkpoint, torch_result, tmp_path, monkeypatch, caplog):
-    """The one real export of this module (about 8 s idle, 20 s on a busy 2-core CPU)."""
-    pytest.importorskip('openvino')
-    monkeypatch.setenv('DENSEHYBRID_CACHE', str(tmp_path))
-    with caplog.at_level(logging.INFO, logger='densehybrid_ros'):
-        seg = Segmenter(tiny_checkpoint, device='cpu', backend='auto')
-        got = seg([IMAGE])[0]
-        seg([IMAGE])                                              # this size: no export
-    assert seg.backend_name == 'openvino' and seg.auto.backend == 'openvino'
-    assert np.abs(got.score - torch_result.score).max() <= 1e-4
-    assert np.array_equal(got.semantic, torch_result.semantic)
-    lines = [(r.levelno, r.getMessage()) for r in caplog.records]
-    chosen = [line for line in lines if line[1].startswith('backend auto:')]
-    assert chosen == [(logging.INFO, f'backend auto: openvino fp32 ({seg.auto.reason})')]
-    exports = [line for line in lines if 'export' in line[1]]
-    assert [level for level, _ in exports] == [logging.INFO] * 2, lines
-    assert exports[0][1].startswith('exporting the openvino fp32 graph for inference size '
-                                    '40x64 (not in the cache')
-    assert exports[1][1].startswith('exported the openvino fp32 graph for 40x64 in ')
-    assert exports[1][1].endswith(' s')
 
 
 def test_a_cache_it_cannot_write_falls_back_to_torch_with_one_warning(

@@ -18,7 +18,8 @@ def add_model_options(parser: Any) -> None:
                         '(default fp32)')
     parser.add_argument('--backend', default='auto',
                         help='auto (default: the fastest runtime with the same scores as '
-                        'torch fp32 here: openvino on an x86 CPU where installed, else torch), '
+                        'torch fp32 here: openvino on an x86 CPU where installed and faster '
+                        'than torch (timed once per size), else torch), '
                         'torch, onnxruntime or openvino (an exported graph)')
     parser.add_argument('--artifacts', nargs='+', default=[], metavar='DIR',
                         help='graphs made by densehybrid-export (needed for int8); without '

@@ -203,7 +203,7 @@ def _worker(spec: Dict[str, Any]) -> int:
             (build_model(spec['arch'], 19), {})
         model = fuse_for_inference(model.eval())
         name = spec['backend']
-        if name == AUTO:                     # resolved here, on this machine, as the node does
+        if name == AUTO and not frame:       # a bare runtime: the rule's candidate
             name = auto_backend(spec['precision'], 'cpu').backend
             answer['runs'] = name
         artifacts = []
@@ -238,6 +238,8 @@ def _worker(spec: Dict[str, Any]) -> int:
             infer, run = backend.infer, (lambda: backend.infer(x))       # noqa: E731
         for _ in range(2):
             run()                                               # compile / export + warm up
+        if frame and spec['backend'] == AUTO:
+            answer['runs'] = seg.backend_name   # timed on its first frame, as the node does
     except Exception as exc:       # reported to the parent as one line, like any tool error
         for line in sys.stdin:
             reply(error=f'{type(exc).__name__}: {exc}')
