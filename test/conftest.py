@@ -82,7 +82,7 @@ LIVE_MIDDLEWARE_TESTS = ('test/ros/test_node_live.py', 'test/ros/test_lifecycle_
                          'test/ros/test_transport_live.py', 'test/ros/test_node_backend_live.py',
                          'test/ros/test_obstacles_live.py', 'test/ros/test_camera_info_live.py',
                          'test/ros/test_signals_live.py', 'test/ros/test_domain_live.py',
-                         'test/ros/test_hostile_frames_live.py')
+                         'test/ros/test_hostile_frames_live.py', 'test/ros/test_ctl.py')
 
 
 def pytest_collection_modifyitems(config, items):

@@ -185,8 +185,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        node.destroy_node()
-        close_middleware()
+        close_middleware(node)
 
 
 if __name__ == '__main__':

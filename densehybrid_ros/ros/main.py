@@ -149,8 +149,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             executor.shutdown(timeout_sec=1.0)
         if node is not None:
             node.close()          # waits for the frame in progress, then stops the worker
-            node.destroy_node()
-        close_middleware()
+        close_middleware(node)
         signals.ignore()
     return 0
 

@@ -59,8 +59,7 @@ def main() -> int:
         stamps.append(stamp)
         time.sleep(1.0 / rate)
     print(json.dumps({'published': len(stamps), 'stamps': stamps, 'topics': topics}), flush=True)
-    node.destroy_node()
-    close_middleware()          # bounded: Fast DDS can hang destroying a participant
+    close_middleware(node)          # bounded: Fast DDS can hang destroying a participant
     return 0
 
 

@@ -57,8 +57,7 @@ def main() -> int:
     while time.monotonic() < deadline and received[0] < count:
         rclpy.spin_once(node, timeout_sec=0.2)
     print(json.dumps({'published': count, 'node_received': received[0]}), flush=True)
-    node.destroy_node()
-    close_middleware()          # bounded: Fast DDS can hang destroying a participant
+    close_middleware(node)          # bounded: Fast DDS can hang destroying a participant
     return 0
 
 

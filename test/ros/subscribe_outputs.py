@@ -73,8 +73,7 @@ def main() -> int:
     print(json.dumps({'stamps': stamps, 'latency_ms': latency_ms, 'processed': processed}),
           flush=True)
     executor.shutdown(timeout_sec=2.0)
-    node.destroy_node()
-    close_middleware()          # bounded: Fast DDS can hang destroying a participant
+    close_middleware(node)          # bounded: Fast DDS can hang destroying a participant
     return 0
 
 

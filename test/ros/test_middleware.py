@@ -31,8 +31,7 @@ def run(body: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
 def test_a_healthy_close_keeps_the_exit_status_and_allows_a_new_init():
     done = run('rclpy.init()\n'
                'node = rclpy.create_node("mw_a")\n'
-               'node.destroy_node()\n'
-               'close_middleware()\n'
+               'close_middleware(node)\n'
                'rclpy.init()\n'                 # in-process callers start again afterwards
                'rclpy.create_node("mw_b").destroy_node()\n'
                'close_middleware()\n'
@@ -49,7 +48,7 @@ def test_a_close_that_hangs_ends_the_process_with_status_1_and_keeps_earlier_out
                'context = Stuck()\n'
                'context.init()\n'
                'print("work done", flush=False)\n'  # buffered: close_middleware flushes it
-               'close_middleware(context, limit_s=1.0)\n'
+               'close_middleware(context=context, limit_s=1.0)\n'
                'print("not reached")\n')
     assert done.returncode == 1
     assert done.stdout.strip() == 'work done'

@@ -204,8 +204,7 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
         executor.shutdown(timeout_sec=2.0)
         if spinner.is_alive():
             spinner.join(timeout=5.0)
-        node.destroy_node()
-        close_middleware()
+        close_middleware(node)
         reader.close()
         if recorder is not None:
             recorder.close()

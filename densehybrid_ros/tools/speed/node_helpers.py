@@ -100,8 +100,7 @@ def _publisher_main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        node.destroy_node()
-        close_middleware()
+        close_middleware(node)
     return 0
 
 
@@ -159,8 +158,7 @@ def _subscriber_main(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.destroy_node()
-        close_middleware()
+        close_middleware(node)
     return 0
 
 
