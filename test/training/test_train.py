@@ -180,6 +180,9 @@ def test_help_shows_an_example(capsys):
     assert 'example' in capsys.readouterr().out
 
 
+# 9 s here; once in a clean-clone run on two busy workers the two gloo ranks hung for the whole
+# 300 s timeout without a line of output (not reproduced since): a short timeout and one rerun
+@pytest.mark.flaky(reruns=1)
 def test_torchrun_two_processes_on_cpu(tmp_path):
     torchrun = Path(sys.executable).parent / 'torchrun'
     if not torchrun.exists():
@@ -193,7 +196,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path):
          'densehybrid_ros.training.train', 'synthetic', '--output', str(out),
          '--cache', str(tmp_path / 'cache'), '--iters', '3',
          *TINY, '--threads', '1', '--json', str(out / 'm.json')],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     report = json.loads((out / 'm.json').read_text())
     _, meta = load_checkpoint(report['checkpoint'])
