@@ -255,7 +255,8 @@ class Segmenter:
                 decision = self.auto_decisions.get(size)
                 if decision is None:
                     return self._decide(images, size)
-                self._use(decision.backend)
+                if decision.backend != self.backend_name:    # only when the size changes
+                    self._use(decision.backend)
             return self.backend.infer(self._preprocess(images, size), need_score)
         except Exception as exc:  # an auto-chosen graph that would not export or compile
             if not self._may_fall_back:

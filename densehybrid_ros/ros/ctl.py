@@ -58,8 +58,9 @@ def call(node: Node, srv_type: Any, name: str, request: Any, timeout: float,
     futures = []
     while time.monotonic() < deadline:
         futures.append(client.call_async(request))
-        wait = deadline - time.monotonic() if not idempotent else \
-            min(RESEND_S, deadline - time.monotonic())
+        wait = deadline - time.monotonic()
+        if idempotent:
+            wait = min(wait, RESEND_S)
         rclpy.spin_until_future_complete(node, futures[-1], timeout_sec=max(wait, 0.0))
         answered = [f for f in futures if f.done()]
         if answered:
