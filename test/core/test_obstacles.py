@@ -97,6 +97,22 @@ def test_with_depth_the_obstacle_is_placed_by_its_depth():
     assert len(points) and np.all(np.abs(points[:, 0] - 6.0) < 0.05)
 
 
+def test_depth_points_are_the_confirmed_instances_pixels_in_either_depth_encoding():
+    pipe, geo = pipeline(), geometry()
+    for k in range(3):
+        score, semantic = frame_maps()
+        if k == 2:                                  # a new blob: an instance, not yet a track
+            score[150:170, 20:40] = 20.0
+        frame = pipe.update(score, semantic, THRESHOLD)
+    assert len(frame.instances.instances) == 2 and list(frame.matched) == [1]
+    mine = frame.instances.ids == frame.matched[1]
+    metres = obstacle_points(frame, geo, score, np.full((H, W), 6.0, np.float32))
+    assert len(metres) == np.count_nonzero(mine)              # stride 1: every pixel, no other
+    assert set(metres[:, 4].tolist()) == {1.0}
+    millimetres = obstacle_points(frame, geo, score, np.full((H, W), 6000, np.uint16))
+    np.testing.assert_allclose(millimetres, metres, rtol=1e-6, atol=1e-6)
+
+
 def test_a_coasting_track_keeps_its_last_placement():
     pipe, geo = pipeline(), geometry()
     for k in range(3):

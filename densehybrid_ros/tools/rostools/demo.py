@@ -21,6 +21,7 @@ from typing import List, Optional
 
 from .make_bag import SCENE_SIZE
 from ..evaluation.report import sequence_line
+from ..model.options import add_model_options
 from ...core.transport import child_env
 
 EXAMPLE = '''example:
@@ -45,17 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='scene size (default %d %d, the scale the embedded model knows)'
                    % SCENE_SIZE)
     p.add_argument('--seed', type=int, help='sequence seed (default: the evaluation range)')
-    p.add_argument('--checkpoint', default='', help='model (default: the embedded model)')
-    p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    p.add_argument('--precision', default='fp32',
-                   help='fp32, fp16 (CUDA), bf16, or int8 with --backend openvino and '
-                        '--artifacts (default fp32)')
-    p.add_argument('--backend', default='auto',
-                   help="auto (default, the node's), torch, onnxruntime or openvino (an "
-                        'exported graph)')
-    p.add_argument('--artifacts', nargs='+', default=[], metavar='DIR',
-                   help="the node's graphs, made by densehybrid-export at the frame size "
-                        '(needed for int8; default: exported by the node and cached)')
+    add_model_options(p)
     p.add_argument('--json', help='also write the metrics JSON here')
     return p
 
@@ -64,7 +55,8 @@ def node_command(args: argparse.Namespace) -> List[str]:
     """Build the densehybrid-node command line from the demo's options."""
     params = {'input_topics': f'[{CAMERA}]', 'device': args.device,
               'checkpoint': args.checkpoint, 'precision': args.precision,
-              'backend': args.backend, 'artifacts': ','.join(args.artifacts)}
+              'backend': args.backend, 'artifacts': ','.join(args.artifacts),
+              'inference_width': args.inference_width}
     cmd = _tool('ros.main') + ['--autostart', '--ros-args']
     for name, value in params.items():
         if value:                      # empty: the node's default (the embedded model, ...)

@@ -120,10 +120,12 @@ def _plan(reader: BagReader, args: argparse.Namespace) -> Tuple[List[str], List[
             raise BagError(f'{reader.path} has no camera image topics to play; topics: '
                            f'{reader.describe() or "none"}')
     labels = [t for t in reader.label_topics() if t not in topics]
-    # a sequence bag's ground truth (JSON per frame) goes into the recording with the labels,
-    # so densehybrid-eval --recorded scores the node's objects over time too
-    labels += [truth for ns in sorted({t.rpartition('/')[0] for t in topics})
-               for role, truth in reader.sequence_roles(ns).items() if role == 'truth']
+    # a sequence bag's ground truth (JSON per frame) and depth image go into the recording with
+    # the labels, so densehybrid-eval --recorded scores the node's objects over time and places
+    # them with depth too
+    labels += [topic for ns in sorted({t.rpartition('/')[0] for t in topics})
+               for role, topic in reader.sequence_roles(ns).items()
+               if role in ('truth', 'depth')]
     return topics, labels
 
 

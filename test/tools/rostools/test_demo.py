@@ -4,6 +4,7 @@ import json
 import math
 from pathlib import Path
 
+from densehybrid_ros.data.bags import BagReader
 from densehybrid_ros.tools.rostools import demo
 
 
@@ -21,6 +22,12 @@ def test_demo_runs_end_to_end_and_reports_metrics(tmp_path, tiny_checkpoint):
     assert result['sequence']['frames'] == 3 and 'phantom_tracks_per_100_frames' in \
         result['sequence']['tracking']
     assert 'objects_f1' in result
+    # ... and its depth image, so eval places the node's objects with depth as well
+    recording = BagReader(out / 'live_bag')
+    try:
+        assert recording.topics['/camera/depth'][1] == 3
+    finally:
+        recording.close()
     pictures = {p.name for p in Path(result['pictures']).glob('*.png')}
     assert any('overlay' in name for name in pictures)
     assert any('heatmap' in name for name in pictures)
@@ -39,4 +46,7 @@ def test_the_node_gets_the_model_options_int8_artifacts_included():
         '-p', 'backend:=openvino', '-p', 'artifacts:=out/a,out/b']
     plain = demo.node_command(demo.build_parser().parse_args(['--checkpoint', 'm.pt']))
     assert 'checkpoint:=m.pt' in plain and 'backend:=auto' in plain      # said, not assumed
+    assert not any(p.startswith('inference_width:=') for p in plain)    # 0: the node's own
+    narrow = demo.node_command(demo.build_parser().parse_args(['--inference-width', '512']))
+    assert 'inference_width:=512' in narrow
     assert not any(p.startswith('artifacts:=') for p in plain)
