@@ -56,3 +56,27 @@ def test_merge_state_dict_and_checks() -> None:
         a.update((1.0, 0.0), 0.0, 0.0)
     empty = PlacementMetrics().compute()
     assert empty['count'] == 0 and np.isnan(empty['range_error']['median'])
+
+
+def test_figures_by_true_range_band() -> None:
+    metrics = PlacementMetrics('ground')
+    metrics.update((5.1, 0.0), 5.0, 0.0)            # 2 % at 5 units
+    metrics.update((14.0, 0.0), 12.5, 0.0)          # 12 % at 12.5
+    metrics.update((12.0, 0.3), 15.0, 0.0)          # 20 % at 15
+    metrics.update((20.0, 0.0), 40.0, 0.0)          # 50 % at 40: far contacts are one pixel
+    bands = metrics.compute()['by_range']
+    assert list(bands) == ['0-10', '10-20', '>=20']
+    assert [b['count'] for b in bands.values()] == [1, 2, 1]
+    assert bands['0-10']['range_error']['median'] == pytest.approx(0.02)
+    assert bands['10-20']['range_error']['median'] == pytest.approx(0.16)
+    assert bands['10-20']['lateral_error']['max'] == pytest.approx(0.3)
+    assert bands['>=20']['range_error']['p90'] == pytest.approx(0.5)
+
+
+def test_a_state_saved_without_the_true_range_still_loads() -> None:
+    old = {'kind': np.array('PlacementMetrics'), 'mode': np.array('ground'),
+           'errors': np.array([[0.1, 0.2], [0.3, 0.4]])}
+    metrics = PlacementMetrics.from_state_dict(old)
+    figures = metrics.compute()
+    assert figures['count'] == 2 and figures['range_error']['max'] == pytest.approx(0.3)
+    assert all(b['count'] == 0 for b in figures['by_range'].values())

@@ -7,7 +7,13 @@ FPR95, and the calibrated threshold's TPR and FPR; the objects as SegmentMeIfYou
 (mean F1, sIoU and PPV of the connected components of the thresholded anomaly mask and of the
 anomaly instances, with the anomaly track's size filters scaled to the scene); then, pooled over
 the families, AP and FPR95 of each score by anomaly size and by distance to the anomaly's edge.
-``--json`` writes everything.
+
+``--sequences N`` adds the objects over time: N synthetic drives per family towards its
+obstacles, segmented frame by frame and run through the node's obstacle pipeline (instances ->
+confirmed tracks -> placement), scored against their ground truth: objects confirmed before half
+the range at which they first appear, frames to confirm, flicker, phantom tracks per 100
+frames, id switches, and the placements' range and lateral errors (ground plane and depth image,
+also by true range). ``--scenes 0`` runs only those. ``--json`` writes everything.
 """
 
 import argparse
@@ -18,6 +24,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ...models.checkpoint import CheckpointError
 from ...data.synthetic import HELD_OUT_FAMILIES
 from .families_harness import evaluate_families, KINDS
+from .families_sequences import evaluate_family_sequences, format_sequence_tables, \
+    segmenter_predict
 from ...deploy.segmenter import Segmenter
 from .report import write_json
 
@@ -25,9 +33,11 @@ EXAMPLE = '''example:
   densehybrid-eval-families --scenes 40 --json out/families.json
   densehybrid-eval-families --families solids glyph --size 288 512 --size 512 1024 \\
       --scenes 5 --device cuda
+  densehybrid-eval-families --scenes 0 --sequences 10        # objects over time only
 '''
 SIZES = [(288, 512), (512, 1024)]       # default inference sizes, H W
 SCENE_SIZE = (512, 1024)
+SEQUENCE_SIZE = (288, 512)
 MIN_SIDE = 32
 
 
@@ -52,7 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
                         '--size 512 1024)')
     p.add_argument('--scene-size', nargs=2, type=int, default=SCENE_SIZE, metavar=('H', 'W'),
                    help='size the scenes are generated and scored at (default: 512 1024)')
-    p.add_argument('--scenes', type=int, default=40, help='scenes per family (default: 40)')
+    p.add_argument('--scenes', type=int, default=40,
+                   help='scenes per family (default: 40; 0: none, with --sequences)')
+    p.add_argument('--sequences', type=int, default=0,
+                   help='synthetic drives per family scored over time (default: 0, none)')
+    p.add_argument('--sequence-size', nargs=2, type=int, default=SEQUENCE_SIZE,
+                   metavar=('H', 'W'), help='frame size of the drives (default: %d %d)'
+                   % SEQUENCE_SIZE)
+    p.add_argument('--sequence-frames', type=int, default=60,
+                   help='frames per drive (default: 60)')
+    p.add_argument('--sequence-speed', type=float, default=1.2,
+                   help='units the camera moves per frame (default: 1.2; the camera is 1 unit '
+                        'above the ground, the obstacles start 30-60 units ahead)')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     p.add_argument('--json', help='write the full results here')
     return p
@@ -109,24 +130,39 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Entry point."""
     args = build_parser().parse_args(argv)
     try:
-        if args.scenes < 1:
-            raise ValueError(f'--scenes must be at least 1, got {args.scenes}')
+        if args.scenes < 0 or args.sequences < 0 or not (args.scenes or args.sequences):
+            raise ValueError(f'need --scenes or --sequences of at least 1, got --scenes '
+                             f'{args.scenes} --sequences {args.sequences}')
+        if args.sequence_frames < 1 or not args.sequence_speed > 0:
+            raise ValueError(f'--sequence-frames must be at least 1 and --sequence-speed over '
+                             f'0, got {args.sequence_frames} and {args.sequence_speed}')
         sizes = list(dict.fromkeys(checked_size('--size', size)      # once each, in order
                                    for size in args.size or SIZES))
         scene_size = checked_size('--scene-size', args.scene_size)
+        sequence_size = checked_size('--sequence-size', args.sequence_size)
         seg = Segmenter(args.checkpoint, device=args.device)
     except (ValueError, CheckpointError) as exc:
         print(f'densehybrid-eval-families: error: {exc}', file=sys.stderr)
         return 2
 
-    def progress(family: str, done: int) -> None:
-        if done == args.scenes or done % 10 == 0:
-            print(f'{family}: {done}/{args.scenes} scenes', file=sys.stderr)
+    def progress(what: str, total: int) -> Any:
+        def report(family: str, done: int) -> None:
+            if done == total or done % 10 == 0:
+                print(f'{family}: {done}/{total} {what}', file=sys.stderr)
+        return report
 
-    result = evaluate_families(seg, args.families, sizes, args.scenes, scene_size,
-                               progress=progress)
+    result: Dict[str, Any] = {}
+    if args.scenes:
+        result = evaluate_families(seg, args.families, sizes, args.scenes, scene_size,
+                                   progress=progress('scenes', args.scenes))
+        print(format_tables(result))
+    if args.sequences:
+        result['sequences'] = evaluate_family_sequences(
+            segmenter_predict(seg), seg.threshold, args.families, args.sequences,
+            sequence_size, args.sequence_frames, args.sequence_speed,
+            progress=progress('sequences', args.sequences))
+        print(format_sequence_tables(result['sequences']))
     result['checkpoint'] = args.checkpoint or 'embedded'
-    print(format_tables(result))
     if args.json:
         write_json(Path(args.json), result)
     return 0

@@ -14,8 +14,8 @@ def add_model_options(parser: Any) -> None:
     parser.add_argument('--checkpoint', help='model checkpoint (default: the embedded model)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--precision', default='fp32',
-                        help='fp32, fp16 or bf16; int8 with openvino and --artifacts '
-                        '(default fp32)')
+                        help='fp32, fp16 (CUDA) or bf16; int8 with --backend openvino and '
+                        '--artifacts (default fp32)')
     parser.add_argument('--backend', default='auto',
                         help='auto (default: the fastest runtime with the same scores as '
                         'torch fp32 here: openvino on an x86 CPU where installed and faster '

@@ -45,13 +45,35 @@ def test_reports_every_family_and_size(tiny_checkpoint, tmp_path, capsys):
 
 
 @pytest.mark.parametrize('argv, message', [
-    (['--scenes', '0'], '--scenes must be at least 1'),
+    (['--scenes', '0'], 'need --scenes or --sequences of at least 1'),
+    (['--scenes', '0', '--sequences', '1', '--sequence-frames', '0'],
+     '--sequence-frames must be at least 1'),
+    (['--sequences', '1', '--sequence-speed', '-1'], '--sequence-speed over 0'),
     (['--checkpoint', '/nonexistent.pt'], 'error:'),
 ])
 def test_bad_arguments_give_an_error_line(argv, message, capsys, tmp_path):
     assert main([*argv, '--device', 'cpu']) == 2
     err = capsys.readouterr().err
     assert 'densehybrid-eval-families: error:' in err and message in err
+
+
+def test_sequences_alone_report_objects_over_time(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / 'families.json'
+    rc = main(['--checkpoint', str(tiny_checkpoint), '--families', 'voronoi', '--scenes', '0',
+               '--sequences', '2', '--sequence-frames', '3', '--sequence-size', '64', '128',
+               '--device', 'cpu', '--json', str(out)])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert 'families' not in result                  # no scenes asked for
+    sequences = result['sequences']
+    assert sequences['size'] == [64, 128] and sequences['frames'] == 3
+    tracking = sequences['families']['voronoi']['tracking']
+    assert tracking['frames'] == 6 and tracking['sequences'] == 2
+    assert set(sequences['pooled']['placement_ground']['by_range']) == {'0-10', '10-20', '>=20'}
+    text = capsys.readouterr().out
+    assert 'objects over time: 2 sequences per family, 3 frames at 64x128' in text
+    assert any(row.startswith('voronoi ') for row in text.splitlines())
+    assert 'objects at the threshold' not in text
 
 
 @pytest.mark.parametrize('argv, message', [
