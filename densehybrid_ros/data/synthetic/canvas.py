@@ -42,9 +42,14 @@ class SceneCanvas:
         colour = np.asarray(colour, np.float32)
         if colour.ndim == 3:
             colour = colour[ya - y0:yb - y0, xa - x0:xb - x0][m]
-        self.image[ya:yb, xa:xb][m] = colour
-        self.label[ya:yb, xa:xb][m] = label
-        self.anomaly[ya:yb, xa:xb][m] = anomaly
+        self.write((slice(ya, yb), slice(xa, xb)), m, colour, label, anomaly)
+
+    def write(self, region: Tuple[slice, slice], m: np.ndarray, colour: np.ndarray, label: int,
+              anomaly: int) -> None:
+        """Write one clipped paint: ``m`` (bool) inside ``region``; ``colour`` per pixel or RGB."""
+        self.image[region][m] = colour
+        self.label[region][m] = label
+        self.anomaly[region][m] = anomaly
 
 
 def draw_mask(h: int, w: int, draw: Callable[[np.ndarray], None]) -> np.ndarray:

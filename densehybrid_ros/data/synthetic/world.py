@@ -32,7 +32,7 @@ from typing import Dict, Optional, Tuple, Union
 import cv2
 import numpy as np
 
-from .canvas import (BUILDING, IGNORE, ROAD, SIDEWALK, SKY, TERRAIN, VEGETATION)
+from .canvas import (BUILDING, IGNORE, ROAD, SceneCanvas, SIDEWALK, SKY, TERRAIN, VEGETATION)
 from ...core.camera import CameraModel
 from .colour import Rng
 from .props import Car, draw_car, draw_person, draw_pole, draw_tree, Person, Pole, Tree, tree_box
@@ -155,42 +155,21 @@ class View:
     depth: np.ndarray           # float32 range along the optical axis, inf for the sky
 
 
-class _Painter:
-    """The view being painted; implements props.Canvas and also writes depth and instance id."""
+class _Painter(SceneCanvas):
+    """The view being painted: a scene canvas that also writes depth and instance id."""
 
     def __init__(self, h: int, w: int) -> None:
-        self.h, self.w = h, w
-        self.image = np.zeros((h, w, 3), np.float32)
-        self.label = np.full((h, w), IGNORE, np.uint8)
-        self.anomaly = np.zeros((h, w), np.uint8)
+        super().__init__(h, w)
         self.instances = np.zeros((h, w), np.uint16)
         self.depth = np.full((h, w), np.inf, np.float32)
         self.range, self.id = np.inf, 0               # of the billboard being painted
 
-    def paint(self, mask: np.ndarray, colour: np.ndarray, label: int, anomaly: int = 0,
-              offset: Tuple[int, int] = (0, 0)) -> None:
-        """Paint ``mask`` (h x w, or a patch whose top left is at ``offset``), clipped."""
-        y0, x0 = offset
-        colour = np.asarray(colour, np.float32)
-        if mask.shape == (self.h, self.w) and offset == (0, 0):   # crop to the mask's box
-            bx, by, bw, bh = cv2.boundingRect(mask.astype(np.uint8))
-            if bw == 0 or bh == 0:
-                return
-            mask, y0, x0 = mask[by:by + bh, bx:bx + bw], by, bx
-            if colour.ndim == 3:
-                colour = colour[by:by + bh, bx:bx + bw]
-        ya, xa = max(y0, 0), max(x0, 0)
-        yb, xb = min(y0 + mask.shape[0], self.h), min(x0 + mask.shape[1], self.w)
-        if ya >= yb or xa >= xb:
-            return
-        m = mask[ya - y0:yb - y0, xa - x0:xb - x0].astype(bool)
-        if colour.ndim == 3:
-            colour = colour[ya - y0:yb - y0, xa - x0:xb - x0][m]
-        self.image[ya:yb, xa:xb][m] = colour
-        self.label[ya:yb, xa:xb][m] = label
-        self.anomaly[ya:yb, xa:xb][m] = anomaly
-        self.instances[ya:yb, xa:xb][m] = self.id
-        self.depth[ya:yb, xa:xb][m] = self.range
+    def write(self, region: Tuple[slice, slice], m: np.ndarray, colour: np.ndarray, label: int,
+              anomaly: int) -> None:
+        """Write one clipped paint, with the billboard's instance id and range."""
+        super().write(region, m, colour, label, anomaly)
+        self.instances[region][m] = self.id
+        self.depth[region][m] = self.range
 
 
 def noise_tile(rng: Rng, feature: float) -> np.ndarray:
