@@ -17,7 +17,7 @@ import argparse
 import importlib
 import sys
 import time
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 import rclpy
 from rclpy.node import Node
@@ -27,7 +27,11 @@ import yaml
 from .middleware import close_middleware
 from ..core.transport import use_large_data
 
-TRANSITIONS = ('configure', 'activate', 'deactivate', 'cleanup', 'shutdown')
+# The transitions by label, and the state each ends in when it succeeds (the ROS 2 managed-node
+# state machine).
+GOAL_STATES = {'configure': 'inactive', 'activate': 'active', 'deactivate': 'inactive',
+               'cleanup': 'unconfigured', 'shutdown': 'finalized'}
+TRANSITIONS = tuple(GOAL_STATES)
 ARRAY_SHOWN = 16            # longer arrays (image data) print as their length
 
 
@@ -38,18 +42,23 @@ class CtlError(Exception):
 # A service is "available" once the client has discovered the server; the server may not yet
 # have discovered the client's reply reader, and a reply sent before that is lost (a ROS 2 race:
 # seen here as a call that never answered on a loaded 2-core machine). So: a short settle after
-# discovery, and requests that change nothing when repeated are sent again while unanswered.
+# discovery, and requests that change nothing when repeated are sent again while unanswered. A
+# lifecycle transition must not be sent twice: while it is unanswered, the node's state says
+# whether it happened (a configure whose reply was lost once left densehybrid-ctl waiting 120 s).
 SETTLE_S = 0.3
 RESEND_S = 5.0
 
 
 def call(node: Node, srv_type: Any, name: str, request: Any, timeout: float,
-         idempotent: bool = True) -> Any:
+         idempotent: bool = True, client: Any = None,
+         answered_by: Optional[Callable[[], Any]] = None) -> Any:
     """Call a service and wait for the answer (CtlError when it is not there).
 
-    ``idempotent`` requests are resent every ``RESEND_S`` while unanswered.
+    ``idempotent`` requests are resent every ``RESEND_S`` while unanswered; for other requests
+    ``answered_by`` (if given) is asked every ``RESEND_S`` instead, and what it returns, unless
+    None, stands for the answer. ``client``: an existing client of ``name`` to reuse.
     """
-    client = node.create_client(srv_type, name)
+    client = client or node.create_client(srv_type, name)
     if not client.wait_for_service(timeout_sec=timeout):
         raise CtlError(f'service {name} not available after {timeout:g} s (node running? '
                        'same ROS_DOMAIN_ID?)')
@@ -57,14 +66,19 @@ def call(node: Node, srv_type: Any, name: str, request: Any, timeout: float,
     deadline = time.monotonic() + max(timeout, 120.0)
     futures = []
     while time.monotonic() < deadline:
-        futures.append(client.call_async(request))
+        if idempotent or not futures:
+            futures.append(client.call_async(request))
         wait = deadline - time.monotonic()
-        if idempotent:
+        if idempotent or answered_by is not None:
             wait = min(wait, RESEND_S)
         rclpy.spin_until_future_complete(node, futures[-1], timeout_sec=max(wait, 0.0))
         answered = [f for f in futures if f.done()]
         if answered:
             return answered[0].result()
+        if answered_by is not None:
+            seen = answered_by()
+            if seen is not None:
+                return seen
     raise CtlError(f'service {name} did not answer')
 
 
@@ -72,14 +86,27 @@ def lifecycle(node: Node, target: str, command: str, timeout: float) -> int:
     """Print the state, or request a transition and print the new state."""
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState, GetState
+    states = node.create_client(GetState, f'{target}/get_state')
+
+    def current() -> str:
+        return call(node, GetState, f'{target}/get_state', GetState.Request(), timeout,
+                    client=states).current_state.label
+
     if command != 'get':       # by label: the node picks the transition of its current state
+        before = current()
+
+        def happened() -> Any:
+            """Return a success answer when the node is now where the transition leads."""
+            now = current()
+            done = now != before and now == GOAL_STATES.get(command)
+            return ChangeState.Response(success=True) if done else None
+
         request = ChangeState.Request(transition=Transition(label=command))
         ok = call(node, ChangeState, f'{target}/change_state', request, timeout,
-                  idempotent=False).success
+                  idempotent=False, answered_by=happened).success
         if not ok:
             print(f'{command} failed (see the node log or /diagnostics)', file=sys.stderr)
-    state = call(node, GetState, f'{target}/get_state', GetState.Request(), timeout)
-    print(state.current_state.label)
+    print(current())
     return 0 if command == 'get' or ok else 1
 
 

@@ -1,5 +1,6 @@
 """densehybrid-ctl against a real node process: lifecycle, parameters, echo, errors."""
 
+from pathlib import Path
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ pytest.importorskip('cv_bridge')
 from ros_helpers import NodeProcess, ros_env, START_TIMEOUT_S  # noqa: E402
 
 NODE = '/ctl/densehybrid'
+HERE = Path(__file__).resolve().parent
 
 
 def ctl(*args: str, timeout: float = START_TIMEOUT_S) -> subprocess.CompletedProcess:
@@ -20,9 +22,9 @@ def ctl(*args: str, timeout: float = START_TIMEOUT_S) -> subprocess.CompletedPro
                           env=ros_env(), capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture()
 def node(tiny_checkpoint, tmp_path_factory):
-    """The node, unconfigured, in namespace /ctl."""
+    """Start a fresh node, unconfigured, in /ctl (never the state a failed attempt left)."""
     proc = NodeProcess(['--ros-args', '-r', '__ns:=/ctl', '-p', f'checkpoint:={tiny_checkpoint}',
                         '-p', 'device:=cpu', '-p', 'backend:=torch', '-p', 'inference_width:=64'],
                        tmp_path_factory.mktemp('ctl') / 'node.log')
@@ -45,6 +47,25 @@ def test_lifecycle_and_parameters(node):
     assert (done.returncode, done.stdout.strip()) == (0, 'inactive'), done.stderr
     done = ctl('lifecycle', NODE, 'activate')
     assert (done.returncode, done.stdout.strip()) == (0, 'active'), done.stderr
+
+
+@pytest.fixture()
+def silent(tmp_path):
+    """A process whose lifecycle transitions happen but are never answered."""
+    proc = subprocess.Popen([sys.executable, str(HERE / 'silent_lifecycle.py'), '/silent'],
+                            env=ros_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == 'ready'
+        yield '/silent/node'
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_transition_whose_reply_is_lost_is_read_from_the_state(silent):
+    """A lost configure reply left densehybrid-ctl waiting 120 s, then failing (CI, 2026-12-06)."""
+    done = ctl('lifecycle', silent, 'configure', timeout=30)
+    assert (done.returncode, done.stdout.strip()) == (0, 'inactive'), done.stderr
 
 
 def test_echo_prints_diagnostics(node):
