@@ -41,31 +41,42 @@ class CtlError(Exception):
 
 # A service is "available" once the client has discovered the server; the server may not yet
 # have discovered the client's reply reader, and a reply sent before that is lost (a ROS 2 race:
-# seen here as a call that never answered on a loaded 2-core machine). So: a short settle after
-# discovery, and requests that change nothing when repeated are sent again while unanswered. A
-# lifecycle transition must not be sent twice: while it is unanswered, the node's state says
-# whether it happened (a configure whose reply was lost once left densehybrid-ctl waiting 120 s).
+# seen here as a call that never answered on a loaded 2-core machine, once for over 100 s). So:
+# a short settle after discovery, requests that change nothing when repeated are sent again
+# while unanswered, and after RENEW_AFTER unanswered sends from a fresh client (new endpoints
+# for the server to discover). A lifecycle transition must not be sent twice: while it is
+# unanswered, the node's state says whether it happened (a configure whose reply was lost once
+# left densehybrid-ctl waiting 120 s).
 SETTLE_S = 0.3
 RESEND_S = 5.0
+RENEW_AFTER = 2
 
 
-def call(node: Node, srv_type: Any, name: str, request: Any, timeout: float,
-         idempotent: bool = True, client: Any = None,
-         answered_by: Optional[Callable[[], Any]] = None) -> Any:
-    """Call a service and wait for the answer (CtlError when it is not there).
-
-    ``idempotent`` requests are resent every ``RESEND_S`` while unanswered; for other requests
-    ``answered_by`` (if given) is asked every ``RESEND_S`` instead, and what it returns, unless
-    None, stands for the answer. ``client``: an existing client of ``name`` to reuse.
-    """
-    client = client or node.create_client(srv_type, name)
+def _ready_client(node: Node, srv_type: Any, name: str, timeout: float) -> Any:
+    """Return a client of ``name`` that has discovered its server (CtlError if none)."""
+    client = node.create_client(srv_type, name)
     if not client.wait_for_service(timeout_sec=timeout):
         raise CtlError(f'service {name} not available after {timeout:g} s (node running? '
                        'same ROS_DOMAIN_ID?)')
     time.sleep(SETTLE_S)
+    return client
+
+
+def call(node: Node, srv_type: Any, name: str, request: Any, timeout: float,
+         idempotent: bool = True, answered_by: Optional[Callable[[], Any]] = None) -> Any:
+    """Call a service and wait for the answer (CtlError when it is not there).
+
+    ``idempotent`` requests are resent every ``RESEND_S`` while unanswered, from a fresh client
+    after every ``RENEW_AFTER`` sends; for other requests ``answered_by`` (if given) is asked
+    every ``RESEND_S`` instead, and what it returns, unless None, stands for the answer.
+    """
+    client = _ready_client(node, srv_type, name, timeout)
     deadline = time.monotonic() + max(timeout, 120.0)
-    futures = []
+    futures: List[Any] = []
     while time.monotonic() < deadline:
+        if idempotent and len(futures) == RENEW_AFTER:
+            node.destroy_client(client)
+            client, futures = _ready_client(node, srv_type, name, timeout), []
         if idempotent or not futures:
             futures.append(client.call_async(request))
         wait = deadline - time.monotonic()
@@ -86,11 +97,10 @@ def lifecycle(node: Node, target: str, command: str, timeout: float) -> int:
     """Print the state, or request a transition and print the new state."""
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState, GetState
-    states = node.create_client(GetState, f'{target}/get_state')
 
     def current() -> str:
-        return call(node, GetState, f'{target}/get_state', GetState.Request(), timeout,
-                    client=states).current_state.label
+        return call(node, GetState, f'{target}/get_state', GetState.Request(),
+                    timeout).current_state.label
 
     if command != 'get':       # by label: the node picks the transition of its current state
         before = current()
