@@ -130,8 +130,7 @@ class Segmenter:
         self._candidate = self.backend
         self._timing = self._timing and isinstance(self.backend, GraphBackend)
         self.device = self.backend.device            # where preprocessing puts the batch
-        self.memory_format = torch.channels_last if channels_last and \
-            self.backend_name == 'torch' else torch.contiguous_format
+        self.memory_format = self._memory_format(self.backend_name)
         calibration = self.backend.calibration or meta.get('calibration') or {}
         self.calibration: Dict[str, Any] = dict(calibration)     # in effect for this backend
         self._threshold = float(calibration.get('threshold', math.nan))
@@ -163,7 +162,11 @@ class Segmenter:
         else:
             self.backend = self._candidate
         self.backend_name = name
-        self.memory_format = torch.channels_last if self._channels_last and name == 'torch' \
+        self.memory_format = self._memory_format(name)
+
+    def _memory_format(self, backend: str) -> torch.memory_format:
+        """Layout the batch is prepared in: channels-last only for torch eager, when asked."""
+        return torch.channels_last if self._channels_last and backend == 'torch' \
             else torch.contiguous_format
 
     @property

@@ -21,6 +21,7 @@ import numpy as np
 from ...data.synthetic import EVAL_SEED_START, Sequence, SequenceFrame
 from ...deploy.segmenter import Segmenter
 from ...metrics.sequence import SequenceEvaluator, SequenceMetrics
+from .report import figure
 
 Size = Tuple[int, int]
 Predict = Callable[[SequenceFrame], Tuple[np.ndarray, Optional[np.ndarray]]]
@@ -64,10 +65,6 @@ def evaluate_family_sequences(predict: Predict, threshold: float, families: Seq[
             'pooled': pooled.compute()}
 
 
-def _num(value: Optional[float], scale: float = 100.0, digits: int = 1) -> str:
-    return 'n/a' if value is None or not np.isfinite(value) else f'{scale * value:.{digits}f}'
-
-
 # Table columns: (header, width); a header line of names, then one of units.
 COLUMNS = (('objects', 'count', 7), ('early', '%', 6), ('confirm', 'frames', 7),
            ('flicker', '%', 7), ('phantoms', '/100 fr', 8), ('id sw.', '/object', 7),
@@ -89,14 +86,15 @@ def format_sequence_tables(result: Dict[str, Any]) -> str:
     rows = list(result['families'].items()) + [('pooled', result['pooled'])]
     for family, figures in rows:
         t = figures['tracking']
-        cells = [str(t['objects']), _num(t['confirmed_early']),
-                 _num(t['frames_to_confirm']['median'], 1), _num(t['flicker']),
-                 _num(t['phantom_tracks_per_100_frames'], 1),
-                 _num(t['id_switches_per_object'], 1, 2)]
+        cells = [str(t['objects']), figure(t['confirmed_early'], 100, 1),
+                 figure(t['frames_to_confirm']['median'], 1, 1), figure(t['flicker'], 100, 1),
+                 figure(t['phantom_tracks_per_100_frames'], 1, 1),
+                 figure(t['id_switches_per_object'], 1, 2)]
         for mode in ('ground', 'depth'):
             p = figures[f'placement_{mode}']
-            cells += [_num(p['range_error']['median']), _num(p['range_error']['p90']),
-                      _num(p['lateral_error']['median'], 1, 2)]
+            cells += [figure(p['range_error']['median'], 100, 1),
+                      figure(p['range_error']['p90'], 100, 1),
+                      figure(p['lateral_error']['median'], 1, 2)]
         lines.append(f'{family:9s}' + ''.join(f' {cell:>{col[2]}s}'
                                               for cell, col in zip(cells, COLUMNS)))
     lines.append('\npooled placement by true range (units): count, range error median and '
@@ -104,7 +102,7 @@ def format_sequence_tables(result: Dict[str, Any]) -> str:
     for mode in ('ground', 'depth'):
         for band, b in result['pooled'][f'placement_{mode}']['by_range'].items():
             lines.append(f'  {mode:6s} {band:6s} {b["count"]:6d} '
-                         f'{_num(b["range_error"]["median"]):>6s} '
-                         f'{_num(b["range_error"]["p90"]):>6s} '
-                         f'{_num(b["lateral_error"]["median"], 1, 2):>6s}')
+                         f'{figure(b["range_error"]["median"], 100, 1):>6s} '
+                         f'{figure(b["range_error"]["p90"], 100, 1):>6s} '
+                         f'{figure(b["lateral_error"]["median"], 1, 2):>6s}')
     return '\n'.join(lines)

@@ -217,24 +217,25 @@ def print_summary(summary: Dict[str, Any], output: str) -> None:
     print(f'results in {output}/')
 
 
+def figure(value: Optional[float], scale: float = 1.0, digits: int = 2) -> str:
+    """Format ``scale * value`` with ``digits`` decimals; 'n/a' for None, NaN or infinity."""
+    return 'n/a' if value is None or not math.isfinite(value) else f'{scale * value:.{digits}f}'
+
+
 def sequence_line(sequence: Dict[str, Any]) -> str:
     """One line of a sequence's object figures: tracks against objects, placement errors."""
-    def num(value: Optional[float], scale: float = 1.0, digits: int = 2) -> str:
-        return 'n/a' if value is None or not math.isfinite(value) else \
-            f'{scale * value:.{digits}f}'
-
     tracking = sequence['tracking']
     parts = [f'sequence: {tracking["objects"]} objects, confirmed early '
-             f'{num(tracking["confirmed_early"], 100, 0)} %, frames to confirm (median) '
-             f'{num(tracking["frames_to_confirm"]["median"], 1, 1)}, flicker '
-             f'{num(tracking["flicker"], 100, 1)} %, phantom tracks '
-             f'{num(tracking["phantom_tracks_per_100_frames"], 1, 1)} per 100 frames, id '
-             f'switches {num(tracking["id_switches_per_object"])} per object']
+             f'{figure(tracking["confirmed_early"], 100, 0)} %, frames to confirm (median) '
+             f'{figure(tracking["frames_to_confirm"]["median"], 1, 1)}, flicker '
+             f'{figure(tracking["flicker"], 100, 1)} %, phantom tracks '
+             f'{figure(tracking["phantom_tracks_per_100_frames"], 1, 1)} per 100 frames, id '
+             f'switches {figure(tracking["id_switches_per_object"])} per object']
     for mode in ('ground', 'depth'):
         placed = sequence.get(f'placement_{mode}') or {}
         if placed.get('count'):
             errors = placed['range_error']
-            parts.append(f'{mode}: range error median {num(errors["median"], 100, 1)} % p90 '
-                         f'{num(errors["p90"], 100, 1)} %, lateral median '
-                         f'{num(placed["lateral_error"]["median"])}')
+            parts.append(f'{mode}: range error median {figure(errors["median"], 100, 1)} % p90 '
+                         f'{figure(errors["p90"], 100, 1)} %, lateral median '
+                         f'{figure(placed["lateral_error"]["median"])}')
     return ' | '.join(parts)
