@@ -12,12 +12,13 @@ from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import ConcatDataset, Dataset, Sampler
 
 from ..core.classes import IGNORE_ID as IGNORE
-from ..data.cityscapes import CityscapesFolder
+from ..data.cityscapes import CityscapesFolder, DatasetError
 from ..data.negatives import NegativeFolder, NegativePaster, synthetic_paster
-from ..data.synthetic import CALIB_SEED_START, EVAL_SEED_START, SceneCache
+from ..data.synthetic import (CALIB_SEED_START, EVAL_SEED_START, SceneCache,
+                              SequenceFrameCache)
 from ..data.tensors import to_tensors
 from ..data.transforms import Compose, train_transforms
 
@@ -117,14 +118,24 @@ def build_data(args: argparse.Namespace, rank: int) -> Tuple[Dataset, Dataset, D
                                    tuple(args.val_size), args.calib_family, cache))
         val = EvalSet(SceneCache(range(EVAL_SEED_START, EVAL_SEED_START + args.val_scenes),
                                  tuple(args.val_size), 'eval', cache))
+        parts = [train_base]
+        drives = ''
+        if args.drive_frames > 0:
+            parts.append(SequenceFrameCache(args.drive_frames, size, args.negative_family, cache))
+            drives = f' + {args.drive_frames} drive frames ({args.negative_family} obstacles)'
         if cache is not None and rank == 0 and not args.no_prepare:
-            for ds in (train_base, calib.base, val.base):
+            for ds in (*parts, calib.base, val.base):
                 ds.prepare(workers=args.prepare_workers)
-        desc = (f'synthetic scenes {size[0]}x{size[1]}: train seeds 0..{args.train_scenes - 1}; '
+        train_base = parts[0] if len(parts) == 1 else ConcatDataset(parts)
+        desc = (f'synthetic scenes {size[0]}x{size[1]}: train seeds 0..{args.train_scenes - 1}'
+                f'{drives}; '
                 f'calibration {args.calib_scenes} scenes ({args.calib_family} family, seeds '
                 f'{CALIB_SEED_START}+); validation {args.val_scenes} scenes (eval family, seeds '
                 f'{EVAL_SEED_START}+) at {args.val_size[0]}x{args.val_size[1]}')
     else:
+        if args.drive_frames > 0:
+            raise DatasetError('--drive-frames adds synthetic drive frames: it needs the '
+                               "'synthetic' data set, not a folder")
         train_base = CityscapesFolder(args.data, 'train', args.num_classes)
         val_base = CityscapesFolder(args.data, args.val_split, args.num_classes)
         calib = EvalSet(val_base, paster, seed=args.seed + 1)

@@ -177,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
                         '(default 256 512)')
     p.add_argument('--train-scenes', type=int, default=2000,
                    help='synthetic data: training scenes, seeds 0..N-1 (default 2000)')
+    p.add_argument('--drive-frames', type=int, default=0, metavar='N',
+                   help='synthetic data: add N frames of driving sequences (4 per street, '
+                        'obstacles of --negative-family standing on the road 30-60 units '
+                        'ahead, at --scene-size) to the training scenes (default 0)')
     p.add_argument('--val-scenes', type=int, default=200,
                    help='synthetic data: validation scenes of the held-out eval family '
                         '(default 200)')

@@ -1,4 +1,4 @@
-"""Synthetic road scenes: determinism, label validity, anomaly families, caching."""
+"""Synthetic road scenes: determinism, label validity, anomaly families, caching, drive frames."""
 
 import hashlib
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from densehybrid_ros.data.synthetic import (ANOMALY_FAMILIES, make_anomaly, make_negative,
-                                            make_scene, SCENE_CLASSES, SceneCache, SyntheticScenes)
+from densehybrid_ros.data.synthetic import (ANOMALY_FAMILIES, IGNORE, make_anomaly, make_negative,
+                                            make_scene, SCENE_CLASSES, SceneCache, Sequence,
+                                            SequenceFrameCache, SyntheticScenes)
 
 SIZES = [(64, 128), (96, 96), (120, 200)]
 
@@ -117,3 +118,21 @@ def test_scene_cache_round_trip(tmp_path):
     np.testing.assert_array_equal(cache[2]['image'], fresh['image'])
     cache.path(1).write_bytes(b'torn')                     # a damaged file is regenerated
     np.testing.assert_array_equal(cache[1]['label'], make_scene(1, (48, 96), 'train')['label'])
+
+
+def test_drive_frames_are_sequence_frames_with_their_obstacles_as_outliers(tmp_path):
+    frames = SequenceFrameCache(6, (48, 96), 'varied', tmp_path, per_sequence=3, frames=20)
+    where = [frames.where(i) for i in range(6)]
+    assert [s for s, _ in where] == [0, 0, 0, 1, 1, 1]
+    assert len(set(where)) == 6 and all(0 <= k < 20 for _, k in where)    # distinct frames
+    assert frames.prepare(workers=2) == 6 and frames.prepare() == 0
+    for i in (0, 4):
+        seed, k = where[i]
+        truth = Sequence(seed, (48, 96), 20, 'varied', speed=1.2)[k]
+        item = frames[i]                                   # from the cache file
+        np.testing.assert_array_equal(item['image'], truth.image)
+        np.testing.assert_array_equal(item['outlier'], truth.anomaly == 1)
+        assert (item['label'][item['outlier'] == 1] == IGNORE).all()
+    assert any(frames[i]['outlier'].any() for i in range(6))
+    with pytest.raises(ValueError, match='training family'):
+        SequenceFrameCache(2, (48, 96), 'eval')            # held-out families stay held out

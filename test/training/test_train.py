@@ -147,6 +147,30 @@ def test_cityscapes_folder_run(tmp_path):
     assert 'val' in meta['calibration']['measured_on']
 
 
+def test_drive_frames_join_the_synthetic_training_scenes(tmp_path):
+    from densehybrid_ros.data.synthetic import SequenceFrameCache
+    from densehybrid_ros.training.data import build_data
+    from densehybrid_ros.training.train import build_parser
+    args = build_parser().parse_args(['synthetic', '--cache', str(tmp_path / 'cache'), *TINY,
+                                      '--drive-frames', '4'])
+    train_set, _, _, desc = build_data(args, 0)
+    assert len(train_set) == 6 + 4 and '+ 4 drive frames (train obstacles)' in desc
+    drives = SequenceFrameCache(4, (64, 96), 'train', tmp_path / 'cache')
+    assert all(drives.path(i).is_file() for i in range(4))           # prepared with the scenes
+    np.testing.assert_array_equal(train_set.base[7]['image'], drives[1]['image'])
+    batch = train_set[(0, 8)]                               # a crop of a drive frame, negative in
+    assert batch['image'].shape == (3, 48, 64) and batch['outlier'].any()
+
+
+def test_drive_frames_need_synthetic_data(tmp_path, capsys):
+    root = _cityscapes(tmp_path / 'cs')
+    rc = main([str(root), '--output', str(tmp_path / 'o'), '--iters', '2', *TINY,
+               '--drive-frames', '4'])
+    assert rc == 2
+    assert "--drive-frames adds synthetic drive frames: it needs the 'synthetic'" in \
+        capsys.readouterr().err
+
+
 def _no_label(root):
     next((root / 'gtFine' / 'train').rglob('*.png')).unlink()
 
