@@ -13,7 +13,7 @@ from densehybrid_ros.core.paths import default_checkpoint
 def test_the_embedded_model_is_synthetic_from_its_training_record():
     import torch
     meta = torch.load(default_checkpoint(), map_location='cpu', weights_only=True)
-    assert 'domain' not in meta['train']          # written before the field existed
+    assert meta['train']['domain'] == SYNTHETIC   # recorded by densehybrid-train (stage 11 on)
     assert model_domain(meta) == SYNTHETIC
 
 
