@@ -80,6 +80,26 @@ def test_peak_fraction_trims_each_instance_at_its_own_level():
     assert len(find_instances(score, None, THRESHOLD, replace(trim, min_pixels=500))) == 0
 
 
+def test_trimmed_pieces_with_a_seed_are_instances_of_their_own():
+    score = blank()
+    score[30:50, 20:100] = 2.0          # one halo over two far obstacles ...
+    score[35:45, 25:40] = 9.0           # ... each with its own seeded core
+    score[35:45, 80:95] = 7.0
+    score[35:45, 55:65] = 5.5           # and a bump above the trim level without a seed
+    rules = replace(PLAIN, seed_offset=5.0, peak_fraction=0.5)    # seeds > 6, trim at 5
+    split = find_instances(score, None, THRESHOLD, rules)
+    assert [(i.bbox, i.pixels, i.score_max) for i in split.instances] == [
+        ((25, 35, 15, 10), 150, 9.0), ((80, 35, 15, 10), 150, 7.0)]
+    assert split.instances[1].contact == (87.0, 44)           # each piece its own contact
+    assert not split.ids[:, 50:70].any()                      # the seedless bump is dropped
+    whole = find_instances(score, None, THRESHOLD, replace(rules, split_pieces=False))
+    assert [(i.bbox, i.pixels, i.score_max) for i in whole.instances] == [
+        ((25, 35, 70, 10), 400, 9.0)]
+    # The size and fill rules hold for each piece: a piece under the floor is dropped.
+    assert [i.pixels for i in find_instances(score, None, THRESHOLD,
+                                             replace(rules, min_pixels=151)).instances] == []
+
+
 def test_defaults_keep_a_strong_obstacle_on_the_road_and_drop_a_faint_blob():
     threshold = -7.0                    # the embedded model's scale: calibrated near -7
     score = np.full((240, 320), -20.0, np.float32)
