@@ -24,11 +24,11 @@ A ``Tracker`` (one per camera) takes each frame's ``Instances`` and keeps ``Trac
 - **ids**: monotonic from 1, never reused (not even after ``reset``).
 
 Defaults checked on 50 synthetic drives of held-out families (288x512, streets 1000-1009, the
-instance defaults; the model card's "Over time" has the evaluation's figures): with the
-embedded model's stage 11, 4 of 5 confirms 50 % of the objects before half the range at which
-they first appear, at 0.6 phantom tracks per 100 frames, and 3 of 4 53 % at 0.9; with stage 10
-the gates and pair weights moved id switches by at most 0.03 per object. Late confirmations
-come from late detections of far, small objects, not from the tracker.
+instance defaults before ``split_pieces``; the model card's "Over time" has the evaluation's
+figures): with the embedded model's stage 11, 4 of 5 confirms 50 % of the objects before half
+the range at which they first appear, at 0.6 phantom tracks per 100 frames, and 3 of 4 53 % at
+0.9; with stage 10 the gates and pair weights moved id switches by at most 0.03 per object.
+Late confirmations come from late detections of far, small objects, not from the tracker.
 
 ``render_tracks`` draws tracks as an H x W uint16 image of track ids (0 = none), the node's
 ``anomaly_instances`` output.
