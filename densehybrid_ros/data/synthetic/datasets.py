@@ -144,10 +144,9 @@ class SequenceFrameCache(NpzCache):
     ...), each a seeded random one of the sequence's ``frames``: the street as the evaluation's
     drives show it (its far end, obstacles from 60 units away down to the bumper), which the
     single-frame scenes do not. Obstacles are of ``family`` (a training family); their pixels are
-    ``outlier`` 1 (label 255), as a pasted negative's are, so a crop may hold both.
+    ``outlier`` 1 (label 255), as a pasted negative's are, so a crop may hold both; ``outlier``
+    is derived from ``anomaly`` when an item is read, not stored.
     """
-
-    KEYS = ('image', 'label', 'anomaly', 'outlier')
 
     def __init__(self, count: int, size: Size = (512, 1024), family: str = 'varied',
                  cache: Optional[Path] = None, per_sequence: int = 4, frames: int = 60,
@@ -177,8 +176,12 @@ class SequenceFrameCache(NpzCache):
         return f'{seed}_{k}'
 
     def make(self, index: int) -> Dict[str, np.ndarray]:
-        """Render item ``index``: image, label, anomaly and outlier maps."""
+        """Render item ``index``: image, label and anomaly maps."""
         seed, k = self.where(index)
         frame = DriveSequence(seed, self.size, self.frames, self.family, self.speed)[k]
-        return {'image': frame.image, 'label': frame.label, 'anomaly': frame.anomaly,
-                'outlier': (frame.anomaly == 1).astype(np.uint8)}
+        return {'image': frame.image, 'label': frame.label, 'anomaly': frame.anomaly}
+
+    def __getitem__(self, index: int) -> Dict[str, np.ndarray]:
+        sample = super().__getitem__(index)
+        sample['outlier'] = (sample['anomaly'] == 1).astype(np.uint8)
+        return sample
