@@ -46,7 +46,9 @@ class CtlError(Exception):
 # while unanswered, and after RENEW_AFTER unanswered sends from a fresh client (new endpoints
 # for the server to discover). A lifecycle transition must not be sent twice: while it is
 # unanswered, the node's state says whether it happened (a configure whose reply was lost once
-# left densehybrid-ctl waiting 120 s).
+# left densehybrid-ctl waiting 120 s). A transition the current state does not offer is refused
+# before it is sent: its failure changes no state, so a lost reply to it could never be told
+# from a slow one (the ctl test's activate-from-unconfigured waited out 120 s that way in CI).
 SETTLE_S = 0.3
 RESEND_S = 5.0
 RENEW_AFTER = 2
@@ -96,7 +98,7 @@ def call(node: Node, srv_type: Any, name: str, request: Any, timeout: float,
 def lifecycle(node: Node, target: str, command: str, timeout: float) -> int:
     """Print the state, or request a transition and print the new state."""
     from lifecycle_msgs.msg import Transition
-    from lifecycle_msgs.srv import ChangeState, GetState
+    from lifecycle_msgs.srv import ChangeState, GetAvailableTransitions, GetState
 
     def current() -> str:
         return call(node, GetState, f'{target}/get_state', GetState.Request(),
@@ -104,6 +106,14 @@ def lifecycle(node: Node, target: str, command: str, timeout: float) -> int:
 
     if command != 'get':       # by label: the node picks the transition of its current state
         before = current()
+        offered = [t.transition.label for t in call(
+            node, GetAvailableTransitions, f'{target}/get_available_transitions',
+            GetAvailableTransitions.Request(), timeout).available_transitions]
+        if command not in offered:
+            print(f'{command} is not a transition from {before} (offered: '
+                  f"{', '.join(offered) or 'none'})", file=sys.stderr)
+            print(before)
+            return 1
 
         def happened() -> Any:
             """Return a success answer when the node is now where the transition leads."""

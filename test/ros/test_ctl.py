@@ -68,6 +68,14 @@ def test_a_transition_whose_reply_is_lost_is_read_from_the_state(silent):
     assert (done.returncode, done.stdout.strip()) == (0, 'inactive'), done.stderr
 
 
+def test_a_transition_the_state_does_not_offer_is_refused_unsent(silent):
+    """Sent, its lost reply could not be told from a slow one: a 120 s wait, then exit 2."""
+    done = ctl('lifecycle', silent, 'activate', timeout=30)
+    assert (done.returncode, done.stdout.strip()) == (1, 'unconfigured'), done.stderr
+    assert 'activate is not a transition from unconfigured (offered: configure, shutdown)' \
+        in done.stderr
+
+
 def test_echo_prints_diagnostics(node):
     done = ctl('echo', '/diagnostics', '--count', '1')
     assert done.returncode == 0, done.stderr
