@@ -35,21 +35,23 @@ Defaults, measured (issue 21) with the embedded model's stage 10 on the five hel
 (20 scenes each, 512x1024 scenes, inference at 288x512 and 512x1024), scored per frame with the
 SegmentMeIfYouCan component metrics (AnomalyTrack size filters scaled to the frame: 125 px
 predicted, 25 px ground truth), pooled over families; the rules were chosen on scenes 0-7. The
-shipped stage 11 (trained with drive frames as well) on the same scenes, same rules:
+shipped stage 12 (trained with drive frames as well) on the same scenes, same rules:
 
 ================  ===========================  ===========================
 output            512x1024: mean F1 / PPV      288x512: mean F1 / PPV
 ================  ===========================  ===========================
-raw mask          0.23 / 0.14 (stage 11:       0.36 / 0.29 (stage 11:
-                  0.26 / 0.15)                 0.31 / 0.23)
-instances         0.74 / 0.77 (stage 11:       0.58 / 0.79 (stage 11:
-                  0.76 / 0.77)                 0.63 / 0.77)
+raw mask          0.23 / 0.14 (stage 12:       0.36 / 0.29 (stage 12:
+                  0.25 / 0.15)                 0.32 / 0.23)
+instances         0.74 / 0.77 (stage 12:       0.58 / 0.79 (stage 12:
+                  0.79 / 0.77)                 0.68 / 0.78)
 ================  ===========================  ===========================
 
 With stage 11 the seed level was checked again on 50 drives of held-out families at 288x512
-(streets 1000-1009, not the evaluation's; before ``split_pieces``): seeds at threshold + 8
-confirm 62 % of the objects early with 1.5 phantom tracks per 100 frames, + 10 give 50 % with
-0.6, + 12 give 28 % with 0.3. ``split_pieces`` on the same drives: id switches 0.18 -> 0.14 per
+(streets 1000-1009, not the evaluation's; before ``split_pieces``; tracks confirmed in 4 of 5
+frames): seeds at threshold + 8 confirm 62 % of the objects early with 1.5 phantom tracks per
+100 frames, + 10 give 50 % with 0.6, + 12 give 28 % with 0.3. With stage 12 (``split_pieces``
+on, same tracker): + 8 give 72 % with 1.9, + 9 66 % with 1.3, + 10 58 % with 0.9, + 12 38 %
+with 0.4. ``split_pieces`` on the same drives with stage 11: id switches 0.18 -> 0.14 per
 object (two far obstacles no longer share one instance until they part), confirmed early 50 ->
 52 %, flicker 2.0 -> 1.9 %, ground range p90 13.1 -> 12.2 %, phantom tracks 0.6 -> 0.9 per 100
 frames.

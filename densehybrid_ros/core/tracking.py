@@ -27,7 +27,10 @@ Defaults checked on 50 synthetic drives of held-out families (288x512, streets 1
 instance defaults before ``split_pieces``; the model card's "Over time" has the evaluation's
 figures): with the embedded model's stage 11, 4 of 5 confirms 50 % of the objects before half
 the range at which they first appear, at 0.6 phantom tracks per 100 frames, and 3 of 4 53 % at
-0.9; with stage 10 the gates and pair weights moved id switches by at most 0.03 per object.
+0.9; with stage 12 (``split_pieces`` on) 4 of 5 58 % at 0.9 and 3 of 4 65 % at 0.9, but on the
+evaluation's drives (288x512) 3 of 4 gave 55 % at 1.1 phantoms and 0.24 id switches per object
+against 51 %, 0.57 and 0.20, so 4 of 5 stays; with stage 10 the gates and pair weights moved id
+switches by at most 0.03 per object.
 Late confirmations come from late detections of far, small objects, not from the tracker.
 
 ``render_tracks`` draws tracks as an H x W uint16 image of track ids (0 = none), the node's
