@@ -233,7 +233,7 @@ def find_instances(score: np.ndarray, semantic: Optional[np.ndarray], threshold:
             contact = (x + _contact_column(mask, config.contact_band), y + h - 1)
             instance_id = len(found) + 1
             ids[y:y + h, x:x + w][mask] = instance_id
-            found.append(Instance(instance_id, (x, y, w, h), int(mask.sum()),
+            found.append(Instance(instance_id, (x, y, w, h), int(values.size),
                                   float(values.max()), float(values.mean()), contact,
                                   below_frac, ring_frac, mask))
     return Instances(ids, found)
