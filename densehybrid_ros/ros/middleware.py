@@ -11,12 +11,24 @@ did not exit within 30 s of SIGINT; both in the destructor reached from the last
 in; faulthandler's watchdog is a C thread that needs no GIL, and it ends the process with exit
 status 1 when the close takes longer than the limit. Without the deadlock the close takes
 milliseconds and the exit status is the caller's.
+
+The deadlock needs a read that never completes: a peer that sent part of a message and stopped
+(a loaded peer, descheduled mid-send). A raw socket that sends two bytes to a participant's TCP
+port produces it every time: the close then hung until the watchdog ended it, exit status 1
+after a command had done its work (``densehybrid-ctl param set`` printed the new value and
+exited 1 in CI). The upstream fix shuts the socket down before taking the read lock; the same is
+done here from outside, before the participant is destroyed: its TCP connections are shut down
+(``shut_down_dds_tcp``), so a blocked read returns and its thread lets go of the lock. With
+that, the two-byte peer no longer delays the close (``test_middleware.py``). The GIL rules out
+doing it only once a close is late: a Python thread started before the close did not run while
+the close hung.
 """
 
 import faulthandler
 import os
+import socket
 import sys
-from typing import Optional
+from typing import List, Optional
 
 import rclpy
 from rclpy.context import Context
@@ -26,12 +38,63 @@ from rclpy.utilities import get_default_context
 CLOSE_LIMIT_S = 10.0        # a healthy close: < 0.1 s here
 
 
+def thread_names() -> List[str]:
+    """Names of this process's threads (Linux ``/proc``; empty elsewhere)."""
+    names = []
+    try:
+        tids = os.listdir('/proc/self/task')
+    except OSError:
+        return names
+    for tid in tids:
+        try:
+            with open(f'/proc/self/task/{tid}/comm') as comm:
+                names.append(comm.read().strip())
+        except OSError:                         # the thread ended meanwhile
+            pass
+    return names
+
+
+def shut_down_dds_tcp() -> int:
+    """Shut down the TCP connections of this process's Fast DDS participant; return how many.
+
+    Fast DDS 2.14 names a transport's acceptor thread ``dds.tcp_accept`` and each channel's
+    reader thread ``dds.tcp.<local port of its socket>``; the connected TCP sockets on those
+    local ports are shut down (reads and writes return; Fast DDS still closes the descriptors).
+    Nothing is done without ``/proc`` or unless exactly one participant of the process has a
+    TCP transport: another context would lose its connections too.
+    """
+    names = thread_names()
+    if names.count('dds.tcp_accept') != 1:
+        return 0
+    ports = {int(name[8:]) for name in names
+             if name.startswith('dds.tcp.') and name[8:].isdigit()}
+    shut = 0
+    for fd in (int(name) for name in os.listdir('/proc/self/fd')):
+        try:
+            sock = socket.socket(fileno=fd)     # OSError for a descriptor that is no socket
+        except OSError:
+            continue
+        try:
+            if (sock.type == socket.SOCK_STREAM
+                    and sock.family in (socket.AF_INET, socket.AF_INET6)
+                    and sock.getsockname()[1] in ports):
+                sock.getpeername()              # OSError for the listening socket
+                sock.shutdown(socket.SHUT_RDWR)
+                shut += 1
+        except OSError:
+            pass
+        finally:
+            sock.detach()                       # the descriptor stays Fast DDS's
+    return shut
+
+
 def close_middleware(*nodes: Optional[Node], context: Optional[Context] = None,
                      limit_s: float = CLOSE_LIMIT_S) -> None:
     """Destroy ``nodes``, shut down and destroy ``context``; exit 1 if that hangs ``limit_s``.
 
     The nodes go inside the limit: rmw_fastrtps destroys the participant with the context's
-    last node (gdb: ``rcl_node_fini`` -> ``destroy_participant`` -> the TCP disconnect).
+    last node (gdb: ``rcl_node_fini`` -> ``destroy_participant`` -> the TCP disconnect). The
+    participant's TCP connections are shut down first (``shut_down_dds_tcp``).
     """
     if context is None:             # as rclpy.try_shutdown: a later rclpy.init gets a new one
         context = get_default_context(shutting_down=True)
@@ -43,6 +106,7 @@ def close_middleware(*nodes: Optional[Node], context: Optional[Context] = None,
     with open(os.devnull, 'w') as sink:      # the thread stacks of a hang are not for the user
         faulthandler.dump_traceback_later(limit_s, exit=True, file=sink)
         try:
+            shut_down_dds_tcp()
             for node in nodes:
                 if node is not None:
                     node.destroy_node()

@@ -32,21 +32,32 @@ def node(tiny_checkpoint, tmp_path_factory):
     proc.stop(signal.SIGINT)
 
 
+def said(done: subprocess.CompletedProcess, node: NodeProcess) -> str:
+    """What densehybrid-ctl and the node said: the evidence for a failed step."""
+    tail = '\n'.join(node.output().splitlines()[-25:])
+    return (f'ctl {done.args[4:]} exit {done.returncode}\nstdout: {done.stdout!r}\n'
+            f'stderr: {done.stderr!r}\nnode log, last lines:\n{tail}')
+
+
 def test_lifecycle_and_parameters(node):
     done = ctl('lifecycle', NODE, 'get')
-    assert (done.returncode, done.stdout.strip()) == (0, 'unconfigured'), done.stderr
+    assert (done.returncode, done.stdout.strip()) == (0, 'unconfigured'), said(done, node)
     done = ctl('param', 'set', NODE, 'overlay_alpha', '2.0')
-    assert done.returncode == 1 and 'rejected' in done.stderr and 'overlay_alpha' in done.stderr
-    assert ctl('param', 'set', NODE, 'overlay_alpha', '0.25').returncode == 0
+    assert done.returncode == 1 and 'rejected' in done.stderr and 'overlay_alpha' in done.stderr, \
+        said(done, node)
+    done = ctl('param', 'set', NODE, 'overlay_alpha', '0.25')
+    assert (done.returncode, done.stdout) == (0, 'overlay_alpha: 0.25\n'), said(done, node)
     done = ctl('param', 'get', NODE, 'overlay_alpha', 'input_topics')
-    assert done.stdout.splitlines() == ['overlay_alpha: 0.25', "input_topics: ['image']"]
-    assert 'max_input_pixels' in ctl('param', 'list', NODE).stdout.split()
+    assert done.stdout.splitlines() == ['overlay_alpha: 0.25', "input_topics: ['image']"], \
+        said(done, node)
+    done = ctl('param', 'list', NODE)
+    assert 'max_input_pixels' in done.stdout.split(), said(done, node)
     done = ctl('lifecycle', NODE, 'activate')             # not from unconfigured
-    assert done.returncode == 1 and done.stdout.strip() == 'unconfigured'
+    assert (done.returncode, done.stdout.strip()) == (1, 'unconfigured'), said(done, node)
     done = ctl('lifecycle', NODE, 'configure')
-    assert (done.returncode, done.stdout.strip()) == (0, 'inactive'), done.stderr
+    assert (done.returncode, done.stdout.strip()) == (0, 'inactive'), said(done, node)
     done = ctl('lifecycle', NODE, 'activate')
-    assert (done.returncode, done.stdout.strip()) == (0, 'active'), done.stderr
+    assert (done.returncode, done.stdout.strip()) == (0, 'active'), said(done, node)
 
 
 @pytest.fixture()
@@ -78,7 +89,7 @@ def test_a_transition_the_state_does_not_offer_is_refused_unsent(silent):
 
 def test_echo_prints_diagnostics(node):
     done = ctl('echo', '/diagnostics', '--count', '1')
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, said(done, node)
     assert f'{NODE}: model' in done.stdout and done.stdout.rstrip().endswith('---')
 
 

@@ -1,10 +1,12 @@
 """close_middleware: a healthy close keeps the exit status; a hanging one ends the process.
 
-Each case runs in its own process: the watchdog ends the process it runs in. The Fast DDS
-deadlock it guards against cannot be produced on demand, so the hanging case is a context whose
-shutdown never returns (holding no lock the watchdog needs, as the real one holds the GIL).
+Each case runs in its own process: the watchdog ends the process it runs in. The watchdog's
+hanging case is a context whose shutdown never returns (holding no lock the watchdog needs, as
+the real one holds the GIL). The Fast DDS deadlock itself is produced by a peer that sends the
+first two bytes of a message to the participant's TCP port and stops.
 """
 
+import socket
 import subprocess
 import sys
 import time
@@ -54,3 +56,71 @@ def test_a_close_that_hangs_ends_the_process_with_status_1_and_keeps_earlier_out
     assert done.stdout.strip() == 'work done'
     assert done.stderr == ''               # the thread stacks went to /dev/null
     assert time.monotonic() - start < 60
+
+
+# A participant that prints the TCP ports it listens on, waits for a line, then closes.
+LISTENER = (
+    'import os, time\n'
+    'from densehybrid_ros.core.transport import use_large_data\n'
+    'use_large_data()\n'
+    'rclpy.init()\n'
+    'node = rclpy.create_node("mw_listener")\n'
+    'time.sleep(0.5)\n'
+    'mine = set()\n'
+    'for fd in os.listdir("/proc/self/fd"):\n'
+    '    try:\n'
+    '        mine.add(os.readlink(f"/proc/self/fd/{fd}")[8:-1])\n'  # socket:[INODE]
+    '    except OSError:\n'
+    '        pass\n'                                   # the listing's own descriptor
+    'ports = [int(row.split()[1].split(":")[1], 16)\n'
+    '         for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6")\n'
+    '         for row in open(table).read().splitlines()[1:]\n'
+    '         if row.split()[3] == "0A" and row.split()[9] in mine]\n'   # LISTEN, this process
+    'print(*ports, flush=True)\n'
+    'sys.stdin.readline()\n'
+    'close_middleware(node, limit_s=10.0)\n'
+    'print("closed", flush=True)\n'
+)
+
+
+def test_a_peer_stopped_mid_message_does_not_hang_the_close():
+    """Fast DDS 2.14 hung in the TCP disconnect until the watchdog ended it (exit 1 at 10 s)."""
+    proc = subprocess.Popen([sys.executable, '-c', PRELUDE + LISTENER], env=ros_env(),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    peers = []
+    try:
+        ports = [int(port) for port in proc.stdout.readline().split()]
+        assert ports, 'the participant listens on no TCP port (is the LARGE_DATA profile on?)'
+        for port in ports:
+            peer = socket.create_connection(('127.0.0.1', port), timeout=10)
+            peer.sendall(b'RT')                 # the start of a header, and nothing after it
+            peers.append(peer)
+        time.sleep(1.0)                         # its reader thread now waits in the read
+        start = time.monotonic()
+        out, _ = proc.communicate('\n', timeout=60)
+        took = time.monotonic() - start
+    finally:
+        proc.kill()
+        for peer in peers:
+            peer.close()
+    assert (proc.returncode, out.strip()) == (0, 'closed')
+    assert took < 5.0
+
+
+def test_a_second_participant_in_the_process_keeps_its_connections():
+    """Shutting a participant's TCP down must not cut another context's (an in-process tool)."""
+    done = run('import time\n'
+               'from densehybrid_ros.ros.middleware import shut_down_dds_tcp, thread_names\n'
+               'rclpy.init()\n'
+               'other = Context()\n'
+               'rclpy.init(context=other)\n'
+               'a = rclpy.create_node("mw_a")\n'
+               'b = rclpy.create_node("mw_b", context=other)\n'
+               'deadline = time.monotonic() + 30\n'
+               'while time.monotonic() < deadline and not any(\n'     # they connect over TCP
+               '        n.startswith("dds.tcp.") for n in thread_names()):\n'
+               '    time.sleep(0.2)\n'
+               'print(thread_names().count("dds.tcp_accept"), shut_down_dds_tcp())\n'
+               'close_middleware(b, context=other)\n'
+               'close_middleware(a)\n')
+    assert (done.returncode, done.stdout.split()) == (0, ['2', '0']), done.stderr
