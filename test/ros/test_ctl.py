@@ -40,7 +40,7 @@ def said(done: subprocess.CompletedProcess, node: NodeProcess) -> str:
 
 
 def test_lifecycle_and_parameters(node):
-    done = ctl('lifecycle', NODE, 'get')
+    done = ctl('lifecycle', NODE, 'get', timeout=2 * START_TIMEOUT_S)   # the node is starting
     assert (done.returncode, done.stdout.strip()) == (0, 'unconfigured'), said(done, node)
     done = ctl('param', 'set', NODE, 'overlay_alpha', '2.0')
     assert done.returncode == 1 and 'rejected' in done.stderr and 'overlay_alpha' in done.stderr, \
