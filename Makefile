@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(BIN)/densehybrid-demo --output out/demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15 test
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=15 --rerun-show-tracebacks test
 
 bench: $(STAMP)
 	$(BIN)/densehybrid-bench --json out/bench/bench.json

@@ -45,9 +45,9 @@ def close_node(node: Any) -> None:
     gc.collect()
 
 
-def ros_env() -> Dict[str, str]:
+def ros_env(domain_id: int = DOMAIN_ID) -> Dict[str, str]:
     """Environment for every process of this session: private domain, Fast DDS large data."""
-    env = child_env(DOMAIN_ID)                # discovery settings stay as inherited: all
+    env = child_env(domain_id)                # discovery settings stay as inherited: all
     env.setdefault('OMP_NUM_THREADS', '1')   # node, probe and DDS share 2 cores: no spinning
     env['RCUTILS_COLORIZED_OUTPUT'] = '0'
     env['PYTHONFAULTHANDLER'] = '1'          # stacks of a hung process (NodeProcess.stop)

@@ -1,5 +1,6 @@
 """densehybrid-ctl against a real node process: lifecycle, parameters, echo, errors."""
 
+import os
 from pathlib import Path
 import signal
 import subprocess
@@ -13,13 +14,19 @@ from ros_helpers import NodeProcess, ros_env, START_TIMEOUT_S  # noqa: E402
 
 NODE = '/ctl/densehybrid'
 HERE = Path(__file__).resolve().parent
+# A domain of their own: densehybrid-ctl, its node and nothing else. In the session's domain
+# every node also connects over TCP to the long-lived probe, and under load Fast DDS 2.14 can
+# wedge the node there: gdb showed its TCP thread joining, for ever, a reader blocked on an old
+# connection it was replacing, after which no new peer (densehybrid-ctl) discovered its services
+# (two CI attempts: "set_parameters not available after 90 s", "get_state ... after 180 s").
+CTL_DOMAIN = 200 + os.getpid() % 30
 
 
 def ctl(*args: str, timeout: float = START_TIMEOUT_S) -> subprocess.CompletedProcess:
     """Run densehybrid-ctl in its own process."""
     return subprocess.run([sys.executable, '-m', 'densehybrid_ros.ros.ctl',
                            '--timeout', str(timeout), *args],
-                          env=ros_env(), capture_output=True, text=True, timeout=300)
+                          env=ros_env(CTL_DOMAIN), capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture()
@@ -27,7 +34,8 @@ def node(tiny_checkpoint, tmp_path_factory):
     """Start a fresh node, unconfigured, in /ctl (never the state a failed attempt left)."""
     proc = NodeProcess(['--ros-args', '-r', '__ns:=/ctl', '-p', f'checkpoint:={tiny_checkpoint}',
                         '-p', 'device:=cpu', '-p', 'backend:=torch', '-p', 'inference_width:=64'],
-                       tmp_path_factory.mktemp('ctl') / 'node.log')
+                       tmp_path_factory.mktemp('ctl') / 'node.log',
+                       env={'ROS_DOMAIN_ID': str(CTL_DOMAIN)})
     yield proc
     proc.stop(signal.SIGINT)
 
@@ -64,7 +72,7 @@ def test_lifecycle_and_parameters(node):
 def silent(tmp_path):
     """A process whose lifecycle transitions happen but are never answered."""
     proc = subprocess.Popen([sys.executable, str(HERE / 'silent_lifecycle.py'), '/silent'],
-                            env=ros_env(), stdout=subprocess.PIPE, text=True)
+                            env=ros_env(CTL_DOMAIN), stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == 'ready'
         yield '/silent/node'
