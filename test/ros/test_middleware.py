@@ -117,8 +117,10 @@ def test_a_second_participant_in_the_process_keeps_its_connections():
                'a = rclpy.create_node("mw_a")\n'
                'b = rclpy.create_node("mw_b", context=other)\n'
                'deadline = time.monotonic() + 30\n'
-               'while time.monotonic() < deadline and not any(\n'     # they connect over TCP
-               '        n.startswith("dds.tcp.") for n in thread_names()):\n'
+               'def ready(names):\n'       # both transports named, and connected over TCP
+               '    return names.count("dds.tcp_accept") == 2 and any(\n'
+               '        n.startswith("dds.tcp.") for n in names)\n'
+               'while time.monotonic() < deadline and not ready(thread_names()):\n'
                '    time.sleep(0.2)\n'
                'print(thread_names().count("dds.tcp_accept"), shut_down_dds_tcp())\n'
                'close_middleware(b, context=other)\n'
