@@ -54,7 +54,12 @@ on, same tracker): + 8 give 72 % with 1.9, + 9 66 % with 1.3, + 10 58 % with 0.9
 with 0.4. ``split_pieces`` on the same drives with stage 11: id switches 0.18 -> 0.14 per
 object (two far obstacles no longer share one instance until they part), confirmed early 50 ->
 52 %, flicker 2.0 -> 1.9 %, ground range p90 13.1 -> 12.2 %, phantom tracks 0.6 -> 0.9 per 100
-frames.
+frames. Tried on those drives with stage 12 and not kept: cutting a trimmed piece where, at a
+higher fraction of its peak, it falls into two or more seeded cores (pixels to the nearest core)
+raised id switches from 0.16 to 0.20 per object at one level (0.6 of the peak) and to 0.38 at
+four (0.5-0.8): it cuts single objects with two score peaks more often than it parts a pair.
+``peak_fraction`` 0.3 / 0.4 / 0.5: id switches 0.15 / 0.16 / 0.17 per object, confirmed early
+56 / 58 / 58 %, phantom tracks 0.9 / 0.9 / 1.0, ground range p90 17.0 / 14.6 / 12.7 %.
 
 Phantoms peak lower than real objects (at 512x1024: phantoms up to threshold + 11, objects
 mostly + 11..26), hence the high seed; at 288x512 objects peak lower too, so recall, not
