@@ -36,6 +36,7 @@ from rclpy.node import Node
 from rclpy.utilities import get_default_context
 
 CLOSE_LIMIT_S = 10.0        # a healthy close: < 0.1 s here
+READER_PREFIX = 'dds.tcp.'   # Fast DDS 2.14: a TCP channel's reader thread, + local port
 
 
 def thread_names() -> List[str]:
@@ -66,8 +67,8 @@ def shut_down_dds_tcp() -> int:
     names = thread_names()
     if names.count('dds.tcp_accept') != 1:
         return 0
-    ports = {int(name[8:]) for name in names
-             if name.startswith('dds.tcp.') and name[8:].isdigit()}
+    ports = {int(name[len(READER_PREFIX):]) for name in names
+             if name.startswith(READER_PREFIX) and name[len(READER_PREFIX):].isdigit()}
     shut = 0
     for fd in (int(name) for name in os.listdir('/proc/self/fd')):
         try:

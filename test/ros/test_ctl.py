@@ -35,7 +35,7 @@ def node(tiny_checkpoint, tmp_path_factory):
     proc = NodeProcess(['--ros-args', '-r', '__ns:=/ctl', '-p', f'checkpoint:={tiny_checkpoint}',
                         '-p', 'device:=cpu', '-p', 'backend:=torch', '-p', 'inference_width:=64'],
                        tmp_path_factory.mktemp('ctl') / 'node.log',
-                       env={'ROS_DOMAIN_ID': str(CTL_DOMAIN)})
+                       env=ros_env(CTL_DOMAIN))
     yield proc
     proc.stop(signal.SIGINT)
 

@@ -60,22 +60,22 @@ def test_a_close_that_hangs_ends_the_process_with_status_1_and_keeps_earlier_out
 
 # A participant that prints the TCP ports it listens on, waits for a line, then closes.
 LISTENER = (
-    'import os, time\n'
+    'import os, socket, time\n'
     'from densehybrid_ros.core.transport import use_large_data\n'
     'use_large_data()\n'
     'rclpy.init()\n'
     'node = rclpy.create_node("mw_listener")\n'
     'time.sleep(0.5)\n'
-    'mine = set()\n'
+    'ports = []\n'
     'for fd in os.listdir("/proc/self/fd"):\n'
     '    try:\n'
-    '        mine.add(os.readlink(f"/proc/self/fd/{fd}")[8:-1])\n'  # socket:[INODE]
+    '        sock = socket.socket(fileno=int(fd))\n'     # OSError: no socket, or closed
     '    except OSError:\n'
-    '        pass\n'                                   # the listing's own descriptor
-    'ports = [int(row.split()[1].split(":")[1], 16)\n'
-    '         for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6")\n'
-    '         for row in open(table).read().splitlines()[1:]\n'
-    '         if row.split()[3] == "0A" and row.split()[9] in mine]\n'   # LISTEN, this process
+    '        continue\n'
+    '    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.getsockopt(\n'
+    '            socket.SOL_SOCKET, socket.SO_ACCEPTCONN):\n'    # a listening TCP socket
+    '        ports.append(sock.getsockname()[1])\n'
+    '    sock.detach()\n'
     'print(*ports, flush=True)\n'
     'sys.stdin.readline()\n'
     'close_middleware(node, limit_s=10.0)\n'
