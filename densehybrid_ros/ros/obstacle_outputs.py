@@ -301,27 +301,37 @@ def three_d_messages(frame: ObstacleFrame, geometry: Geometry, result: Any,
     return out
 
 
+def class_ids(name: str, value: str, class_names: List[str], warn: Callable[[str], None],
+              if_none: str) -> Tuple[int, ...]:
+    """Ids of a comma-separated list of class names; unknown names are left out, with a warning."""
+    names = [n.strip() for n in value.split(',') if n.strip()]
+    unknown = [n for n in names if n not in class_names]
+    if unknown:
+        warn(f'{name} {unknown} are not classes of the model ({len(class_names)} '
+             f'classes: {", ".join(class_names[:8])}...); '
+             + (if_none if len(unknown) == len(names) else 'using the others'))
+    return tuple(class_names.index(n) for n in names if n in class_names)
+
+
 def obstacle_settings(values: Dict[str, Any], class_names: List[str],
                       lookup: Optional[MountLookup], warn: Callable[[str], None]
                       ) -> ObstacleSettings:
     """Build the settings from the node's parameters; ValueError names a bad rule.
 
-    ``drivable_classes`` the model does not have are left out with a warning (a model with
-    other classes than Cityscapes' has no 'road'); with none left, every anomaly is an obstacle.
+    Class names the model does not have are left out with a warning (a model with other
+    classes than Cityscapes' has no 'road'); with no ``drivable_classes`` left, every anomaly is
+    an obstacle, with no ``scenery_classes`` left, none is scenery.
     """
-    names = [n.strip() for n in values['drivable_classes'].split(',') if n.strip()]
-    unknown = [n for n in names if n not in class_names]
-    if unknown:
-        warn(f'drivable_classes {unknown} are not classes of the model ({len(class_names)} '
-             f'classes: {", ".join(class_names[:8])}...); '
-             + ('obstacles are every anomaly' if len(unknown) == len(names)
-                else 'using the others'))
-    drivable = tuple(class_names.index(n) for n in names if n in class_names)
+    drivable = class_ids('drivable_classes', values['drivable_classes'], class_names, warn,
+                         'obstacles are every anomaly')
+    scenery = class_ids('scenery_classes', values['scenery_classes'], class_names, warn,
+                        'no anomaly is scenery')
     instance_config = InstanceConfig(
         seed_offset=float(values['obstacle_seed_offset']),
         grow_offset=float(values['obstacle_grow_offset']),
         min_area_fraction=float(values['obstacle_min_area']),
-        drivable_classes=drivable or None)
+        drivable_classes=drivable or None,
+        scenery_classes=scenery or None)
     tracker_config = TrackerConfig(
         confirm_hits=int(values['track_confirm_hits']),
         confirm_window=int(values['track_confirm_window']),

@@ -130,6 +130,10 @@ SPECS: Tuple[ParamSpec, ...] = (
               'Comma-separated closed-set classes an anomaly must stand on or touch to be an '
               "obstacle (the model's class names, e.g. 'road, sidewalk'); empty = every "
               'anomaly.', stage=ACTIVATE),
+    ParamSpec('scenery_classes', 'vegetation',
+              'Comma-separated closed-set classes that make an anomaly scenery, not an '
+              'obstacle, when the head labels most of its pixels with them (a far tree line '
+              'at the end of the road); empty = none.', stage=ACTIVATE),
     ParamSpec('obstacle_min_area', InstanceConfig.min_area_fraction,
               'Smallest obstacle, as a fraction of the image pixels (resolution independent; '
               "the default is SegmentMeIfYouCan's 500 px at 2048 x 1024).",

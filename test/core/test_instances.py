@@ -9,7 +9,7 @@ import pytest
 from densehybrid_ros.core.instances import (empty_instances, find_instances, Instance,
                                             InstanceConfig, Instances)
 
-ROAD, SIDEWALK, BUILDING, SKY, CAR = 0, 1, 2, 10, 13
+ROAD, SIDEWALK, BUILDING, VEGETATION, SKY, CAR = 0, 1, 2, 8, 10, 13
 THRESHOLD = 1.0
 # One rule at a time: plain threshold, no trim, no size rule; the obstacle rule as configured.
 RULES = InstanceConfig(seed_offset=0.0, grow_offset=0.0, peak_fraction=0.0, min_area_fraction=0.0,
@@ -205,6 +205,30 @@ def test_drivable_classes_are_configurable():
     assert len(find_instances(score, semantic, THRESHOLD, walk)) == 1
 
 
+def test_scenery_rule_drops_what_the_head_labels_mostly_as_vegetation():
+    # Three anomalies standing on the road: a tree the head labels vegetation, an object it
+    # labels vegetation in 40 % of its pixels (an obstacle in front of a hedge), a car.
+    score, semantic = blank(), street()
+    for x0 in (10, 60, 110):
+        score[70:90, x0:x0 + 20] = 3.0
+    semantic[70:90, 10:30] = VEGETATION
+    semantic[70:78, 60:80] = VEGETATION
+    semantic[70:90, 110:130] = CAR
+    assert RULES.scenery_classes == (VEGETATION,) and RULES.max_scenery_fraction == 0.5
+    kept = [i.bbox[0] for i in find_instances(score, semantic, THRESHOLD, RULES).instances]
+    assert kept == [60, 110]
+    # Stricter, off, other classes; the rule needs a semantic map.
+    strict = replace(RULES, max_scenery_fraction=0.3)
+    assert [i.bbox[0] for i in find_instances(score, semantic, THRESHOLD, strict).instances] \
+        == [110]
+    off = replace(RULES, scenery_classes=None)
+    assert len(find_instances(score, semantic, THRESHOLD, off)) == 3
+    cars = replace(RULES, scenery_classes=(CAR,))
+    assert [i.bbox[0] for i in find_instances(score, semantic, THRESHOLD, cars).instances] \
+        == [10, 60]
+    assert len(find_instances(score, None, THRESHOLD, RULES)) == 3
+
+
 def test_anomalous_pixels_around_do_not_count_as_ground():
     score, semantic = blank(), np.full((120, 160), SKY, np.uint8)
     score[20:40, 40:60] = 3.0           # seeded object in the sky ...
@@ -278,3 +302,5 @@ def test_empty_and_bad_inputs():
         InstanceConfig(peak_fraction=1.0)
     with pytest.raises(ValueError):
         InstanceConfig(min_area_fraction=-0.1)
+    with pytest.raises(ValueError):
+        InstanceConfig(max_scenery_fraction=1.5)

@@ -1,4 +1,4 @@
-"""Depth images as the node receives them: decoded as stored, None when nothing is valid."""
+"""Obstacle outputs' pure parts: depth images as decoded, the rules from the parameters."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,10 @@ import pytest
 pytest.importorskip('rclpy')
 from sensor_msgs.msg import Image  # noqa: E402
 
-from densehybrid_ros.ros.obstacle_outputs import depth_from_message  # noqa: E402
+from densehybrid_ros.core.classes import CITYSCAPES_CLASSES  # noqa: E402
+from densehybrid_ros.ros.obstacle_outputs import (  # noqa: E402
+    depth_from_message, obstacle_settings)
+from densehybrid_ros.ros.params import DEFAULTS  # noqa: E402
 
 
 def depth_image(array: np.ndarray, encoding: str) -> Image:
@@ -32,3 +35,28 @@ def test_a_depth_image_is_returned_as_stored():
 ])
 def test_a_depth_image_without_one_valid_pixel_is_none(array, encoding):
     assert depth_from_message(depth_image(array, encoding)) is None
+
+
+def test_class_parameters_become_the_instance_rules():
+    warnings = []
+    values = dict(DEFAULTS, drivable_classes='road, sidewalk', scenery_classes='vegetation')
+    settings = obstacle_settings(values, list(CITYSCAPES_CLASSES), None, warnings.append)
+    rules = settings.pipeline().instance_config
+    assert rules.drivable_classes == (0, 1) and rules.scenery_classes == (8,)
+    assert warnings == []
+    # A model without those classes: the rules are off, with one warning per list.
+    names = ['background', 'lane', 'curb']
+    settings = obstacle_settings(dict(DEFAULTS), names, None, warnings.append)
+    rules = settings.pipeline().instance_config
+    assert rules.drivable_classes is None and rules.scenery_classes is None
+    assert len(warnings) == 2
+    assert warnings[0].startswith("drivable_classes ['road'] are not classes of the model")
+    assert warnings[1].startswith("scenery_classes ['vegetation'] are not classes")
+    assert warnings[1].endswith('no anomaly is scenery')
+    # Empty: off without a warning; partly known: the known ones, with a warning.
+    values = dict(DEFAULTS, scenery_classes='', drivable_classes='road, gravel')
+    warnings.clear()
+    rules = obstacle_settings(values, list(CITYSCAPES_CLASSES), None,
+                              warnings.append).pipeline().instance_config
+    assert rules.scenery_classes is None and rules.drivable_classes == (0,)
+    assert len(warnings) == 1 and warnings[0].endswith('using the others')
