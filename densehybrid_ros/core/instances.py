@@ -99,6 +99,7 @@ instead: 3.4-4.4 ms).
 """
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import List, Optional, Sequence, Tuple
 
 import cv2
@@ -274,13 +275,20 @@ def find_instances(score: np.ndarray, semantic: Optional[np.ndarray], threshold:
     return Instances(ids, found)
 
 
-def _class_table(semantic: Optional[np.ndarray], classes: Optional[Sequence[int]]
+def _class_table(semantic: Optional[np.ndarray], classes: Optional[Tuple[int, ...]]
                  ) -> Optional[np.ndarray]:
     """256-entry bool lookup of ``classes`` (None without a semantic map or classes)."""
     if semantic is None or classes is None:
         return None
+    return _lookup(tuple(classes))
+
+
+@lru_cache(maxsize=32)
+def _lookup(classes: Tuple[int, ...]) -> np.ndarray:
+    """Read-only 256-entry bool table of ``classes``, built once per rule (not per frame)."""
     table = np.zeros(256, bool)
     table[list(classes)] = True
+    table.flags.writeable = False
     return table
 
 

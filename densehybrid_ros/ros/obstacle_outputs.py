@@ -30,6 +30,7 @@ from visualization_msgs.msg import MarkerArray
 
 from . import object_msgs
 from .conversions import numpy_to_image
+from .params import split_list
 from .qos import keep_last, OUTPUT_QOS
 from ..core.camera import CameraModel, MountPose
 from ..core.images import decode_depth, ImageError
@@ -304,7 +305,7 @@ def three_d_messages(frame: ObstacleFrame, geometry: Geometry, result: Any,
 def class_ids(name: str, value: str, class_names: List[str], warn: Callable[[str], None],
               if_none: str) -> Tuple[int, ...]:
     """Ids of a comma-separated list of class names; unknown names are left out, with a warning."""
-    names = [n.strip() for n in value.split(',') if n.strip()]
+    names = split_list(value)
     unknown = [n for n in names if n not in class_names]
     if unknown:
         warn(f'{name} {unknown} are not classes of the model ({len(class_names)} '
