@@ -8,7 +8,7 @@ from densehybrid_ros.core.transport import (child_env, LARGE_DATA, PROFILE_ENVS,
 NS = '{http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles}'
 
 
-def test_profile_is_shipped_and_configures_large_data_and_fast_heartbeats():
+def test_profile_is_shipped_and_configures_large_data_heartbeats_and_the_log():
     root = ET.parse(profile_path()).getroot()
     participant = root.find(f'{NS}profiles/{NS}participant')
     assert participant.get('is_default_profile') == 'true'
@@ -18,6 +18,11 @@ def test_profile_is_shipped_and_configures_large_data_and_fast_heartbeats():
     period = root.find(f'{NS}profiles/{NS}data_writer/{NS}times/{NS}heartbeatPeriod')
     assert int(period.findtext(f'{NS}sec')) == 0
     assert int(period.findtext(f'{NS}nanosec')) == 100_000_000
+    log = root.find(f'{NS}log')                  # Fast DDS's errors to stderr, not stdout
+    assert log.findtext(f'{NS}use_default') == 'FALSE'
+    consumer = log.find(f'{NS}consumer')
+    assert consumer.findtext(f'{NS}class') == 'StdoutErrConsumer'
+    assert consumer.findtext(f'{NS}property/{NS}value') == 'Log::Kind::Warning'
 
 
 def test_profile_set_on_a_clean_environment():

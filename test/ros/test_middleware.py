@@ -107,6 +107,32 @@ def test_a_peer_stopped_mid_message_does_not_hang_the_close():
     assert took < 5.0
 
 
+def test_fast_dds_errors_go_to_stderr_and_leave_stdout_to_the_program():
+    """A tool's stdout is its result: Fast DDS's own error log must not end up in it.
+
+    Fast DDS logs to stdout by default; ``densehybrid-ctl`` printed a Fast DDS TCP error line
+    next to its answer in CI. The profile's ``<log>`` block sends warnings and errors to stderr.
+    The error here: a complete message bigger than the TCP receive buffer (the participant
+    drops it, logs one error and goes on).
+    """
+    proc = subprocess.Popen([sys.executable, '-c', PRELUDE + LISTENER], env=ros_env(),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        ports = [int(port) for port in proc.stdout.readline().split()]
+        assert ports, 'the participant listens on no TCP port (is the LARGE_DATA profile on?)'
+        body = 70_000                           # over Fast DDS's 65500-byte TCP buffer
+        with socket.create_connection(('127.0.0.1', ports[0]), timeout=10) as peer:
+            # RTCP header: 'RTCP', length (header included, little-endian), CRC, logical port
+            peer.sendall(b'RTCP' + (14 + body).to_bytes(4, 'little') + bytes(6) + bytes(body))
+            time.sleep(1.0)
+        out, err = proc.communicate('\n', timeout=60)
+    finally:
+        proc.kill()
+    assert (proc.returncode, out.strip()) == (0, 'closed'), err
+    assert 'RTCP_MSG_IN' in err and 'bigger than buffer capacity' in err, err
+
+
 def test_a_second_participant_in_the_process_keeps_its_connections():
     """Shutting a participant's TCP down must not cut another context's (an in-process tool)."""
     done = run('import time\n'
