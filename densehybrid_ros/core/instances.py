@@ -55,13 +55,16 @@ With stage 11 the seed level was checked again on 50 drives of held-out families
 frames): seeds at threshold + 8 confirm 62 % of the objects early with 1.5 phantom tracks per
 100 frames, + 10 give 50 % with 0.6, + 12 give 28 % with 0.3. With stage 12 (``split_pieces``
 on, same tracker): + 8 give 72 % with 1.9, + 9 66 % with 1.3, + 10 58 % with 0.9, + 12 38 %
-with 0.4. ``split_pieces`` on the same drives with stage 11: id switches 0.18 -> 0.14 per
-object (two far obstacles no longer share one instance until they part), confirmed early 50 ->
-52 %, flicker 2.0 -> 1.9 %, ground range p90 13.1 -> 12.2 %, phantom tracks 0.6 -> 0.9 per 100
-frames. Tried on those drives with stage 12 and not kept: cutting a trimmed piece where, at a
-higher fraction of its peak, it falls into two or more seeded cores (pixels to the nearest core)
-raised id switches from 0.16 to 0.20 per object at one level (0.6 of the peak) and to 0.38 at
-four (0.5-0.8): it cuts single objects with two score peaks more often than it parts a pair.
+with 0.4. (The id switches of this docstring and of ``core/tracking.py`` were counted as
+distinct track ids per object minus one, the figure ``metrics/temporal.py`` now reports as extra
+track ids; its id switches are CLEAR MOT's.) ``split_pieces`` on the same drives with stage 11:
+id switches 0.18 -> 0.14 per object (two far obstacles no longer share one instance until they
+part), confirmed early 50 -> 52 %, flicker 2.0 -> 1.9 %, ground range p90 13.1 -> 12.2 %,
+phantom tracks 0.6 -> 0.9 per 100 frames. Tried on those drives with stage 12 and not kept:
+cutting a trimmed piece where, at a higher fraction of its peak, it falls into two or more
+seeded cores (pixels to the nearest core) raised id switches from 0.16 to 0.20 per object at one
+level (0.6 of the peak) and to 0.38 at four (0.5-0.8): it cuts single objects with two score
+peaks more often than it parts a pair.
 Stage 12, ``peak_fraction`` 0.3 / 0.4 / 0.5: id switches 0.15 / 0.16 / 0.17 per object,
 confirmed early 56 / 58 / 58 %, phantom tracks 0.9 / 0.9 / 1.0, ground range p90 17.0 / 14.6 /
 12.7 %. Stage 14, whose threshold sits 0.9 lower (it separates better at the same 1.5 %

@@ -28,8 +28,18 @@ still sees it there.
   was confirmed or its range fell below that fraction unconfirmed (then it counts as late);
   objects still undecided when their sequence ends (far away, never confirmed) are left out of
   the fraction and counted as ``objects_undecided``.
-- *id switches*: distinct confirmed track ids that ever detected it, minus one; summed over
-  objects and divided by the objects that appeared.
+- *id switches*, counted as CLEAR MOT counts them (Bernardin and Stiefelhagen 2008; MOTChallenge
+  and KITTI tracking count the same): in every frame the confirmed tracks and the objects they
+  detect are paired one to one. A pair of the previous frames is kept while its track still
+  detects its object; the tracks and objects left are paired by the Hungarian method on their
+  overlap in pixels (a coasting track on its last overlaps). An object paired with another
+  track than the one it was last paired with is one switch. Summed over objects and divided by
+  the objects that appeared.
+- *extra track ids*: distinct confirmed track ids that ever detected it, minus one, summed and
+  per object. Stricter than the switches: a track that covers two far objects as one blob
+  detects both, so when they part and the second gets a track of its own, that costs it one
+  extra id but no switch (it was never paired with the blob's track, which stayed with the
+  first). Before CLEAR MOT's switches were counted, this figure was reported as the id switches.
 - *flicker*: of the (object, frame) detections whose next frame still shows the object with at
   least ``min_pixels`` pixels, the fraction not detected in that next frame.
 - *phantoms*: confirmed tracks matched in a frame in which they detect no ground-truth object;
@@ -44,15 +54,17 @@ sequence: its next ``update`` starts a new one).
 """
 
 import math
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 __all__ = ['TrackingMetrics', 'object_field']
 
 # Per-object record columns (float64, NaN = not applicable).
 COLUMNS = ('first_frame', 'first_range', 'confirm_frame', 'confirm_range', 'early', 'tracks',
-           'detections', 'flickers')
+           'detections', 'flickers', 'switches')
+Overlaps = List[Tuple[int, int]]        # (object id, pixels shared with the track's instance)
 
 
 def object_field(obj: Any, name: str) -> Any:
@@ -73,13 +85,16 @@ class _Object:
         self.detections = 0       # detections with the object still shown in the next frame
         self.flickers = 0
         self.detected_last: Optional[int] = None    # the last frame it was detected in
+        self.paired: Optional[int] = None    # the track it was last paired with (CLEAR MOT)
+        self.switches = 0
 
     def record(self) -> List[float]:
         """Return the row of :data:`COLUMNS`."""
         confirm = math.nan if self.confirm_frame is None else float(self.confirm_frame)
         early = math.nan if self.early is None else float(self.early)
         return [float(self.first_frame), self.first_range, confirm, self.confirm_range, early,
-                float(len(self.tracks)), float(self.detections), float(self.flickers)]
+                float(len(self.tracks)), float(self.detections), float(self.flickers),
+                float(self.switches)]
 
 
 class TrackingMetrics:
@@ -101,7 +116,7 @@ class TrackingMetrics:
     def _reset_running(self) -> None:
         self._frame = 0                    # frame index within the running sequence
         self._objects: Dict[int, _Object] = {}
-        self._last: Dict[int, List[int]] = {}     # track id -> objects it detected when matched
+        self._last: Dict[int, Overlaps] = {}      # track id -> what it detected when matched
         self._phantoms: Set[int] = set()
         self._pending: Dict[int, _Object] = {}    # detected in the previous frame
 
@@ -112,6 +127,12 @@ class TrackingMetrics:
 
         ``areas``: ``np.bincount(gt_instances.ravel())`` if the caller has it (one per frame).
         """
+        return [object_id for object_id, _ in self.overlaps(gt_instances, track, instance_ids,
+                                                            areas)]
+
+    def overlaps(self, gt_instances: np.ndarray, track: Any, instance_ids: np.ndarray,
+                 areas: Optional[np.ndarray] = None) -> Overlaps:
+        """Return ``associate``'s objects with the pixels each shares with the track's instance."""
         mine = instance_ids == track.instance.id
         size = int(np.count_nonzero(mine))
         if size == 0:
@@ -129,7 +150,7 @@ class TrackingMetrics:
         cover = inter / size
         keep = (iou >= self.min_iou) | (cover >= self.min_cover)
         order = np.argsort(-inter[keep], kind='stable')
-        return [int(v) for v in found[keep][order]]
+        return [(int(v), int(n)) for v, n in zip(found[keep][order], inter[keep][order])]
 
     def update(self, gt_instances: np.ndarray, gt_objects: Iterable[Any],
                tracks: Sequence[Any], instance_ids: np.ndarray) -> Dict[int, List[int]]:
@@ -147,19 +168,21 @@ class TrackingMetrics:
                              f'{instance_ids.shape} differ in size')
         frame = self._frame
         areas = np.bincount(gt_instances.ravel())
-        detections: Dict[int, List[int]] = {}
+        overlaps: Dict[int, Overlaps] = {}
         for track in tracks:
             if not track.confirmed:
                 continue
             if track.misses == 0:
-                found = self.associate(gt_instances, track, instance_ids, areas)
+                found = self.overlaps(gt_instances, track, instance_ids, areas)
                 self._last[track.id] = found
                 if not found:
                     self._phantoms.add(track.id)
                     self.phantom_frames += 1
             else:
                 found = self._last.get(track.id, [])
-            detections[track.id] = found
+            overlaps[track.id] = found
+        detections = {track_id: [object_id for object_id, _ in found]
+                      for track_id, found in overlaps.items()}
         live = {t.id for t in tracks}
         self._last = {k: v for k, v in self._last.items() if k in live}
         detected: Dict[int, Set[int]] = {}
@@ -188,6 +211,10 @@ class TrackingMetrics:
                         state.early = range_ >= self.early_fraction * state.first_range
             elif state.early is None and range_ < self.early_fraction * state.first_range:
                 state.early = False
+        for object_id, track_id in self._pair(overlaps).items():
+            state = self._objects[object_id]
+            state.switches += int(state.paired is not None and state.paired != track_id)
+            state.paired = track_id
         # Flicker: last frame's detections whose object is still shown now.
         for object_id, state in self._pending.items():
             if object_id in shown:
@@ -197,6 +224,31 @@ class TrackingMetrics:
         self._frame += 1
         self.frames += 1
         return detections
+
+    def _pair(self, overlaps: Dict[int, Overlaps]) -> Dict[int, int]:
+        """Pair this frame's tracks and objects one to one, as CLEAR MOT: {object: track}."""
+        pairs: Dict[int, int] = {}
+        taken: Set[int] = set()
+        for object_id, state in self._objects.items():        # kept while still detected
+            track_id = state.paired
+            if (track_id is not None and track_id not in taken
+                    and any(o == object_id for o, _ in overlaps.get(track_id, ()))):
+                pairs[object_id] = track_id
+                taken.add(track_id)
+        tracks = [t for t in overlaps if t not in taken]
+        objects = sorted({o for t in tracks for o, _ in overlaps[t]
+                          if o not in pairs and o in self._objects})
+        if tracks and objects:
+            row = {object_id: i for i, object_id in enumerate(objects)}
+            weight = np.zeros((len(objects), len(tracks)))
+            for j, track_id in enumerate(tracks):
+                for object_id, shared in overlaps[track_id]:
+                    if object_id in row:
+                        weight[row[object_id], j] = shared
+            for i, j in zip(*linear_sum_assignment(weight, maximize=True)):
+                if weight[i, j] > 0:
+                    pairs[objects[i]] = tracks[j]
+        return pairs
 
     def end_sequence(self) -> None:
         """Close the running sequence (its objects become records); the next frame starts one."""
@@ -229,7 +281,8 @@ class TrackingMetrics:
         decided = ~np.isnan(col['early'])
         to_confirm = (col['confirm_frame'] - col['first_frame'])[confirmed]
         detections, flickers = col['detections'].sum(), col['flickers'].sum()
-        switches = np.maximum(col['tracks'] - 1, 0).sum()
+        extra_ids = np.maximum(col['tracks'] - 1, 0).sum()
+        switches = col['switches'].sum()
         phantoms = everything['phantom_tracks']
         return {
             'frames': self.frames, 'sequences': everything['sequences'], 'objects': objects,
@@ -243,6 +296,8 @@ class TrackingMetrics:
                                                / col['first_range'][confirmed]),
             'id_switches': int(switches),
             'id_switches_per_object': _ratio(switches, objects),
+            'extra_track_ids': int(extra_ids),
+            'extra_track_ids_per_object': _ratio(extra_ids, objects),
             'flicker': _ratio(flickers, detections), 'flicker_events': int(flickers),
             'detections_followed': int(detections),
             'phantom_tracks': int(phantoms),
@@ -293,7 +348,11 @@ class TrackingMetrics:
         self.min_pixels, self.early_fraction = int(min_pixels), early
         self.frames, self.sequences, self.phantom_tracks, self.phantom_frames = (
             int(v) for v in state['counters'])
-        self.records = np.array(state['records'], np.float64).reshape(-1, len(COLUMNS))
+        records = np.array(state['records'], np.float64)
+        if records.ndim != 2 or records.shape[1] != len(COLUMNS):
+            raise ValueError(f'state records have {records.shape[-1]} columns, not '
+                             f'{len(COLUMNS)}: saved by another version')
+        self.records = records
         self._reset_running()
 
     @classmethod

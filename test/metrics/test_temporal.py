@@ -106,7 +106,35 @@ def test_a_lost_object_flickers_once_and_its_new_track_is_an_id_switch() -> None
     assert figures['detections_followed'] == 13 and figures['flicker_events'] == 1
     assert figures['flicker'] == pytest.approx(1 / 13)
     assert figures['id_switches'] == 1 and figures['id_switches_per_object'] == 1.0
+    assert figures['extra_track_ids'] == 1
     assert figures['confirmed_early'] == 1.0
+
+
+def _parting(second_box):
+    """Two touching objects seen as one blob for 6 frames, then as two boxes."""
+    gt = {1: ((10, 10, 12, 10), 20.0), 2: ((22, 10, 10, 10), 20.0)}     # 120 and 100 px
+    return ([(gt, [(10, 10, 22, 10)])] * 6
+            + [(gt, [second_box, (24, 10, 8, 10)])] * 6)
+
+
+def test_a_blob_over_two_objects_gives_its_id_to_one_of_them_as_clear_mot_pairs() -> None:
+    # The blob's track detects both objects and is paired with the larger overlap, object 1.
+    # It keeps object 1 when they part; object 2's own track is its first pairing: no switch,
+    # but object 2 was detected by two ids (one extra).
+    metrics, outputs = run(_parting((10, 10, 12, 10)))
+    (blob,) = outputs[5][1]
+    assert outputs[5][0] == {blob.id: [1, 2]}
+    assert outputs[8][0][blob.id] == [1] and len(outputs[8][0]) == 2
+    figures = metrics.compute()
+    assert figures['id_switches'] == 0 and figures['extra_track_ids'] == 1
+    assert [row['switches'] for row in metrics.per_object()] == [0.0, 0.0]
+    # Here the blob's track follows object 2 when they part (box 2 is the better match for its
+    # box): object 1, paired with it until then, switches to its new track when that confirms.
+    metrics, outputs = run(_parting((10, 10, 6, 10)))
+    (blob,) = outputs[5][1]
+    assert outputs[6][0] == {blob.id: [2]}
+    assert [row['switches'] for row in metrics.per_object()] == [1.0, 0.0]
+    assert metrics.compute()['extra_track_ids'] == 1
 
 
 def test_phantoms_count_confirmed_tracks_on_nothing_per_100_frames() -> None:
@@ -173,6 +201,10 @@ def test_merge_and_state_dict_equal_one_run_over_both_sequences() -> None:
     assert restored.per_object() == both.per_object()
     with pytest.raises(ValueError, match='different rules'):
         TrackingMetrics(min_iou=0.2).merge(first)
+    old = dict(both.state_dict())
+    old['records'] = old['records'][:, :-1]         # saved before the switches column
+    with pytest.raises(ValueError, match='another version'):
+        TrackingMetrics.from_state_dict(old)
 
 
 def test_an_empty_accumulator_and_bad_input() -> None:

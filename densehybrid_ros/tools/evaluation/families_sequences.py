@@ -6,8 +6,9 @@ family standing on the road 30-60 units ahead) are segmented frame by frame, and
 obstacle pipeline with the node's default rules (``metrics.sequence.SequenceEvaluator``:
 instances -> confirmed tracks -> placement) is scored against each sequence's ground truth:
 objects confirmed before half the range at which they first appear, frames to confirm, flicker,
-phantom confirmed tracks per 100 frames, id switches per object, and the placements' range and
-lateral errors on the ground plane and from the sequence's depth image (also by true range).
+phantom confirmed tracks per 100 frames, id switches per object (CLEAR MOT) and extra track ids
+per object, and the placements' range and lateral errors on the ground plane and from the
+sequence's depth image (also by true range).
 
 The same sequence seeds serve every family (from ``EVAL_SEED_START``: never a training street),
 so families differ only in their obstacles. ``predict(frame) -> (score, semantic)`` is the model
@@ -68,6 +69,7 @@ def evaluate_family_sequences(predict: Predict, threshold: float, families: Seq[
 # Table columns: (header, width); a header line of names, then one of units.
 COLUMNS = (('objects', 'count', 7), ('early', '%', 6), ('confirm', 'frames', 7),
            ('flicker', '%', 7), ('phantoms', '/100 fr', 8), ('id sw.', '/object', 7),
+           ('extra ids', '/object', 9),
            ('ground', 'med %', 6), ('', 'p90 %', 6), ('', 'lat.', 6),
            ('depth', 'med %', 6), ('', 'p90 %', 6), ('', 'lat.', 6))
 
@@ -89,7 +91,8 @@ def format_sequence_tables(result: Dict[str, Any]) -> str:
         cells = [str(t['objects']), figure(t['confirmed_early'], 100, 1),
                  figure(t['frames_to_confirm']['median'], 1, 1), figure(t['flicker'], 100, 1),
                  figure(t['phantom_tracks_per_100_frames'], 1, 1),
-                 figure(t['id_switches_per_object'], 1, 2)]
+                 figure(t['id_switches_per_object'], 1, 2),
+                 figure(t['extra_track_ids_per_object'], 1, 2)]
         for mode in ('ground', 'depth'):
             p = figures[f'placement_{mode}']
             cells += [figure(p['range_error']['median'], 100, 1),

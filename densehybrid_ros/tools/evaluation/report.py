@@ -230,7 +230,8 @@ def sequence_line(sequence: Dict[str, Any]) -> str:
              f'{figure(tracking["frames_to_confirm"]["median"], 1, 1)}, flicker '
              f'{figure(tracking["flicker"], 100, 1)} %, phantom tracks '
              f'{figure(tracking["phantom_tracks_per_100_frames"], 1, 1)} per 100 frames, id '
-             f'switches {figure(tracking["id_switches_per_object"])} per object']
+             f'switches {figure(tracking["id_switches_per_object"])} per object (extra track '
+             f'ids {figure(tracking["extra_track_ids_per_object"])})']
     for mode in ('ground', 'depth'):
         placed = sequence.get(f'placement_{mode}') or {}
         if placed.get('count'):
