@@ -19,7 +19,7 @@ from fuzz.hostile import jpeg_with_comments, png_huge_chunk, webp_8000
 pytest.importorskip('rclpy')
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from ros_helpers import NodeProcess, START_TIMEOUT_S  # noqa: E402
+from ros_helpers import native_stacks, NodeProcess, START_TIMEOUT_S  # noqa: E402
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 
 from densehybrid_ros.core.images import encode_compressed  # noqa: E402
@@ -80,7 +80,15 @@ def test_hostile_frames_are_dropped_by_cause_within_the_memory_budget(probe, nod
                 pub.publish(msg)
                 if probe.wait(predicate, 0.3):
                     return
-        pytest.fail(f'timed out waiting for {what}: {counts()}\n' + node.output()[-3000:])
+        # Evidence for a silent pair (seen once in CI: no diagnostics at all for 3 minutes):
+        # what the probe heard at all, and both processes' native stacks.
+        names = sorted({s.name for m in list(diagnostics.recent) for s in m.status})
+        pytest.fail(f'timed out waiting for {what}: {counts()}; diagnostics heard: '
+                    f'{len(diagnostics.recent)} messages, statuses {names[:6]}; probe errors '
+                    f'{probe.errors[-3:]}; '
+                    f'{native_stacks(os.getpid(), node.log_path.with_suffix(".probe-stacks"))}; '
+                    f'{native_stacks(node.proc.pid, node.log_path.with_suffix(".stacks"))}\n'
+                    + node.output()[-3000:])
 
     stream([good], lambda: int(counts().get('frames_processed', 0) or 0) >= 2,
            'normal frames processed')
