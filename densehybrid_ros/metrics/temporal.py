@@ -54,7 +54,7 @@ sequence: its next ``update`` starts a new one).
 """
 
 import math
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -64,7 +64,7 @@ __all__ = ['TrackingMetrics', 'object_field']
 # Per-object record columns (float64, NaN = not applicable).
 COLUMNS = ('first_frame', 'first_range', 'confirm_frame', 'confirm_range', 'early', 'tracks',
            'detections', 'flickers', 'switches')
-Overlaps = List[Tuple[int, int]]        # (object id, pixels shared with the track's instance)
+Overlaps = Dict[int, int]       # object id -> pixels shared with the instance, largest first
 
 
 def object_field(obj: Any, name: str) -> Any:
@@ -127,8 +127,7 @@ class TrackingMetrics:
 
         ``areas``: ``np.bincount(gt_instances.ravel())`` if the caller has it (one per frame).
         """
-        return [object_id for object_id, _ in self.overlaps(gt_instances, track, instance_ids,
-                                                            areas)]
+        return list(self.overlaps(gt_instances, track, instance_ids, areas))
 
     def overlaps(self, gt_instances: np.ndarray, track: Any, instance_ids: np.ndarray,
                  areas: Optional[np.ndarray] = None) -> Overlaps:
@@ -136,13 +135,13 @@ class TrackingMetrics:
         mine = instance_ids == track.instance.id
         size = int(np.count_nonzero(mine))
         if size == 0:
-            return []
+            return {}
         under = gt_instances[mine]
         counts = np.bincount(under.ravel(), minlength=1)
         counts[0] = 0
         found = np.flatnonzero(counts)
         if not found.size:
-            return []
+            return {}
         if areas is None or len(areas) <= found.max():
             areas = np.bincount(gt_instances.ravel(), minlength=int(found.max()) + 1)
         inter = counts[found]
@@ -150,7 +149,7 @@ class TrackingMetrics:
         cover = inter / size
         keep = (iou >= self.min_iou) | (cover >= self.min_cover)
         order = np.argsort(-inter[keep], kind='stable')
-        return [(int(v), int(n)) for v, n in zip(found[keep][order], inter[keep][order])]
+        return {int(v): int(n) for v, n in zip(found[keep][order], inter[keep][order])}
 
     def update(self, gt_instances: np.ndarray, gt_objects: Iterable[Any],
                tracks: Sequence[Any], instance_ids: np.ndarray) -> Dict[int, List[int]]:
@@ -179,10 +178,9 @@ class TrackingMetrics:
                     self._phantoms.add(track.id)
                     self.phantom_frames += 1
             else:
-                found = self._last.get(track.id, [])
+                found = self._last.get(track.id, {})
             overlaps[track.id] = found
-        detections = {track_id: [object_id for object_id, _ in found]
-                      for track_id, found in overlaps.items()}
+        detections = {track_id: list(found) for track_id, found in overlaps.items()}
         live = {t.id for t in tracks}
         self._last = {k: v for k, v in self._last.items() if k in live}
         detected: Dict[int, Set[int]] = {}
@@ -232,17 +230,17 @@ class TrackingMetrics:
         for object_id, state in self._objects.items():        # kept while still detected
             track_id = state.paired
             if (track_id is not None and track_id not in taken
-                    and any(o == object_id for o, _ in overlaps.get(track_id, ()))):
+                    and object_id in overlaps.get(track_id, {})):
                 pairs[object_id] = track_id
                 taken.add(track_id)
         tracks = [t for t in overlaps if t not in taken]
-        objects = sorted({o for t in tracks for o, _ in overlaps[t]
+        objects = sorted({o for t in tracks for o in overlaps[t]
                           if o not in pairs and o in self._objects})
         if tracks and objects:
             row = {object_id: i for i, object_id in enumerate(objects)}
             weight = np.zeros((len(objects), len(tracks)))
             for j, track_id in enumerate(tracks):
-                for object_id, shared in overlaps[track_id]:
+                for object_id, shared in overlaps[track_id].items():
                     if object_id in row:
                         weight[row[object_id], j] = shared
             for i, j in zip(*linear_sum_assignment(weight, maximize=True)):

@@ -82,9 +82,10 @@ def test_hostile_frames_are_dropped_by_cause_within_the_memory_budget(probe, nod
                     return
         # Evidence for a silent pair (seen once in CI: no diagnostics at all for 3 minutes):
         # what the probe heard at all, and both processes' native stacks.
-        names = sorted({s.name for m in list(diagnostics.recent) for s in m.status})
+        heard = list(diagnostics.recent)              # a snapshot: the executor appends
+        names = sorted({s.name for m in heard for s in m.status})
         pytest.fail(f'timed out waiting for {what}: {counts()}; diagnostics heard: '
-                    f'{len(diagnostics.recent)} messages, statuses {names[:6]}; probe errors '
+                    f'{len(heard)} messages, statuses {names[:6]}; probe errors '
                     f'{probe.errors[-3:]}; '
                     f'{native_stacks(os.getpid(), node.log_path.with_suffix(".probe-stacks"))}; '
                     f'{native_stacks(node.proc.pid, node.log_path.with_suffix(".stacks"))}\n'

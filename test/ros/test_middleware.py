@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import List, Optional, Tuple
 
 import pytest
 
@@ -84,14 +85,23 @@ LISTENER = (
 )
 
 
+def start_listener(stderr: Optional[int] = None) -> Tuple[subprocess.Popen, List[int]]:
+    """Start LISTENER; return the process and the TCP ports its participant listens on."""
+    proc = subprocess.Popen([sys.executable, '-c', PRELUDE + LISTENER], env=ros_env(),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                            text=True)
+    ports = [int(port) for port in proc.stdout.readline().split()]
+    if not ports:
+        proc.kill()
+    assert ports, 'the participant listens on no TCP port (is the LARGE_DATA profile on?)'
+    return proc, ports
+
+
 def test_a_peer_stopped_mid_message_does_not_hang_the_close():
     """Fast DDS 2.14 hung in the TCP disconnect until the watchdog ended it (exit 1 at 10 s)."""
-    proc = subprocess.Popen([sys.executable, '-c', PRELUDE + LISTENER], env=ros_env(),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc, ports = start_listener()
     peers = []
     try:
-        ports = [int(port) for port in proc.stdout.readline().split()]
-        assert ports, 'the participant listens on no TCP port (is the LARGE_DATA profile on?)'
         for port in ports:
             peer = socket.create_connection(('127.0.0.1', port), timeout=10)
             peer.sendall(b'RT')                 # the start of a header, and nothing after it
@@ -116,12 +126,8 @@ def test_fast_dds_errors_go_to_stderr_and_leave_stdout_to_the_program():
     The error here: a complete message bigger than the TCP receive buffer (the participant
     drops it, logs one error and goes on).
     """
-    proc = subprocess.Popen([sys.executable, '-c', PRELUDE + LISTENER], env=ros_env(),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc, ports = start_listener(stderr=subprocess.PIPE)
     try:
-        ports = [int(port) for port in proc.stdout.readline().split()]
-        assert ports, 'the participant listens on no TCP port (is the LARGE_DATA profile on?)'
         body = 70_000                           # over Fast DDS's 65500-byte TCP buffer
         logged = ''
         with socket.create_connection(('127.0.0.1', ports[0]), timeout=10) as peer:
