@@ -89,13 +89,32 @@ def shut_down_dds_tcp() -> int:
     return shut
 
 
+def release_state_machine(node: Node) -> bool:
+    """Destroy a lifecycle node's state machine, which ``destroy_node`` leaves; True if one.
+
+    rclpy's ``LifecycleNode`` (Humble to Kilted) has no ``destroy_node`` of its own, and the state
+    machine it creates holds the rcl node, and with it the participant, until the garbage
+    collector frees the node object: for a node object in reference cycles (bound callbacks),
+    during interpreter finalization, after ``close_middleware`` has cancelled its watchdog. Seen
+    in CI: ``densehybrid-node`` hanging after SIGTERM, ``~DomainParticipantImpl`` reached from
+    the collector in the TCP disconnect deadlock of the module docstring. The state machine has
+    no public handle; rclpy keeps it as ``_state_machine``.
+    """
+    machine = getattr(node, '_state_machine', None)
+    if machine is None:
+        return False
+    machine.destroy_when_not_in_use()
+    return True
+
+
 def close_middleware(*nodes: Optional[Node], context: Optional[Context] = None,
                      limit_s: float = CLOSE_LIMIT_S) -> None:
     """Destroy ``nodes``, shut down and destroy ``context``; exit 1 if that hangs ``limit_s``.
 
     The nodes go inside the limit: rmw_fastrtps destroys the participant with the context's
     last node (gdb: ``rcl_node_fini`` -> ``destroy_participant`` -> the TCP disconnect). The
-    participant's TCP connections are shut down first (``shut_down_dds_tcp``).
+    participant's TCP connections are shut down first (``shut_down_dds_tcp``), and a lifecycle
+    node's state machine goes with its node (``release_state_machine``).
     """
     if context is None:             # as rclpy.try_shutdown: a later rclpy.init gets a new one
         context = get_default_context(shutting_down=True)
@@ -111,6 +130,7 @@ def close_middleware(*nodes: Optional[Node], context: Optional[Context] = None,
             for node in nodes:
                 if node is not None:
                     node.destroy_node()
+                    release_state_machine(node)
             rclpy.try_shutdown(context=context)
             context.destroy()       # the participant goes here, inside the watchdog's limit
         finally:

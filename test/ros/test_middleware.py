@@ -60,6 +60,22 @@ def test_a_close_that_hangs_ends_the_process_with_status_1_and_keeps_earlier_out
     assert time.monotonic() - start < 60
 
 
+def test_a_lifecycle_node_leaves_no_participant_behind_for_the_garbage_collector():
+    # rclpy's LifecycleNode keeps its state machine, and through it the participant, past
+    # destroy_node; freed by the collector at exit, outside the watchdog (a CI hang, exit -6)
+    done = run('from rclpy.lifecycle import LifecycleNode\n'
+               'from densehybrid_ros.core.transport import use_large_data\n'
+               'from densehybrid_ros.ros.middleware import thread_names\n'
+               'use_large_data()\n'         # the package's TCP transport: its threads are named
+               'rclpy.init()\n'
+               'node = LifecycleNode("mw_life")\n'
+               'node.trigger_configure()\n'
+               'print("dds.tcp_accept" in thread_names())\n'
+               'close_middleware(node)\n'
+               'print("dds.tcp_accept" in thread_names())\n')
+    assert done.stdout.split() == ['True', 'False'], done.stderr
+
+
 # A participant that prints the TCP ports it listens on, waits for a line, then closes.
 LISTENER = (
     'import os, socket, time\n'
