@@ -331,6 +331,8 @@ def obstacle_settings(values: Dict[str, Any], class_names: List[str],
         seed_offset=float(values['obstacle_seed_offset']),
         grow_offset=float(values['obstacle_grow_offset']),
         min_area_fraction=float(values['obstacle_min_area']),
+        small_area_fraction=float(values['obstacle_small_area']),
+        small_peak_offset=float(values['obstacle_small_peak_offset']),
         drivable_classes=drivable or None,
         scenery_classes=scenery or None)
     tracker_config = TrackerConfig(

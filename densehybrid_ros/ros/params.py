@@ -138,6 +138,13 @@ SPECS: Tuple[ParamSpec, ...] = (
               'Smallest obstacle, as a fraction of the image pixels (resolution independent; '
               "the default is SegmentMeIfYouCan's 500 px at 2048 x 1024).",
               stage=ACTIVATE, float_range=(0.0, 1.0)),
+    ParamSpec('obstacle_small_area', InstanceConfig.small_area_fraction,
+              'Smaller obstacles, down to this fraction of the image pixels, are kept when '
+              'they peak above threshold + obstacle_small_peak_offset (far obstacles) ...',
+              stage=ACTIVATE, float_range=(0.0, 1.0)),
+    ParamSpec('obstacle_small_peak_offset', InstanceConfig.small_peak_offset,
+              '... (score units; measured for the embedded model; 1000 = off).',
+              stage=ACTIVATE, float_range=(-1000.0, 1000.0)),
     ParamSpec('obstacle_seed_offset', InstanceConfig.seed_offset,
               'Hysteresis: an obstacle is seeded by pixels scoring above threshold + this '
               '(score units; measured for the embedded model) ...', stage=ACTIVATE,

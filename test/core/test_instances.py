@@ -1,6 +1,7 @@
 """Anomaly instances: hysteresis, size, the obstacle rule, per-instance figures, the id image."""
 
 from dataclasses import replace
+import math
 
 import cv2
 import numpy as np
@@ -141,6 +142,30 @@ def test_min_area_is_a_fraction_of_the_image_so_it_holds_at_every_resolution():
     assert len(find_instances(score, None, THRESHOLD, PLAIN)) == 2
     floor = replace(PLAIN, min_pixels=50)
     assert len(find_instances(score, None, THRESHOLD, floor)) == 1
+
+
+def test_a_smaller_instance_is_kept_when_it_peaks_high_enough():
+    score = blank((100, 200))           # 20000 px: floor 20 px, small floor 10 px
+    score[10:14, 10:14] = 3.0           # 16 px peaking at threshold + 2: under the floor
+    score[30:34, 30:34] = 20.0          # 16 px at threshold + 19: a far obstacle, kept
+    score[60:62, 60:62] = 20.0          # 4 px: under the small floor too
+    score[50:60, 100:110] = 3.0         # 100 px: over the floor
+    cfg = replace(PLAIN, min_area_fraction=0.001, small_area_fraction=0.0005,
+                  small_peak_offset=13.0)
+    kept = find_instances(score, None, THRESHOLD, cfg).instances
+    assert [(i.bbox, i.pixels) for i in kept] == [((30, 30, 4, 4), 16), ((100, 50, 10, 10), 100)]
+    off = replace(cfg, small_peak_offset=math.inf)
+    assert [i.pixels for i in find_instances(score, None, THRESHOLD, off).instances] == [100]
+    # Per trimmed piece: a weak seeded piece under the floor goes, its strong sibling stays.
+    score = blank((100, 200))
+    score[20:40, 20:60] = 2.0           # a halo joining two cores (trimmed away at 0.5)
+    score[25:29, 25:29] = 20.0          # 16 px strong core
+    score[25:29, 50:54] = 12.0          # 16 px core at threshold + 11
+    trim = replace(cfg, peak_fraction=0.5, seed_offset=5.0)
+    assert [i.bbox for i in find_instances(score, None, THRESHOLD, trim).instances] == \
+        [(25, 25, 4, 4)]
+    assert len(find_instances(score, None, THRESHOLD,
+                              replace(trim, small_peak_offset=10.0)).instances) == 2
 
 
 def test_max_area_drops_components_that_fill_the_view():
@@ -302,5 +327,7 @@ def test_empty_and_bad_inputs():
         InstanceConfig(peak_fraction=1.0)
     with pytest.raises(ValueError):
         InstanceConfig(min_area_fraction=-0.1)
+    with pytest.raises(ValueError):
+        InstanceConfig(small_area_fraction=-0.1)
     with pytest.raises(ValueError):
         InstanceConfig(max_scenery_fraction=1.5)

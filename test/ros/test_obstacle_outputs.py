@@ -60,3 +60,15 @@ def test_class_parameters_become_the_instance_rules():
                               warnings.append).pipeline().instance_config
     assert rules.scenery_classes is None and rules.drivable_classes == (0,)
     assert len(warnings) == 1 and warnings[0].endswith('using the others')
+
+
+def test_size_parameters_become_the_instance_rules():
+    values = dict(DEFAULTS, obstacle_min_area=0.001, obstacle_small_area=0.0002,
+                  obstacle_small_peak_offset=1000.0)
+    rules = obstacle_settings(values, list(CITYSCAPES_CLASSES), None,
+                              print).pipeline().instance_config
+    assert (rules.min_area_fraction, rules.small_area_fraction, rules.small_peak_offset) == \
+        (0.001, 0.0002, 1000.0)
+    defaults = obstacle_settings(dict(DEFAULTS), list(CITYSCAPES_CLASSES), None,
+                                 print).pipeline().instance_config
+    assert (defaults.small_area_fraction, defaults.small_peak_offset) == (6e-5, 13.0)
