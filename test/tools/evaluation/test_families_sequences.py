@@ -32,9 +32,11 @@ def test_a_perfect_map_confirms_every_object_and_places_it(scored):
     assert tracking['objects'] > 8 and tracking['objects_confirmed'] == tracking['objects']
     assert tracking['phantom_tracks'] == 0 and tracking['confirmed_early'] == 1.0
     # No id switch on perfect maps; but obstacles overlapping in view are one instance until
-    # they part, so the second one gets a track of its own later (2 extra ids in these drives)
+    # they part, so the second one gets a track of its own later (3 extra ids of 18 objects in
+    # these drives; one of them an object detected both by its neighbour's track and by the
+    # track of its own small instance, kept under the area floor for its high peak)
     assert tracking['id_switches'] == 0
-    assert 0 < tracking['extra_track_ids_per_object'] <= 0.15
+    assert 0 < tracking['extra_track_ids_per_object'] <= 0.2
     ground, depth = pooled['placement_ground'], pooled['placement_depth']
     assert ground['count'] == depth['count'] > 50
     assert ground['range_error']['median'] < 0.05
@@ -52,7 +54,7 @@ def test_families_are_pooled_and_printed(scored):
     assert '2 sequences per family, 30 frames at 120x200, 1.5 units per frame' in rows[1]
     assert [r.split()[0] for r in rows[4:7]] == ['eval', 'glyph', 'pooled']
     assert rows[2].split()[6:9] == ['id', 'sw.', 'extra'] and rows[6].split()[6:8] == [
-        '0.00', '0.11']                                  # pooled: switches, then extra ids
+        '0.00', '0.17']                                  # pooled: switches, then extra ids
     assert any(r.split()[:2] == ['ground', '>=20'] for r in rows)
 
 
