@@ -290,7 +290,8 @@ def find_instances(score: np.ndarray, semantic: Optional[np.ndarray], threshold:
                           if config.split_pieces else [(box, mask)])
         for (x, y, w, h), mask in pieces:
             values = score[y:y + h, x:x + w][mask]
-            floor = small_px if values.max() > strong_thr else min_px
+            peak = float(values.max())
+            floor = small_px if peak > strong_thr else min_px
             if values.size < floor or values.size < config.min_fill * w * h:
                 continue
             if scenery is not None and (np.count_nonzero(scenery[semantic[y:y + h, x:x + w][mask]])
@@ -300,7 +301,7 @@ def find_instances(score: np.ndarray, semantic: Optional[np.ndarray], threshold:
             instance_id = len(found) + 1
             ids[y:y + h, x:x + w][mask] = instance_id
             found.append(Instance(instance_id, (x, y, w, h), int(values.size),
-                                  float(values.max()), float(values.mean()), contact,
+                                  peak, float(values.mean()), contact,
                                   below_frac, ring_frac, mask))
     return Instances(ids, found)
 

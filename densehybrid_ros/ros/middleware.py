@@ -89,8 +89,8 @@ def shut_down_dds_tcp() -> int:
     return shut
 
 
-def release_state_machine(node: Node) -> bool:
-    """Destroy a lifecycle node's state machine, which ``destroy_node`` leaves; True if one.
+def release_state_machine(node: Node) -> None:
+    """Destroy a lifecycle node's state machine, which ``destroy_node`` leaves (if it has one).
 
     rclpy's ``LifecycleNode`` (Humble to Kilted) has no ``destroy_node`` of its own, and the state
     machine it creates holds the rcl node, and with it the participant, until the garbage
@@ -101,10 +101,8 @@ def release_state_machine(node: Node) -> bool:
     no public handle; rclpy keeps it as ``_state_machine``.
     """
     machine = getattr(node, '_state_machine', None)
-    if machine is None:
-        return False
-    machine.destroy_when_not_in_use()
-    return True
+    if machine is not None:
+        machine.destroy_when_not_in_use()
 
 
 def close_middleware(*nodes: Optional[Node], context: Optional[Context] = None,

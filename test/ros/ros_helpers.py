@@ -83,6 +83,18 @@ def native_stacks(pid: int, dump: Path) -> str:
     return f'native stacks of {pid} in {dump}; Fast DDS waits: {waits[:6]}'
 
 
+def silence_evidence(probe: 'Probe', node: 'NodeProcess') -> str:
+    """What tells a deaf probe from a node that received nothing: for a failure message.
+
+    The probe's last errors, both processes' native stacks (files next to the node's log) and
+    the tail of the node's log.
+    """
+    return (f'probe errors {probe.errors[-3:]}; '
+            f'{native_stacks(os.getpid(), node.log_path.with_suffix(".probe-stacks"))}; '
+            f'{native_stacks(node.proc.pid, node.log_path.with_suffix(".stacks"))}\n'
+            + node.output()[-3000:])
+
+
 class NodeProcess:
     """The densehybrid node in its own process, its output captured to a file."""
 

@@ -19,7 +19,7 @@ from fuzz.hostile import jpeg_with_comments, png_huge_chunk, webp_8000
 pytest.importorskip('rclpy')
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from ros_helpers import native_stacks, NodeProcess, START_TIMEOUT_S  # noqa: E402
+from ros_helpers import NodeProcess, silence_evidence, START_TIMEOUT_S  # noqa: E402
 from sensor_msgs.msg import CompressedImage  # noqa: E402
 
 from densehybrid_ros.core.images import encode_compressed  # noqa: E402
@@ -85,11 +85,8 @@ def test_hostile_frames_are_dropped_by_cause_within_the_memory_budget(probe, nod
         heard = list(diagnostics.recent)              # a snapshot: the executor appends
         names = sorted({s.name for m in heard for s in m.status})
         pytest.fail(f'timed out waiting for {what}: {counts()}; diagnostics heard: '
-                    f'{len(heard)} messages, statuses {names[:6]}; probe errors '
-                    f'{probe.errors[-3:]}; '
-                    f'{native_stacks(os.getpid(), node.log_path.with_suffix(".probe-stacks"))}; '
-                    f'{native_stacks(node.proc.pid, node.log_path.with_suffix(".stacks"))}\n'
-                    + node.output()[-3000:])
+                    f'{len(heard)} messages, statuses {names[:6]}; '
+                    + silence_evidence(probe, node))
 
     stream([good], lambda: int(counts().get('frames_processed', 0) or 0) >= 2,
            'normal frames processed')

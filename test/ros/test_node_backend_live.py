@@ -5,7 +5,6 @@ the first frame of a new size, and publishes the score a direct torch Segmenter 
 int8: with `artifacts:=DIR` the node runs exactly that quantised graph.
 """
 
-import os
 import signal
 import time
 
@@ -16,7 +15,7 @@ import pytest
 pytest.importorskip('rclpy')
 pytest.importorskip('openvino')
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy  # noqa: E402
-from ros_helpers import native_stacks, NodeProcess, stamp_ns, START_TIMEOUT_S  # noqa: E402
+from ros_helpers import NodeProcess, silence_evidence, stamp_ns, START_TIMEOUT_S  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
@@ -46,11 +45,8 @@ def _first_score(probe, node, image):
         probe.node.destroy_publisher(pub)
     ours = sorted(sent & scores.recent_stamps())
     if not ours:            # evidence: a deaf probe or a node that received nothing (seen once)
-        pytest.fail(f'no anomaly_score from the node for {len(sent)} frames; probe errors '
-                    f'{probe.errors[-3:]}; '
-                    f'{native_stacks(os.getpid(), node.log_path.with_suffix(".probe-stacks"))}; '
-                    f'{native_stacks(node.proc.pid, node.log_path.with_suffix(".stacks"))}\n'
-                    + node.output()[-3000:])
+        pytest.fail(f'no anomaly_score from the node for {len(sent)} frames; '
+                    + silence_evidence(probe, node))
     got = scores.with_stamp(ours[-1])
     return decode_map(got.encoding, got.height, got.width, got.step, bytes(got.data))
 
