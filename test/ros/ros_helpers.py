@@ -112,7 +112,10 @@ class NodeProcess:
         return self.log_path.read_text()
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> int:
-        """Send ``sig`` and wait; kill if it does not exit in time. Returns the exit code."""
+        """Send ``sig`` and wait; kill if it does not exit in time. Returns the exit code.
+
+        A non-zero exit prints the end of the node's log (native stacks of a hang included).
+        """
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -129,6 +132,9 @@ class NodeProcess:
                     self.proc.kill()
                     self.proc.wait(10)
         self._log.close()
+        if self.proc.returncode != 0:       # evidence in the failure report (captured stdout)
+            print(f'node exited {self.proc.returncode}; the end of its log:\n'
+                  + self.log_path.read_text()[-4000:])
         return self.proc.returncode
 
 
