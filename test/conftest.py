@@ -75,14 +75,18 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 # Tests that run real nodes over Fast DDS in separate processes. On a loaded 2-core machine
 # best-effort 720p frames can be lost in bursts for tens of seconds (see the README's Fast DDS
-# notes), so these get up to two reruns after a pause; any other test fails at once.
+# notes), and now and then two processes do not discover each other for a minute (seen once in
+# 16 runs of the ROS files that had no reruns: test_vision_msgs' publisher matched no subscriber
+# in 60 s, the probe's Fast DDS threads all idle), so these get up to two reruns after a pause;
+# any other test fails at once.
 LIVE_MIDDLEWARE_TESTS = ('test/ros/test_node_live.py', 'test/ros/test_lifecycle_live.py',
                          'test/tools/rostools/test_replay.py', 'test/tools/rostools/test_demo.py',
                          'test/tools/speed/test_bench.py', 'test/ros/test_delivery_live.py',
                          'test/ros/test_transport_live.py', 'test/ros/test_node_backend_live.py',
                          'test/ros/test_obstacles_live.py', 'test/ros/test_camera_info_live.py',
                          'test/ros/test_signals_live.py', 'test/ros/test_domain_live.py',
-                         'test/ros/test_hostile_frames_live.py', 'test/ros/test_ctl.py')
+                         'test/ros/test_hostile_frames_live.py', 'test/ros/test_ctl.py',
+                         'test/ros/test_start_params.py', 'test/ros/test_vision_msgs.py')
 
 
 def pytest_collection_modifyitems(config, items):
