@@ -185,18 +185,20 @@ def test_a_second_participant_in_the_process_keeps_its_connections():
     assert (done.returncode, done.stdout.split()) == (0, ['2', '0']), done.stderr
 
 
-# In one process: its participant with TCP connections in both directions (peers in processes
-# of their own; Fast DDS 2.14 has the participant with the lower listening port open the
-# connection, so a new participant, with a new port, and one more peer until it has both), then
-# shut_down_dds_tcp, then what is left.
+# One participant with TCP connections in both directions, to peers in processes of its own:
+# Fast DDS 2.14 has the participant with the lower listening port open a connection, so with
+# four peers two participants in five have only one direction ("one-way": the test starts
+# another).
+# Then shut_down_dds_tcp and the connections it opened 2 s later. It ends without closing: a
+# participant closed while several peers hold connections to it can itself meet Fast DDS's
+# close hang (docs/node.md; exit status 1 at the 10 s limit), which is not what this is about.
 BOTH_WAYS = (
     'import json, os, socket, subprocess, time\n'
     'from densehybrid_ros.core.transport import use_large_data\n'
     'from densehybrid_ros.ros.middleware import shut_down_dds_tcp\n'
     'use_large_data()\n'
-    'PEER = ("import sys, rclpy; from densehybrid_ros.ros.middleware import close_middleware;"\n'
-    '        "rclpy.init(); n = rclpy.create_node(\'mw_peer\'); sys.stdin.readline();"\n'
-    '        "close_middleware(n)")\n'
+    'PEER = ("import sys, rclpy; rclpy.init(); n = rclpy.create_node(\'mw_peer\');"\n'
+    '        "sys.stdin.read()")\n'
     'def connections():\n'          # (accepted, opened): (local port, peer port) pairs
     '    listening, pairs = set(), []\n'
     '    for fd in os.listdir("/proc/self/fd"):\n'
@@ -216,26 +218,21 @@ BOTH_WAYS = (
     '            sock.detach()\n'
     '    return ([p for p in pairs if p[0] in listening],\n'
     '            sorted(p for p in pairs if p[0] not in listening))\n'
-    'def start_peer():\n'
-    '    return subprocess.Popen([sys.executable, "-c", PEER], stdin=subprocess.PIPE)\n'
-    'peers = [start_peer()]\n'
-    'for attempt in range(6):\n'   # the lower listening port opens: a new port if one-way
-    '    rclpy.init()\n'
-    '    node = rclpy.create_node("mw_both")\n'
-    '    peers.append(start_peer())\n'
-    '    deadline = time.monotonic() + 20\n'
-    '    while sum(map(len, connections())) < len(peers) and time.monotonic() < deadline:\n'
-    '        time.sleep(0.1)\n'
-    '    accepted, opened = connections()\n'
-    '    if accepted and opened:\n'
-    '        break\n'
-    '    close_middleware(node)\n'
-    'shut = shut_down_dds_tcp()\n'
-    'time.sleep(2.0)\n'              # shut down, an opened one is gone after 0.1 s and 2 s
-    'print(json.dumps([len(accepted), shut, opened, connections()[1]]), flush=True)\n'
-    'close_middleware(node)\n'
-    'for peer in peers:\n'
-    '    peer.communicate(b"\\n", timeout=30)\n'
+    'peers = [subprocess.Popen([sys.executable, "-c", PEER], stdin=subprocess.PIPE)\n'
+    '         for _ in range(4)]\n'         # they end when this process does (stdin closes)
+    'rclpy.init()\n'
+    'node = rclpy.create_node("mw_both")\n'
+    'deadline = time.monotonic() + 30\n'
+    'while sum(map(len, connections())) < len(peers) and time.monotonic() < deadline:\n'
+    '    time.sleep(0.1)\n'
+    'accepted, opened = connections()\n'
+    'if accepted and opened:\n'
+    '    shut = shut_down_dds_tcp()\n'
+    '    time.sleep(2.0)\n'         # shut down, an opened one is gone after 0.1 s and 2 s
+    '    print(json.dumps([len(accepted), shut, opened, connections()[1]]), flush=True)\n'
+    'else:\n'
+    '    print("one-way", flush=True)\n'
+    'os._exit(0)\n'
 )
 
 
@@ -246,8 +243,11 @@ def test_the_connections_a_participant_opened_stay_up_and_are_not_replaced():
     the participant's destruction: shutting down every connection, a node stopped by SIGINT
     hung until the close limit in 9 of 140 tries here.
     """
-    done = run(BOTH_WAYS, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    for _ in range(8):                  # one-way 8 times running: (2/5)^8 with random ports
+        done = run(BOTH_WAYS, timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+        if done.stdout.split()[-1:] != ['one-way']:
+            break
     accepted, shut, opened, opened_after = json.loads(done.stdout.splitlines()[-1])
     assert accepted >= 1 and opened, 'no connection in one of the two directions'
     assert shut == accepted
