@@ -68,7 +68,7 @@ def shut_down_dds_tcp() -> int:
     the replacement raced with the teardown (gdb: the replacement's reader holding the read lock
     in a read, the acceptor thread joining the old reader, which waits for that lock, and the
     destructor waiting for it too): with them shut down as well, a node stopped by SIGINT hung
-    until the close limit in 9 of 140 tries here, and in 0 of 135 without. Nothing is done
+    until the close limit in 9 of 140 tries here, and in 0 of 180 without. Nothing is done
     without ``/proc`` or unless exactly one participant of the process has a TCP transport:
     another context would lose its connections too.
     """
