@@ -251,4 +251,5 @@ def test_the_connections_a_participant_opened_stay_up_and_are_not_replaced():
     accepted, shut, opened, opened_after = json.loads(done.stdout.splitlines()[-1])
     assert accepted >= 1 and opened, 'no connection in one of the two directions'
     assert shut == accepted
-    assert [tuple(p) for p in opened_after] == [tuple(p) for p in opened]
+    # all still up, none replaced (more may have come: other participants of the domain)
+    assert {tuple(p) for p in opened} <= {tuple(p) for p in opened_after}
