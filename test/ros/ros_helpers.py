@@ -233,23 +233,28 @@ class Probe:
         """Like :meth:`wait`, but fail the test on timeout."""
         value = self.wait(predicate, timeout)
         if not value:
-            stacks = native_stacks(os.getpid(), Path(f'/tmp/probe-{os.getpid()}.stacks'))
             pytest.fail(f'timed out after {timeout:.0f} s waiting for {what}'
                         + (f' (probe errors: {self.errors[-3:]})' if self.errors else '')
-                        + f'\n{stacks}')
+                        + f'\n{self.stacks()}')
         return value
+
+    def stacks(self) -> str:
+        """The probe process's native stacks, for a failure message (see native_stacks)."""
+        return native_stacks(os.getpid(), Path(f'/tmp/probe-{os.getpid()}.stacks'))
 
     def call(self, srv_type: Any, name: str, request: Any, timeout: float = 30.0) -> Any:
         """Call a service and return its response (fails the test on timeout)."""
         client = self.node.create_client(srv_type, name)
         try:
             if not client.wait_for_service(timeout_sec=timeout):
-                pytest.fail(f'service {name} not available after {timeout:.0f} s')
+                pytest.fail(f'service {name} not available after {timeout:.0f} s\n'
+                            + self.stacks())
             future = client.call_async(request)
             done = threading.Event()
             future.add_done_callback(lambda _: done.set())
             if not done.wait(timeout):
-                pytest.fail(f'service {name} did not answer in {timeout:.0f} s')
+                pytest.fail(f'service {name} did not answer in {timeout:.0f} s\n'
+                            + self.stacks())
             return future.result()
         finally:
             self.node.destroy_client(client)
