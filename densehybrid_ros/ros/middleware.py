@@ -20,8 +20,8 @@ exited 1 in CI). The upstream fix shuts the socket down before taking the read l
 done here from outside, before the participant is destroyed: the TCP connections peers opened
 to it are shut down (``shut_down_dds_tcp``), so a blocked read returns and its thread lets go of
 the lock. With that, the two-byte peer no longer delays the close (``test_middleware.py``).
-The connections the participant opened itself are left alone: Fast DDS reconnects those at
-once, and the reconnection can deadlock too (``shut_down_dds_tcp`` gives the figures). The GIL
+The connections the participant opened itself are left alone: Fast DDS replaces one of those
+that fails, and the replacement can deadlock too (``shut_down_dds_tcp`` gives the figures). The GIL
 rules out doing it only once a close is late: a Python thread started before the close did not
 run while the close hung.
 """
@@ -64,13 +64,14 @@ def shut_down_dds_tcp() -> int:
     reader thread ``dds.tcp.<local port of its socket>``; a connection a peer opened has the
     port the participant listens on as its local port. Those connections are shut down (reads
     and writes return; Fast DDS still closes the descriptors). The connections the participant
-    opened itself are left alone: Fast DDS opens a replacement for one of those that fails, and
-    the replacement raced with the teardown (gdb: the replacement's reader holding the read lock
-    in a read, the acceptor thread joining the old reader, which waits for that lock, and the
-    destructor waiting for it too): with them shut down as well, a node stopped by SIGINT hung
-    until the close limit in 9 of 140 tries here, and in 0 of 180 without. Nothing is done
-    without ``/proc`` or unless exactly one participant of the process has a TCP transport:
-    another context would lose its connections too.
+    opened itself are left alone: Fast DDS opens a replacement for one of those that fails (when
+    it next sends on it, as the teardown does), and the replacement raced with the teardown
+    (gdb: the replacement's reader holding the read lock in a read, the acceptor thread joining
+    the old reader, which waits for that lock, and the destructor waiting for it too): with them
+    shut down as well, a node stopped by SIGINT hung until the close limit in 9 of 140 tries
+    here, and in 0 of 180 without. Nothing is done without ``/proc`` or unless exactly one
+    participant of the process has a TCP transport: another context would lose its connections
+    too.
     """
     names = thread_names()
     if names.count('dds.tcp_accept') != 1:

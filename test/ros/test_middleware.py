@@ -188,17 +188,17 @@ def test_a_second_participant_in_the_process_keeps_its_connections():
 # One participant with TCP connections in both directions, to peers in processes of its own:
 # Fast DDS 2.14 has the participant with the lower listening port open a connection, so with
 # four peers two participants in five have only one direction ("one-way": the test starts
-# another).
-# Then shut_down_dds_tcp and the connections it opened 2 s later. It ends without closing: a
-# participant closed while several peers hold connections to it can itself meet Fast DDS's
-# close hang (docs/node.md; exit status 1 at the 10 s limit), which is not what this is about.
+# another). Then shut_down_dds_tcp and the connections it opened 2 s later. It and its peers end
+# without closing: a participant closed while several peers hold connections to it can itself
+# meet Fast DDS's close hang (docs/node.md; exit status 1 at the 10 s limit), which is not what
+# this is about.
 BOTH_WAYS = (
     'import json, os, socket, subprocess, time\n'
     'from densehybrid_ros.core.transport import use_large_data\n'
     'from densehybrid_ros.ros.middleware import shut_down_dds_tcp\n'
     'use_large_data()\n'
-    'PEER = ("import sys, rclpy; rclpy.init(); n = rclpy.create_node(\'mw_peer\');"\n'
-    '        "sys.stdin.read()")\n'
+    'PEER = ("import os, sys, rclpy; rclpy.init(); n = rclpy.create_node(\'mw_peer\');"\n'
+    '        "sys.stdin.read(); os._exit(0)")\n'
     'def connections():\n'          # (accepted, opened): (local port, peer port) pairs
     '    listening, pairs = set(), []\n'
     '    for fd in os.listdir("/proc/self/fd"):\n'
@@ -219,7 +219,7 @@ BOTH_WAYS = (
     '    return ([p for p in pairs if p[0] in listening],\n'
     '            sorted(p for p in pairs if p[0] not in listening))\n'
     'peers = [subprocess.Popen([sys.executable, "-c", PEER], stdin=subprocess.PIPE)\n'
-    '         for _ in range(4)]\n'         # they end when this process does (stdin closes)
+    '         for _ in range(4)]\n'         # they end as this process does (stdin closes)
     'rclpy.init()\n'
     'node = rclpy.create_node("mw_both")\n'
     'deadline = time.monotonic() + 30\n'
