@@ -78,39 +78,39 @@ def shut_down_dds_tcp() -> int:
         return 0
     ports = {int(name[len(READER_PREFIX):]) for name in names
              if name.startswith(READER_PREFIX) and name[len(READER_PREFIX):].isdigit()}
-    connected = []
-    listening = set()
-    for fd in (int(name) for name in os.listdir('/proc/self/fd')):
-        try:
-            sock = socket.socket(fileno=fd)     # OSError for a descriptor that is no socket
-        except OSError:
-            continue
-        try:
-            if (sock.type == socket.SOCK_STREAM
-                    and sock.family in (socket.AF_INET, socket.AF_INET6)
-                    and sock.getsockname()[1] in ports):
+    borrowed = []        # socket objects on Fast DDS's descriptors, detached (not closed) below
+    try:
+        for fd in (int(name) for name in os.listdir('/proc/self/fd')):
+            try:
+                borrowed.append(socket.socket(fileno=fd))   # OSError: no socket, or closed
+            except OSError:
+                continue
+        listening, connected = set(), []     # local ports; (socket, local port)
+        for sock in borrowed:
+            try:
+                if (sock.type != socket.SOCK_STREAM
+                        or sock.family not in (socket.AF_INET, socket.AF_INET6)):
+                    continue
+                port = sock.getsockname()[1]
+                if port not in ports:
+                    continue
                 if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-                    listening.add(sock.getsockname()[1])
+                    listening.add(port)
                 else:
-                    connected.append(fd)
-        except OSError:
-            pass
-        finally:
+                    connected.append((sock, port))
+            except OSError:
+                pass
+        shut = 0
+        for sock, port in connected:
+            if port in listening:                       # accepted: a peer opened it
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                    shut += 1
+                except OSError:
+                    pass
+    finally:
+        for sock in borrowed:
             sock.detach()                       # the descriptor stays Fast DDS's
-    shut = 0
-    for fd in connected:
-        try:
-            sock = socket.socket(fileno=fd)     # OSError: Fast DDS closed it meanwhile
-        except OSError:
-            continue
-        try:
-            if sock.getsockname()[1] in listening:      # accepted: a peer opened it
-                sock.shutdown(socket.SHUT_RDWR)
-                shut += 1
-        except OSError:
-            pass
-        finally:
-            sock.detach()
     return shut
 
 

@@ -90,7 +90,7 @@ def silence_evidence(probe: 'Probe', node: 'NodeProcess') -> str:
     the tail of the node's log.
     """
     return (f'probe errors {probe.errors[-3:]}; '
-            f'{native_stacks(os.getpid(), node.log_path.with_suffix(".probe-stacks"))}; '
+            f'{probe.stacks(node.log_path.with_suffix(".probe-stacks"))}; '
             f'{native_stacks(node.proc.pid, node.log_path.with_suffix(".stacks"))}\n'
             + node.output()[-3000:])
 
@@ -238,9 +238,9 @@ class Probe:
                         + f'\n{self.stacks()}')
         return value
 
-    def stacks(self) -> str:
+    def stacks(self, dump: Optional[Path] = None) -> str:
         """The probe process's native stacks, for a failure message (see native_stacks)."""
-        return native_stacks(os.getpid(), Path(f'/tmp/probe-{os.getpid()}.stacks'))
+        return native_stacks(os.getpid(), dump or Path(f'/tmp/probe-{os.getpid()}.stacks'))
 
     def call(self, srv_type: Any, name: str, request: Any, timeout: float = 30.0) -> Any:
         """Call a service and return its response (fails the test on timeout)."""

@@ -77,25 +77,40 @@ def test_a_lifecycle_node_leaves_no_participant_behind_for_the_garbage_collector
     assert done.stdout.split() == ['True', 'False'], done.stderr
 
 
+# For the scripts below: this process's TCP sockets, as ({listening ports}, [(local port,
+# peer port) of each connection]).
+TCP_SOCKETS = (
+    'import os, socket\n'
+    'def tcp_sockets():\n'
+    '    listening, pairs = set(), []\n'
+    '    for fd in os.listdir("/proc/self/fd"):\n'
+    '        try:\n'
+    '            sock = socket.socket(fileno=int(fd))\n'     # OSError: no socket, or closed
+    '        except OSError:\n'
+    '            continue\n'
+    '        try:\n'
+    '            if (sock.family in (socket.AF_INET, socket.AF_INET6)\n'
+    '                    and sock.type == socket.SOCK_STREAM):\n'
+    '                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):\n'
+    '                    listening.add(sock.getsockname()[1])\n'
+    '                else:\n'
+    '                    pairs.append((sock.getsockname()[1], sock.getpeername()[1]))\n'
+    '        except OSError:\n'                           # not connected (any more)
+    '            pass\n'
+    '        finally:\n'
+    '            sock.detach()\n'
+    '    return listening, pairs\n'
+)
+
 # A participant that prints the TCP ports it listens on, waits for a line, then closes.
-LISTENER = (
-    'import os, socket, time\n'
+LISTENER = TCP_SOCKETS + (
+    'import time\n'
     'from densehybrid_ros.core.transport import use_large_data\n'
     'use_large_data()\n'
     'rclpy.init()\n'
     'node = rclpy.create_node("mw_listener")\n'
     'time.sleep(0.5)\n'
-    'ports = []\n'
-    'for fd in os.listdir("/proc/self/fd"):\n'
-    '    try:\n'
-    '        sock = socket.socket(fileno=int(fd))\n'     # OSError: no socket, or closed
-    '    except OSError:\n'
-    '        continue\n'
-    '    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.getsockopt(\n'
-    '            socket.SOL_SOCKET, socket.SO_ACCEPTCONN):\n'    # a listening TCP socket
-    '        ports.append(sock.getsockname()[1])\n'
-    '    sock.detach()\n'
-    'print(*ports, flush=True)\n'
+    'print(*tcp_sockets()[0], flush=True)\n'
     'sys.stdin.readline()\n'
     'close_middleware(node, limit_s=10.0)\n'
     'print("closed", flush=True)\n'
@@ -192,30 +207,15 @@ def test_a_second_participant_in_the_process_keeps_its_connections():
 # without closing: a participant closed while several peers hold connections to it can itself
 # meet Fast DDS's close hang (docs/node.md; exit status 1 at the 10 s limit), which is not what
 # this is about.
-BOTH_WAYS = (
-    'import json, os, socket, subprocess, time\n'
+BOTH_WAYS = TCP_SOCKETS + (
+    'import json, subprocess, time\n'
     'from densehybrid_ros.core.transport import use_large_data\n'
     'from densehybrid_ros.ros.middleware import shut_down_dds_tcp\n'
     'use_large_data()\n'
     'PEER = ("import os, sys, rclpy; rclpy.init(); n = rclpy.create_node(\'mw_peer\');"\n'
     '        "sys.stdin.read(); os._exit(0)")\n'
     'def connections():\n'          # (accepted, opened): (local port, peer port) pairs
-    '    listening, pairs = set(), []\n'
-    '    for fd in os.listdir("/proc/self/fd"):\n'
-    '        try:\n'
-    '            sock = socket.socket(fileno=int(fd))\n'
-    '        except OSError:\n'
-    '            continue\n'
-    '        try:\n'
-    '            if sock.family == socket.AF_INET and sock.type == socket.SOCK_STREAM:\n'
-    '                if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):\n'
-    '                    listening.add(sock.getsockname()[1])\n'
-    '                else:\n'
-    '                    pairs.append((sock.getsockname()[1], sock.getpeername()[1]))\n'
-    '        except OSError:\n'
-    '            pass\n'
-    '        finally:\n'
-    '            sock.detach()\n'
+    '    listening, pairs = tcp_sockets()\n'
     '    return ([p for p in pairs if p[0] in listening],\n'
     '            sorted(p for p in pairs if p[0] not in listening))\n'
     'peers = [subprocess.Popen([sys.executable, "-c", PEER], stdin=subprocess.PIPE)\n'

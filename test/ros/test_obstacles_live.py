@@ -10,7 +10,6 @@ the generator put the anomalies.
 """
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,8 +21,7 @@ pytest.importorskip('rclpy')
 vision_msgs = pytest.importorskip('vision_msgs.msg')
 from nav_msgs.msg import OccupancyGrid  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
-from ros_helpers import (native_stacks, NodeProcess, REPO, ros_env, stamp_ns,  # noqa: E402
-                         START_TIMEOUT_S)
+from ros_helpers import NodeProcess, REPO, ros_env, stamp_ns, START_TIMEOUT_S  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
@@ -90,7 +88,7 @@ def played(probe, sequence_bag, tmp_path_factory):
             pytest.fail('no 3-D outputs of the last frame within 60 s; received '
                         f'{ {name: len(c.arrivals) for name, c in subs.items()} }, '
                         f'probe errors {probe.errors[-3:]}; '
-                        f'{native_stacks(os.getpid(), log.with_suffix(".probe-stacks"))}; '
+                        f'{probe.stacks(log.with_suffix(".probe-stacks"))}; '
                         f'node log:\n{node.output()[-6000:]}')
         yield sent, subs, ground_truth(sequence_bag), node
     finally:
