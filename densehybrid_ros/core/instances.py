@@ -147,8 +147,9 @@ class InstanceConfig:
     """Every rule that turns a score map into instances, with its measured default.
 
     Score offsets are in the checkpoint's score units above its calibrated threshold; the
-    defaults were measured with the embedded model (hybrid score, threshold about -6.97) on the
-    five held-out families (see the module docstring); another checkpoint may want other offsets.
+    defaults were measured with the embedded model (hybrid score; threshold -6.98 for stage 10,
+    -8.17 for the shipped stage 15) on the five held-out families (see the module docstring);
+    another checkpoint may want other offsets.
     """
 
     # Hysteresis: seeds and growth, relative to the calibrated threshold.
