@@ -39,9 +39,14 @@ def memory(pid: int) -> dict:
     return fields
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture
 def node(probe, tiny_checkpoint, tmp_path_factory):
-    """The node on one compressed camera, computing every output without subscribers."""
+    """The node on one compressed camera, computing every output without subscribers.
+
+    One per run of the test, not per module: a rerun (the conftest's live-middleware reruns)
+    must start a fresh node. In one clean-clone CI run the probe never heard this node (no
+    diagnostics in 60 s), and the module-scoped node of that time failed the two reruns alike.
+    """
     log = tmp_path_factory.mktemp('hostile') / 'node.log'
     proc = NodeProcess(['--autostart', '--ros-args', '-p', f'checkpoint:={tiny_checkpoint}',
                         '-p', 'device:=cpu', '-p', 'backend:=torch', '-p', 'inference_width:=96',
