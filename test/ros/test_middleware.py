@@ -12,12 +12,12 @@ import socket
 import subprocess
 import sys
 import time
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import pytest
 
 pytest.importorskip('rclpy')
-from ros_helpers import ros_env  # noqa: E402
+from ros_helpers import DOMAIN_ID, ros_env  # noqa: E402
 
 PRELUDE = (
     'import sys, threading\n'
@@ -117,11 +117,20 @@ LISTENER = TCP_SOCKETS + (
 )
 
 
-def start_listener(stderr: Optional[int] = None) -> Tuple[subprocess.Popen, List[int]]:
-    """Start LISTENER; return the process and the TCP ports its participant listens on."""
-    proc = subprocess.Popen([sys.executable, '-c', PRELUDE + LISTENER], env=ros_env(),
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                            text=True)
+# The listener's own domain: no participant of the session (the probe, node processes of other
+# tests in this worker) talks to it, so its TCP connections are the test's alone. On the
+# session's domain a close of the two-byte case was cut by the watchdog in one clean-clone CI run
+# (exit 1, nothing printed) and passed 60 of 60 tries here beside the probe, 30 of them under
+# load: the cause was not found; a connection to another participant is the open suspect
+# (shut_down_dds_tcp leaves those it opened).
+ALONE_DOMAIN_ID = 200 + (DOMAIN_ID + 7) % 30
+
+
+def start_listener() -> Tuple[subprocess.Popen, List[int]]:
+    """Start LISTENER alone on its domain; return the process and the TCP ports it listens on."""
+    proc = subprocess.Popen([sys.executable, '-c', PRELUDE + LISTENER],
+                            env=ros_env(ALONE_DOMAIN_ID), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ports = [int(port) for port in proc.stdout.readline().split()]
     if not ports:
         proc.kill()
@@ -140,13 +149,13 @@ def test_a_peer_stopped_mid_message_does_not_hang_the_close():
             peers.append(peer)
         time.sleep(1.0)                         # its reader thread now waits in the read
         start = time.monotonic()
-        out, _ = proc.communicate('\n', timeout=60)
+        out, err = proc.communicate('\n', timeout=60)
         took = time.monotonic() - start
     finally:
         proc.kill()
         for peer in peers:
             peer.close()
-    assert (proc.returncode, out.strip()) == (0, 'closed')
+    assert (proc.returncode, out.strip()) == (0, 'closed'), f'{took:.1f} s; {err}'
     assert took < 5.0
 
 
@@ -158,7 +167,7 @@ def test_fast_dds_errors_go_to_stderr_and_leave_stdout_to_the_program():
     The error here: a complete message bigger than the TCP receive buffer (the participant
     drops it, logs one error and goes on).
     """
-    proc, ports = start_listener(stderr=subprocess.PIPE)
+    proc, ports = start_listener()
     try:
         body = 70_000                           # over Fast DDS's 65500-byte TCP buffer
         logged = ''
