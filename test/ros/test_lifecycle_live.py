@@ -29,7 +29,7 @@ RELIABLE = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 
 
 @pytest.fixture(scope='module')
-def lc(probe, tmp_path_factory):
+def lc(module_probe, tmp_path_factory):
     """The node process (unconfigured, with a checkpoint path that does not exist)."""
     log = tmp_path_factory.mktemp('lifecycle') / 'node.log'
     node = NodeProcess(['--ros-args', '--params-file', str(REPO / 'config' / 'densehybrid.yaml'),

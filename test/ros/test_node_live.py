@@ -99,7 +99,7 @@ class Live:
 
 
 @pytest.fixture(scope='module')
-def live(probe, tiny_checkpoint, tmp_path_factory):
+def live(module_probe, tiny_checkpoint, tmp_path_factory):
     """Start the node (autostart, params file + overrides) and wait until it is active."""
     from densehybrid_ros.deploy.segmenter import Segmenter
     log = tmp_path_factory.mktemp('node') / 'node.log'
@@ -110,9 +110,9 @@ def live(probe, tiny_checkpoint, tmp_path_factory):
                         '-p', f'inference_width:={WIDTH}',
                         '-p', f'input_topics:=[{",".join(CAMERAS)}]'], log)
     segmenter = Segmenter(tiny_checkpoint, device='cpu', precision='fp32', inference_size=WIDTH)
-    state = Live(probe, node, segmenter)
+    state = Live(module_probe, node, segmenter)
     try:
-        probe.wait_for(lambda: node.proc.poll() is not None or any(
+        module_probe.wait_for(lambda: node.proc.poll() is not None or any(
             s.message == 'active' for m in state.diagnostics.recent for s in m.status),
             START_TIMEOUT_S, 'the node to become active')
         assert node.proc.poll() is None, node.output()

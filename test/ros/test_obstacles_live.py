@@ -59,7 +59,7 @@ def ground_truth(bag):
 
 
 @pytest.fixture(scope='module')
-def played(probe, sequence_bag, tmp_path_factory):
+def played(module_probe, sequence_bag, tmp_path_factory):
     """Run the node and the camera process; return what the probe received per output."""
     log = tmp_path_factory.mktemp('node') / 'node.log'
     node = NodeProcess(['--autostart', '--ros-args', '-r', 'image:=/camera/image',
@@ -67,7 +67,7 @@ def played(probe, sequence_bag, tmp_path_factory):
                         '-p', f'grid_resolution:={RESOLUTION}', '-p', 'grid_length:=60.0',
                         '-p', 'grid_width:=20.0', '-p', 'track_confirm_hits:=2',
                         '-p', 'track_confirm_window:=3'], log)
-    subs = {name: probe.subscribe(msg_type, f'{OUT}/{name}', RELIABLE, keep=FRAMES)
+    subs = {name: module_probe.subscribe(msg_type, f'{OUT}/{name}', RELIABLE, keep=FRAMES)
             for name, msg_type in (('anomaly_detections', vision_msgs.Detection2DArray),
                                    ('anomaly_markers', MarkerArray),
                                    ('anomaly_points', PointCloud2),
@@ -82,13 +82,13 @@ def played(probe, sequence_bag, tmp_path_factory):
         assert camera.returncode == 0, camera.stderr + node.output()[-3000:]
         sent = json.loads(camera.stdout.strip().splitlines()[-1])
         last = sent['stamps'][-1]
-        if not probe.wait(lambda: any(stamp_ns(m.header) == last
-                                      for m in subs['camera_info'].recent), 60.0):
+        if not module_probe.wait(lambda: any(stamp_ns(m.header) == last
+                                             for m in subs['camera_info'].recent), 60.0):
             node.stop(signal.SIGINT, timeout=10.0)         # stacks into the log if it hangs
             pytest.fail('no 3-D outputs of the last frame within 60 s; received '
                         f'{ {name: len(c.arrivals) for name, c in subs.items()} }, '
-                        f'probe errors {probe.errors[-3:]}; '
-                        f'{probe.stacks(log.with_suffix(".probe-stacks"))}; '
+                        f'probe errors {module_probe.errors[-3:]}; '
+                        f'{module_probe.stacks(log.with_suffix(".probe-stacks"))}; '
                         f'node log:\n{node.output()[-6000:]}')
         yield sent, subs, ground_truth(sequence_bag), node
     finally:

@@ -58,14 +58,14 @@ class BusyNodes:
 
 
 @pytest.fixture(scope='module')
-def busy(probe, tiny_checkpoint, tmp_path_factory):
+def busy(module_probe, tiny_checkpoint, tmp_path_factory):
     """The nodes, all fed 10 frames a second, and the collectors of their anomaly masks."""
     nodes = BusyNodes(tiny_checkpoint, tmp_path_factory.mktemp('signals'))
     masks, pubs = {}, []
     for i, gap in enumerate(GAPS):
-        pubs.append(probe.node.create_publisher(Image, f'/sig{i}/image',
-                                                qos_profile_sensor_data))
-        masks[gap] = probe.subscribe(Image, f'/sig{i}/densehybrid/anomaly_mask', RELIABLE)
+        pubs.append(module_probe.node.create_publisher(Image, f'/sig{i}/image',
+                                                       qos_profile_sensor_data))
+        masks[gap] = module_probe.subscribe(Image, f'/sig{i}/densehybrid/anomaly_mask', RELIABLE)
     data = np.random.default_rng(0).integers(0, 256, H * W * 3, np.uint8).tobytes()
     stop = threading.Event()
 
