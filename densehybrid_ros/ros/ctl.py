@@ -17,7 +17,7 @@ import argparse
 import importlib
 import sys
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 import rclpy
 from rclpy.node import Node
@@ -53,15 +53,90 @@ SETTLE_S = 0.3
 RESEND_S = 5.0
 RENEW_AFTER = 2
 
+# The first lookup (of the node's first service, or of the topic) gives one participant of this
+# tool DISCOVERY_S, then closes it and starts another, until --timeout. A new participant now
+# and then does not discover a running node for a long time while the next one does at once
+# (Fast DDS 2.14, LARGE_DATA profile; not explained): under load here, 2 of 150 fresh processes
+# found no get_parameters service in 10 s, and a second participant in the same process found it
+# in 1.3 and 1.5 s; densehybrid-ctl alone failed 1 call in 60 after 30 s, and the ctl test needed
+# a rerun for it in most clean-clone CI runs. A healthy lookup takes about 1.5 s here.
+DISCOVERY_S = 10.0
+NODE_NAME = 'densehybrid_ctl'
+
+
+def _not_available(name: str, timeout: float) -> CtlError:
+    return CtlError(f'service {name} not available after {timeout:g} s (node running? '
+                    'same ROS_DOMAIN_ID?)')
+
+
+def _no_publisher(topic: str, timeout: float) -> CtlError:
+    return CtlError(f'no publisher of {topic} found in {timeout:g} s')
+
 
 def _ready_client(node: Node, srv_type: Any, name: str, timeout: float) -> Any:
     """Return a client of ``name`` that has discovered its server (CtlError if none)."""
     client = node.create_client(srv_type, name)
     if not client.wait_for_service(timeout_sec=timeout):
-        raise CtlError(f'service {name} not available after {timeout:g} s (node running? '
-                       'same ROS_DOMAIN_ID?)')
+        raise _not_available(name, timeout)
     time.sleep(SETTLE_S)
     return client
+
+
+Look = Callable[[Node, float], bool]    # (node, seconds): found within them?
+
+
+def service_look(srv_type: Any, name: str) -> Look:
+    """Return a lookup of service ``name`` for :func:`contact`."""
+    def look(node: Node, seconds: float) -> bool:
+        client = node.create_client(srv_type, name)
+        try:
+            return client.wait_for_service(timeout_sec=seconds)
+        finally:
+            node.destroy_client(client)
+    return look
+
+
+def topic_look(topic: str) -> Look:
+    """Return a lookup of a publisher of ``topic`` for :func:`contact`."""
+    def look(node: Node, seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while topic not in dict(node.get_topic_names_and_types()):
+            if time.monotonic() >= deadline:
+                return False
+            rclpy.spin_once(node, timeout_sec=0.1)
+        return True
+    return look
+
+
+class Link:
+    """This tool's node; :meth:`renew` replaces its participant with a new one."""
+
+    def __init__(self) -> None:
+        rclpy.init()
+        self.node: Optional[Node] = rclpy.create_node(NODE_NAME)
+
+    def renew(self) -> None:
+        """Close the node and its context; start a new context and node."""
+        node, self.node = self.node, None
+        close_middleware(node)
+        rclpy.init()
+        self.node = rclpy.create_node(NODE_NAME)
+
+    def close(self) -> None:
+        """Close the node and its context (within close_middleware's limit)."""
+        close_middleware(self.node)
+
+
+def contact(link: Link, look: Look, timeout: float) -> bool:
+    """Look the target up within ``timeout``, on a new participant every ``DISCOVERY_S``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if look(link.node, max(0.0, min(left, DISCOVERY_S))):
+            return True
+        if left <= DISCOVERY_S:
+            return False
+        link.renew()                # this participant's discovery is stuck: a new one
 
 
 def call(node: Node, srv_type: Any, name: str, request: Any, timeout: float,
@@ -179,12 +254,9 @@ def plain(msg: Any) -> Any:
 def echo(node: Node, topic: str, count: int, timeout: float) -> int:
     """Print ``count`` messages of ``topic`` as YAML documents."""
     deadline = time.monotonic() + timeout
-    types: List[str] = []
-    while not types and time.monotonic() < deadline:
-        types = dict(node.get_topic_names_and_types()).get(topic, [])
-        rclpy.spin_once(node, timeout_sec=0.1)
-    if not types:
-        raise CtlError(f'no publisher of {topic} found in {timeout:g} s')
+    if not topic_look(topic)(node, timeout):
+        raise _no_publisher(topic, timeout)
+    types = dict(node.get_topic_names_and_types())[topic]
     received: List[Any] = []
     node.create_subscription(message_type(types[0]), topic, received.append, 10)
     while len(received) < count and time.monotonic() < deadline + timeout:
@@ -215,13 +287,32 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def first_lookup(opts: argparse.Namespace) -> Tuple[str, Look]:
+    """Return what a command needs first: the service (or topic) name and its lookup."""
+    from lifecycle_msgs.srv import GetState
+    from rcl_interfaces.srv import GetParameters, ListParameters, SetParameters
+    if opts.command == 'lifecycle':
+        name, srv_type = f'{opts.node}/get_state', GetState
+    elif opts.command == 'param':
+        srv_type = {'get': GetParameters, 'set': SetParameters, 'list': ListParameters}[
+            opts.action]
+        name = f'{opts.node}/{opts.action}_parameters'
+    else:
+        return opts.topic, topic_look(opts.topic)
+    return name, service_look(srv_type, name)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Console script ``densehybrid-ctl``."""
     opts = parser().parse_args(argv)
     use_large_data()
-    rclpy.init()
-    node = rclpy.create_node('densehybrid_ctl')
+    link = Link()
     try:
+        name, look = first_lookup(opts)
+        if not contact(link, look, opts.timeout):
+            missing = _no_publisher if opts.command == 'echo' else _not_available
+            raise missing(name, opts.timeout)
+        node = link.node
         if opts.command == 'lifecycle':
             return lifecycle(node, opts.node, opts.transition, opts.timeout)
         if opts.command == 'param':
@@ -233,7 +324,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         return 130
     finally:
-        close_middleware(node)
+        link.close()
 
 
 if __name__ == '__main__':

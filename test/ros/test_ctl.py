@@ -106,3 +106,31 @@ def test_missing_node_is_one_error_line():
     assert done.returncode == 2
     assert done.stderr.strip().startswith('densehybrid-ctl: error: service /nobody_here')
     assert 'Traceback' not in done.stderr
+
+
+# A lookup that finds nothing on the first participant (as a stuck discovery does), then the
+# real lookup of the node's get_state; prints what it found and the nodes it was given.
+RENEWING = '''
+import sys
+from densehybrid_ros.ros import ctl
+from densehybrid_ros.core.transport import use_large_data
+from lifecycle_msgs.srv import GetState
+use_large_data()
+real, nodes = ctl.service_look(GetState, sys.argv[1]), []
+def look(node, seconds):
+    nodes.append(node)
+    return len(nodes) > 1 and real(node, seconds)
+link = ctl.Link()
+found = ctl.contact(link, look, timeout=float(sys.argv[2]))
+print(found, len(nodes), len({id(n.context) for n in nodes}), link.node is nodes[-1])
+link.close()
+'''
+
+
+def test_a_participant_that_finds_nothing_is_replaced_by_a_new_one(node):
+    done = subprocess.run([sys.executable, '-c', RENEWING, f'{NODE}/get_state',
+                           str(2 * START_TIMEOUT_S)], env=ros_env(CTL_DOMAIN),
+                          capture_output=True, text=True, timeout=300)
+    # found on the second participant (its own context), which the tool goes on with
+    assert (done.returncode, done.stdout.split()) == (0, ['True', '2', '2', 'True']), \
+        said(done, node)
