@@ -39,7 +39,7 @@ class Middleware:
 
     @staticmethod
     def _start() -> Tuple[Any, Any]:
-        """A context on this session's domain plus a probe node (created in one env window)."""
+        """Return a context on this session's domain and a probe node (in one env window)."""
         from ros_helpers import DOMAIN_ID, Probe, ros_env
         from densehybrid_ros.core.transport import PROFILE_ENVS, TRANSPORT_ENV
         keys = (TRANSPORT_ENV,) + PROFILE_ENVS
