@@ -8,6 +8,8 @@ import textwrap
 
 import pytest
 
+from fastdds_shm import remove_stale_segments
+
 REPO = Path(__file__).resolve().parent.parent
 OFFICIAL = REPO.parent / 'shared' / 'official'
 
@@ -87,6 +89,26 @@ LIVE_MIDDLEWARE_TESTS = ('test/ros/test_node_live.py', 'test/ros/test_lifecycle_
                          'test/ros/test_signals_live.py', 'test/ros/test_domain_live.py',
                          'test/ros/test_hostile_frames_live.py', 'test/ros/test_ctl.py',
                          'test/ros/test_start_params.py', 'test/ros/test_vision_msgs.py')
+
+
+def pytest_sessionstart(session):
+    """Remove Fast DDS segments that earlier processes left (see fastdds_shm)."""
+    _remove_stale_segments(session, 'before the tests')
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the Fast DDS segments this run's killed processes left (see fastdds_shm)."""
+    _remove_stale_segments(session, 'after the tests')
+
+
+def _remove_stale_segments(session, when: str) -> None:
+    if hasattr(session.config, 'workerinput'):      # an xdist worker: the controller does it
+        return
+    removed = remove_stale_segments()
+    reporter = session.config.pluginmanager.get_plugin('terminalreporter')
+    if removed and reporter is not None:
+        reporter.write_line(f'removed {len(removed)} stale Fast DDS segments from /dev/shm '
+                            f'{when}')
 
 
 def pytest_collection_modifyitems(config, items):
