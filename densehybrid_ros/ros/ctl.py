@@ -24,6 +24,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter, parameter_value_to_python
 import yaml
 
+from .discovery import look_up
 from .middleware import close_middleware
 from ..core.transport import use_large_data
 
@@ -53,14 +54,6 @@ SETTLE_S = 0.3
 RESEND_S = 5.0
 RENEW_AFTER = 2
 
-# The first lookup (of the node's first service, or of the topic) gives one participant of this
-# tool DISCOVERY_S, then closes it and starts another, until --timeout. A new participant now
-# and then does not discover a running node for a long time while the next one does at once
-# (Fast DDS 2.14, LARGE_DATA profile; not explained): under load here, 2 of 150 fresh processes
-# found no get_parameters service in 10 s, and a second participant in the same process found it
-# in 1.3 and 1.5 s; densehybrid-ctl alone failed 1 call in 60 after 30 s, and the ctl test needed
-# a rerun for it in most clean-clone CI runs. A healthy lookup takes about 1.5 s here.
-DISCOVERY_S = 10.0
 NODE_NAME = 'densehybrid_ctl'
 
 
@@ -128,15 +121,8 @@ class Link:
 
 
 def contact(link: Link, look: Look, timeout: float) -> bool:
-    """Look the target up within ``timeout``, on a new participant every ``DISCOVERY_S``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if look(link.node, max(0.0, min(left, DISCOVERY_S))):
-            return True
-        if left <= DISCOVERY_S:
-            return False
-        link.renew()                # this participant's discovery is stuck: a new one
+    """Look the target up within ``timeout``, on a new participant when one finds nothing."""
+    return look_up(lambda seconds: look(link.node, seconds), link.renew, timeout)
 
 
 def call(node: Node, srv_type: Any, name: str, request: Any, timeout: float,

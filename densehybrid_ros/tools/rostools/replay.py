@@ -23,6 +23,7 @@ from ...data.bag_writer import BagWriter
 from ...data.bags import BagError, BagReader, cdr_stamp, IMAGE_TYPES, STRING_TYPE
 from ...core.outputs import output_topics
 from ...core.transport import use_large_data
+from ...ros.discovery import look_up
 from ...ros.middleware import close_middleware
 
 EXAMPLE = '''examples:
@@ -144,50 +145,70 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
         raise ValueError(f'--rate must be > 0, got {args.rate}')
     reader = BagReader(args.input)
     recorder: Optional[Recorder] = None
-    stats: Dict[str, Any] = {'published': 0, 'late': 0, 'wait_timeouts': 0}
-    rclpy.init(args=None)
-    node = rclpy.create_node('densehybrid_replay')
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
+    stats: Dict[str, Any] = {'published': 0, 'late': 0, 'wait_timeouts': 0, 'participants': 0}
+    seen: Dict[int, float] = {}
+    cond = threading.Condition()
+    # The participant and what lives on it; replaced when it discovers nothing (ros.discovery).
+    live: Dict[str, Any] = {}
 
-    def spin() -> None:
-        """Spin until shut down: Ctrl-C shuts the context down under this thread first."""
-        # Without this, on a loaded machine the thread's ExternalShutdownException won the race
-        # against executor.shutdown below and its traceback reached stderr (CI, 2026-12-06).
-        try:
-            executor.spin()
-        except ExternalShutdownException:
-            pass
+    def on_result(raw: bytes) -> None:
+        with cond:
+            seen[cdr_stamp(raw)] = time.monotonic()
+            cond.notify_all()
 
-    spinner = threading.Thread(target=spin, daemon=True)
-    try:
-        topics, labels = _plan(reader, args)
+    def connect(topics: List[str]) -> None:
+        """Start a participant: the node, its publishers and subscriptions, a spinning thread."""
+        rclpy.init(args=None)
+        node = rclpy.create_node('densehybrid_replay')
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        live.update(node=node, executor=executor)
+        stats['participants'] += 1
         pub_qos = camera_qos(args.reliable)
-        publishers = {t: node.create_publisher(msg_classes[reader.topics[t][0]], t, pub_qos)
-                      for t in topics}
-        seen: Dict[int, float] = {}
-        cond = threading.Condition()
-
-        def on_result(raw: bytes) -> None:
-            with cond:
-                seen[cdr_stamp(raw)] = time.monotonic()
-                cond.notify_all()
-
-        out_qos = RESULT_QOS
-        if args.record:
-            recorder = Recorder(args.record, args.overwrite)
+        live['publishers'] = {t: node.create_publisher(msg_classes[reader.topics[t][0]], t,
+                                                       pub_qos)
+                              for t in topics}
+        if recorder is not None:
             record = args.record_topics or [out for per in output_topics(topics).values()
                                             for out in per.values()]
             for topic in record:
                 def callback(raw: bytes, topic: str = topic) -> None:
                     recorder.write(topic, 'sensor_msgs/msg/Image', raw, cdr_stamp(raw))
-                node.create_subscription(Image, topic, callback, out_qos, raw=True)
-        waiting = None
-        if args.wait_for:
-            waiting = node.create_subscription(Image, args.wait_for, on_result, out_qos,
-                                               raw=True)
-        spinner.start()
-        _wait_for_graph(publishers, waiting, args.wait_subscribers)
+                node.create_subscription(Image, topic, callback, RESULT_QOS, raw=True)
+        live['waiting'] = (node.create_subscription(Image, args.wait_for, on_result, RESULT_QOS,
+                                                    raw=True) if args.wait_for else None)
+
+        def spin() -> None:
+            """Spin until shut down: Ctrl-C shuts the context down under this thread first."""
+            # Without this, on a loaded machine the thread's ExternalShutdownException won the
+            # race against executor.shutdown below and its traceback reached stderr (CI,
+            # 2026-12-06).
+            try:
+                executor.spin()
+            except ExternalShutdownException:
+                pass
+
+        live['spinner'] = threading.Thread(target=spin, daemon=True)
+        live['spinner'].start()
+
+    def disconnect() -> None:
+        """Stop the spinning thread, then close the participant."""
+        # Stop and join the spinning thread before tearing down, or the process can abort
+        # at exit (a C++ thread still waiting inside rcl).
+        live['executor'].shutdown(timeout_sec=2.0)
+        spinner = live.pop('spinner', None)        # None: connect failed before it started
+        if spinner is not None and spinner.is_alive():
+            spinner.join(timeout=5.0)
+        close_middleware(live.pop('node'))
+
+    try:
+        topics, labels = _plan(reader, args)
+        if args.record:
+            recorder = Recorder(args.record, args.overwrite)
+        connect(topics)
+        look_up(lambda seconds: _wait_for_graph(live['publishers'], live['waiting'], seconds),
+                lambda: (disconnect(), connect(topics)), args.wait_subscribers)
+        publishers = live['publishers']
         stats['subscribers'] = {t: p.get_subscription_count() for t, p in publishers.items()}
         for topic in (t for t, n in stats['subscribers'].items() if not n):
             print(f'densehybrid-replay: warning: nothing subscribes to {topic} (waited '
@@ -211,12 +232,8 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
     finally:
         if stats.get('bar') is not None:
             stats.pop('bar').close()
-        # Stop and join the spinning thread before tearing down, or the process can abort
-        # at exit (a C++ thread still waiting inside rcl).
-        executor.shutdown(timeout_sec=2.0)
-        if spinner.is_alive():
-            spinner.join(timeout=5.0)
-        close_middleware(node)
+        if 'node' in live:
+            disconnect()
         reader.close()
         if recorder is not None:
             recorder.close()
@@ -224,15 +241,16 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
     return stats
 
 
-def _wait_for_graph(publishers: Dict[str, Any], waiting: Any, timeout: float) -> None:
+def _wait_for_graph(publishers: Dict[str, Any], waiting: Any, timeout: float) -> bool:
     """Wait until every publisher has a subscriber (and the result topic a publisher)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if all(p.get_subscription_count() for p in publishers.values()) and (
                 waiting is None or waiting.get_publisher_count()):
             time.sleep(0.5)         # matched on our side; give the other side time to match
-            return
+            return True
         time.sleep(0.05)
+    return False
 
 
 def _play_once(reader: BagReader, args: argparse.Namespace, topics: List[str],

@@ -67,6 +67,22 @@ def test_ctrl_c_in_a_loop_exits_0_and_nobody_subscribing_is_warned(tmp_path) -> 
     assert 'warning: nothing subscribes to /camera/image' in err
 
 
+def test_a_participant_that_finds_no_subscriber_is_replaced_until_the_wait_is_over(tmp_path):
+    # Nobody subscribes: after each 10 s without one (ros.discovery) a new participant looks
+    # again, two in 12 s; then the replay warns and plays, as with one participant. Domains
+    # 10-19: no other test's (sessions 20-199), so no probe of the other worker subscribes.
+    write_sample_bag(str(tmp_path / 'bag'), 2, (8, 8), rate=10.0)
+    env = {**os.environ, 'PYTHONPATH': str(REPO), 'ROS_DOMAIN_ID': str(10 + os.getpid() % 10)}
+    done = subprocess.run([sys.executable, '-m', 'densehybrid_ros.tools.rostools.replay',
+                           str(tmp_path / 'bag'), '--quiet', '--wait-subscribers', '12',
+                           '--json', str(tmp_path / 'stats.json')],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith('published 2 messages')
+    assert 'warning: nothing subscribes to /camera/image (waited 12 s)' in done.stderr
+    assert json.loads((tmp_path / 'stats.json').read_text())['participants'] == 2
+
+
 def test_help_shows_examples(capsys) -> None:
     with pytest.raises(SystemExit):
         main(['--help'])
