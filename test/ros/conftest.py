@@ -34,7 +34,6 @@ class Middleware:
 
     def __init__(self) -> None:
         self.context, self.probe = self._start()
-        self.renewals = 0
         self._retired: List[Tuple[Any, Any]] = []
 
     @staticmethod
@@ -62,7 +61,6 @@ class Middleware:
         """Start a new context and probe; the old ones spin on until :meth:`close`."""
         self._retired.append((self.context, self.probe))
         self.context, self.probe = self._start()
-        self.renewals += 1
 
     def close(self) -> None:
         """Stop every probe and shut every context down."""
