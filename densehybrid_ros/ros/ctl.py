@@ -191,8 +191,16 @@ def lifecycle(node: Node, target: str, command: str, timeout: float) -> int:
     return 0 if command == 'get' or ok else 1
 
 
+def check_param_args(command: str, names: List[str]) -> None:
+    """Raise CtlError for a ``param`` command given the wrong number of arguments."""
+    if command == 'get' and not names:
+        raise CtlError('param get needs at least one parameter name')
+    if command == 'set' and len(names) != 2:
+        raise CtlError('param set needs NAME VALUE')
+
+
 def param(node: Node, target: str, command: str, names: List[str], timeout: float) -> int:
-    """``get NAME...``, ``set NAME VALUE`` or ``list``."""
+    """``get NAME...``, ``set NAME VALUE`` or ``list`` (arguments checked: check_param_args)."""
     from rcl_interfaces.srv import GetParameters, ListParameters, SetParameters
     if command == 'list':
         result = call(node, ListParameters, f'{target}/list_parameters',
@@ -200,15 +208,11 @@ def param(node: Node, target: str, command: str, names: List[str], timeout: floa
         print('\n'.join(sorted(result.names)))
         return 0
     if command == 'get':
-        if not names:
-            raise CtlError('param get needs at least one parameter name')
         values = call(node, GetParameters, f'{target}/get_parameters',
                       GetParameters.Request(names=names), timeout).values
         for name, value in zip(names, values):
             print(f'{name}: {parameter_value_to_python(value)!r}')
         return 0
-    if len(names) != 2:
-        raise CtlError('param set needs NAME VALUE')
     value = yaml.safe_load(names[1])            # 0.3 -> float, [a, b] -> list, abc -> str
     request = SetParameters.Request(
         parameters=[Parameter(names[0], value=value).to_parameter_msg()])
@@ -294,6 +298,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     use_large_data()
     link = Link()
     try:
+        if opts.command == 'param':         # a usage error before any wait for the node
+            check_param_args(opts.action, opts.args)
         name, look = first_lookup(opts)
         if not contact(link, look, opts.timeout):
             missing = _no_publisher if opts.command == 'echo' else _not_available

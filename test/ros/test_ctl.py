@@ -101,6 +101,14 @@ def test_echo_prints_diagnostics(node):
     assert f'{NODE}: model' in done.stdout and done.stdout.rstrip().endswith('---')
 
 
+@pytest.mark.parametrize('args, said', [
+    (('param', 'get', '/nobody_here'), 'param get needs at least one parameter name'),
+    (('param', 'set', '/nobody_here', 'overlay_alpha'), 'param set needs NAME VALUE')])
+def test_a_usage_error_is_said_before_any_wait_for_the_node(args, said):
+    done = ctl(*args, timeout=120)            # no node: a lookup would wait the 120 s out
+    assert (done.returncode, done.stderr.strip()) == (2, f'densehybrid-ctl: error: {said}')
+
+
 def test_missing_node_is_one_error_line():
     done = ctl('lifecycle', '/nobody_here', 'get', timeout=1)
     assert done.returncode == 2
