@@ -110,6 +110,8 @@ class Link:
 
     def renew(self) -> None:
         """Close the node and its context; start a new context and node."""
+        print('densehybrid-ctl: found nothing yet; trying again on a new participant '
+              '(see ros/discovery.py)', file=sys.stderr, flush=True)
         node, self.node = self.node, None
         close_middleware(node)
         rclpy.init()

@@ -142,3 +142,4 @@ def test_a_participant_that_finds_nothing_is_replaced_by_a_new_one(node):
     # found on the second participant (its own context), which the tool goes on with
     assert (done.returncode, done.stdout.split()) == (0, ['True', '2', '2', 'True']), \
         said(done, node)
+    assert done.stderr.count('trying again on a new participant') == 1, done.stderr

@@ -206,8 +206,15 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
         if args.record:
             recorder = Recorder(args.record, args.overwrite)
         connect(topics)
+
+        def renew() -> None:
+            print('densehybrid-replay: no subscriber yet; trying again on a new participant '
+                  '(see ros/discovery.py)', file=sys.stderr, flush=True)
+            disconnect()
+            connect(topics)
+
         look_up(lambda seconds: _wait_for_graph(live['publishers'], live['waiting'], seconds),
-                lambda: (disconnect(), connect(topics)), args.wait_subscribers)
+                renew, args.wait_subscribers)
         publishers = live['publishers']
         stats['subscribers'] = {t: p.get_subscription_count() for t, p in publishers.items()}
         for topic in (t for t, n in stats['subscribers'].items() if not n):

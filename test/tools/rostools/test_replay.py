@@ -81,6 +81,7 @@ def test_a_participant_that_finds_no_subscriber_is_replaced_until_the_wait_is_ov
     assert done.stdout.startswith('published 2 messages')
     assert 'warning: nothing subscribes to /camera/image (waited 12 s)' in done.stderr
     assert json.loads((tmp_path / 'stats.json').read_text())['participants'] == 2
+    assert done.stderr.count('trying again on a new participant') == 1
 
 
 def test_help_shows_examples(capsys) -> None:
