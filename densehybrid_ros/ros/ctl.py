@@ -17,6 +17,7 @@ import argparse
 import importlib
 import sys
 import time
+import traceback
 from typing import Any, Callable, List, Optional, Tuple
 
 import rclpy
@@ -25,7 +26,7 @@ from rclpy.parameter import Parameter, parameter_value_to_python
 import yaml
 
 from .discovery import look_up
-from .middleware import close_middleware
+from .middleware import close_middleware, leave, set_aside
 from ..core.transport import use_large_data
 
 # The transitions by label, and the state each ends in when it succeeds (the ROS 2 managed-node
@@ -106,20 +107,28 @@ class Link:
 
     def __init__(self) -> None:
         rclpy.init()
-        self.node: Optional[Node] = rclpy.create_node(NODE_NAME)
+        self.node: Node = rclpy.create_node(NODE_NAME)
+        self.renewed = False
 
     def renew(self) -> None:
-        """Close the node and its context; start a new context and node."""
+        """Set the node aside (not closed: ros/middleware.py); start a new context and node."""
         print('densehybrid-ctl: found nothing yet; trying again on a new participant '
               '(see ros/discovery.py)', file=sys.stderr, flush=True)
-        node, self.node = self.node, None
-        close_middleware(node)
+        set_aside(self.node)
+        self.renewed = True
         rclpy.init()
         self.node = rclpy.create_node(NODE_NAME)
 
-    def close(self) -> None:
-        """Close the node and its context (within close_middleware's limit)."""
+    def close(self, code: int) -> int:
+        """Close the node and its context, and return ``code``.
+
+        After a renewal nothing is closed: the process ends here, with ``code`` (``leave``).
+        """
+        if self.renewed:
+            set_aside(self.node)
+            return leave(code)
         close_middleware(self.node)
+        return code
 
 
 def contact(link: Link, look: Look, timeout: float) -> bool:
@@ -294,31 +303,38 @@ def first_lookup(opts: argparse.Namespace) -> Tuple[str, Look]:
     return name, service_look(srv_type, name)
 
 
+def command(link: Link, opts: argparse.Namespace) -> int:
+    """Run the command of ``opts`` through ``link``; return the exit code."""
+    if opts.command == 'param':             # a usage error before any wait for the node
+        check_param_args(opts.action, opts.args)
+    name, look = first_lookup(opts)
+    if not contact(link, look, opts.timeout):
+        missing = _no_publisher if opts.command == 'echo' else _not_available
+        raise missing(name, opts.timeout)
+    node = link.node
+    if opts.command == 'lifecycle':
+        return lifecycle(node, opts.node, opts.transition, opts.timeout)
+    if opts.command == 'param':
+        return param(node, opts.node, opts.action, opts.args, opts.timeout)
+    return echo(node, opts.topic, opts.count, opts.timeout)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Console script ``densehybrid-ctl``."""
     opts = parser().parse_args(argv)
     use_large_data()
     link = Link()
     try:
-        if opts.command == 'param':         # a usage error before any wait for the node
-            check_param_args(opts.action, opts.args)
-        name, look = first_lookup(opts)
-        if not contact(link, look, opts.timeout):
-            missing = _no_publisher if opts.command == 'echo' else _not_available
-            raise missing(name, opts.timeout)
-        node = link.node
-        if opts.command == 'lifecycle':
-            return lifecycle(node, opts.node, opts.transition, opts.timeout)
-        if opts.command == 'param':
-            return param(node, opts.node, opts.action, opts.args, opts.timeout)
-        return echo(node, opts.topic, opts.count, opts.timeout)
+        code = command(link, opts)
     except CtlError as exc:
         print(f'densehybrid-ctl: error: {exc}', file=sys.stderr)
-        return 2
+        code = 2
     except KeyboardInterrupt:
-        return 130
-    finally:
-        link.close()
+        code = 130
+    except Exception:                       # a bug: its traceback, exit 1, the same close
+        traceback.print_exc()
+        code = 1
+    return link.close(code)
 
 
 if __name__ == '__main__':

@@ -24,6 +24,13 @@ The connections the participant opened itself are left alone: Fast DDS replaces 
 that fails, and the replacement can deadlock too (``shut_down_dds_tcp`` gives the figures). The GIL
 rules out doing it only once a close is late: a Python thread started before the close did not
 run while the close hung.
+
+A participant whose discovery stalled (``discovery.py``) is not closed at all: in CI the close
+of such a participant hung twice, in ``densehybrid-ctl`` right after it had found nothing in
+10 s, and the watchdog ended the command with exit 1 before it had done anything (while two
+participants of the process hold TCP transports ``shut_down_dds_tcp`` does nothing). So a
+tool that starts a new participant sets the old one aside (``set_aside``) and ends with
+``leave``, which skips every destructor once a participant was set aside.
 """
 
 import faulthandler
@@ -39,6 +46,10 @@ from rclpy.utilities import get_default_context
 
 CLOSE_LIMIT_S = 10.0        # a healthy close: < 0.1 s here
 READER_PREFIX = 'dds.tcp.'   # Fast DDS 2.14: a TCP channel's reader thread, + local port
+
+# Nodes set aside: referenced until the process ends, so that no destructor reaches their
+# participants (module docstring).
+SET_ASIDE: List[Node] = []
 
 
 def thread_names() -> List[str]:
@@ -141,11 +152,7 @@ def close_middleware(*nodes: Optional[Node], context: Optional[Context] = None,
     """
     if context is None:             # as rclpy.try_shutdown: a later rclpy.init gets a new one
         context = get_default_context(shutting_down=True)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()          # what was printed before must not be lost to _exit
-        except (OSError, ValueError):
-            pass
+    flush_output()                  # what was printed before must not be lost to _exit
     with open(os.devnull, 'w') as sink:      # the thread stacks of a hang are not for the user
         faulthandler.dump_traceback_later(limit_s, exit=True, file=sink)
         try:
@@ -158,3 +165,38 @@ def close_middleware(*nodes: Optional[Node], context: Optional[Context] = None,
             context.destroy()       # the participant goes here, inside the watchdog's limit
         finally:
             faulthandler.cancel_dump_traceback_later()
+
+
+def flush_output() -> None:
+    """Flush stdout and stderr, which ``os._exit`` would drop."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def set_aside(node: Node) -> None:
+    """Shut down ``node``'s context but keep the node and its participant until ``leave``.
+
+    The participant is left running: rmw_fastrtps destroys it with its context's last node, and
+    that node is never destroyed. When the context is rclpy's default, the next ``rclpy.init()``
+    starts a new default context.
+    """
+    context = node.context
+    if context is get_default_context():
+        get_default_context(shutting_down=True)
+    rclpy.try_shutdown(context=context)
+    SET_ASIDE.append(node)
+
+
+def leave(code: int) -> int:
+    """Return ``code``; once a node was set aside, end the process with ``code`` instead.
+
+    The process then ends without destructors or ``atexit`` handlers (``os._exit``), after
+    stdout and stderr are flushed: what the caller wrote to files must be closed by then.
+    """
+    if SET_ASIDE:
+        flush_output()
+        os._exit(code)
+    return code

@@ -61,6 +61,22 @@ def test_a_close_that_hangs_ends_the_process_with_status_1_and_keeps_earlier_out
     assert time.monotonic() - start < 60
 
 
+def test_a_node_set_aside_stays_until_leave_ends_the_process_with_the_code_given():
+    # the renewal of densehybrid-ctl and -replay: the stuck participant is never destroyed
+    done = run('from densehybrid_ros.ros.middleware import leave, set_aside\n'
+               'print(leave(5))\n'                 # nothing set aside: a plain return
+               'rclpy.init()\n'
+               'old = rclpy.create_node("mw_old")\n'
+               'set_aside(old)\n'
+               'rclpy.init()\n'                    # a new default context
+               'new = rclpy.create_node("mw_new")\n'
+               'print(old.get_name(), old.context.ok(), new.context.ok(), flush=False)\n'
+               'leave(4)\n'
+               'print("not reached")\n')
+    assert (done.returncode, done.stdout.split()) == (4, ['5', 'mw_old', 'False', 'True']), \
+        done.stderr
+
+
 def test_a_lifecycle_node_leaves_no_participant_behind_for_the_garbage_collector():
     # rclpy's LifecycleNode keeps its state machine, and through it the participant, past
     # destroy_node; freed by the collector at exit, outside the watchdog (a CI hang, exit -6)

@@ -24,7 +24,7 @@ from ...data.bags import BagError, BagReader, cdr_stamp, IMAGE_TYPES, STRING_TYP
 from ...core.outputs import output_topics
 from ...core.transport import use_large_data
 from ...ros.discovery import look_up
-from ...ros.middleware import close_middleware
+from ...ros.middleware import close_middleware, leave, set_aside
 
 EXAMPLE = '''examples:
   densehybrid-replay out/sample_bag                                   # recorded rate
@@ -191,15 +191,19 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
         live['spinner'] = threading.Thread(target=spin, daemon=True)
         live['spinner'].start()
 
-    def disconnect() -> None:
-        """Stop the spinning thread, then close the participant."""
+    def disconnect(close: bool) -> None:
+        """Stop the spinning thread, then close the participant or set it aside (unclosed)."""
         # Stop and join the spinning thread before tearing down, or the process can abort
         # at exit (a C++ thread still waiting inside rcl).
         live['executor'].shutdown(timeout_sec=2.0)
         spinner = live.pop('spinner', None)        # None: connect failed before it started
         if spinner is not None and spinner.is_alive():
             spinner.join(timeout=5.0)
-        close_middleware(live.pop('node'))
+        node = live.pop('node')
+        if close:
+            close_middleware(node)
+        else:
+            set_aside(node)
 
     try:
         topics, labels = _plan(reader, args)
@@ -210,7 +214,7 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
         def renew() -> None:
             print('densehybrid-replay: no subscriber yet; trying again on a new participant '
                   '(see ros/discovery.py)', file=sys.stderr, flush=True)
-            disconnect()
+            disconnect(close=False)
             connect(topics)
 
         look_up(lambda seconds: _wait_for_graph(live['publishers'], live['waiting'], seconds),
@@ -239,8 +243,8 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
     finally:
         if stats.get('bar') is not None:
             stats.pop('bar').close()
-        if 'node' in live:
-            disconnect()
+        if 'node' in live:          # after a renewal nothing is closed (ros/middleware.py)
+            disconnect(close=stats['participants'] == 1)
         reader.close()
         if recorder is not None:
             recorder.close()
@@ -332,6 +336,11 @@ def _await_result(publisher: Any, raw: bytes, timeout: float, seen: Dict[int, fl
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point."""
     args = build_parser().parse_args(argv)
+    return leave(play_and_report(args))    # after a renewal the process ends in leave
+
+
+def play_and_report(args: argparse.Namespace) -> int:
+    """Replay, print the summary line (and write ``--json``); return the exit code."""
     try:
         stats = replay(args)
     except ReplayError as exc:          # waited-for results never came: exit 1 (README)
