@@ -125,7 +125,6 @@ class Link:
         After a renewal nothing is closed: the process ends here, with ``code`` (``leave``).
         """
         if self.renewed:
-            set_aside(self.node)
             return leave(code)
         close_middleware(self.node)
         return code

@@ -26,8 +26,8 @@ rules out doing it only once a close is late: a Python thread started before the
 run while the close hung.
 
 A participant whose discovery stalled (``discovery.py``) is not closed at all: in CI the close
-of such a participant hung twice, in ``densehybrid-ctl`` right after it had found nothing in
-10 s, and the watchdog ended the command with exit 1 before it had done anything (while two
+of such a participant hung (``densehybrid-ctl`` printed that it was starting a new participant,
+then the watchdog ended it with exit 1 before it had printed anything else; while two
 participants of the process hold TCP transports ``shut_down_dds_tcp`` does nothing). So a
 tool that starts a new participant sets the old one aside (``set_aside``) and ends with
 ``leave``, which skips every destructor once a participant was set aside.

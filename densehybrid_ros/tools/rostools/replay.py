@@ -334,9 +334,9 @@ def _await_result(publisher: Any, raw: bytes, timeout: float, seen: Dict[int, fl
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point."""
+    """Entry point; after a renewal (ros/discovery.py) it ends the process instead of returning."""
     args = build_parser().parse_args(argv)
-    return leave(play_and_report(args))    # after a renewal the process ends in leave
+    return leave(play_and_report(args))
 
 
 def play_and_report(args: argparse.Namespace) -> int:
