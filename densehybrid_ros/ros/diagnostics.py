@@ -1,7 +1,7 @@
 """Per-camera counters and the diagnostic_msgs statuses built from them once a second."""
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import threading
 import time
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
@@ -27,6 +27,7 @@ class CameraReport:
     latency_ms_max: float
     silent_s: float
     bad_in_period: int = 0
+    incompatible: Dict[str, int] = field(default_factory=dict)   # QoS policy -> publishers
 
 
 class CameraStats:
@@ -38,6 +39,7 @@ class CameraStats:
         self.received = self.processed = self.dropped = self.missed = 0
         self._last_sequence: Optional[int] = None
         self.bad: Counter = Counter()
+        self.incompatible: Counter = Counter()
         self._latencies: List[float] = []
         start = clock()
         self._last_frame = start            # silence counts from activation until a frame
@@ -68,6 +70,11 @@ class CameraStats:
         with self._lock:
             self.bad[cause] += 1
 
+    def incompatible_qos(self, policy: str, publishers: int = 1) -> None:
+        """Count publishers found whose offered QoS this subscription cannot match."""
+        with self._lock:
+            self.incompatible[policy] += publishers
+
     def frame_processed(self, latency_s: Optional[float]) -> None:
         """Count one published frame with its stamp-to-publish latency (None if unstamped)."""
         with self._lock:
@@ -92,14 +99,35 @@ class CameraStats:
                 missed=self.missed,
                 bad=dict(self.bad), latency_ms_mean=1e3 * sum(lat) / len(lat) if lat else 0.0,
                 latency_ms_max=1e3 * max(lat) if lat else 0.0,
-                silent_s=now - self._last_frame, bad_in_period=total_bad - bad)
+                silent_s=now - self._last_frame, bad_in_period=total_bad - bad,
+                incompatible=dict(self.incompatible))
+
+
+def silence_cause(publishers: Optional[int], incompatible: Mapping[str, int]) -> str:
+    """Say why a silent camera may be silent, from what the node's graph shows."""
+    if incompatible:
+        policies = ', '.join(sorted(incompatible))
+        hint = ' (see input_reliability)' if 'RELIABILITY' in incompatible else ''
+        return f'a publisher offers QoS this subscription cannot match: {policies}{hint}'
+    if publishers == 0:
+        return 'no publisher of this topic found (camera running? topic name? ROS_DOMAIN_ID?)'
+    if publishers:
+        return f'{publishers} publisher(s) found, no frame delivered'
+    return ''
 
 
 def camera_status(name: str, topic: str, report: CameraReport, timeout_s: float,
-                  outputs: Sequence[str], extra: Mapping[str, str] = {}) -> DiagnosticStatus:
-    """One camera's status: ERROR when silent past ``timeout_s``, WARN on bad messages."""
+                  outputs: Sequence[str], extra: Mapping[str, str] = {},
+                  publishers: Optional[int] = None) -> DiagnosticStatus:
+    """One camera's status: ERROR when silent past ``timeout_s``, WARN on bad messages.
+
+    ``publishers`` (the graph's count for ``topic``) and the incompatible QoS of the report say
+    in a silent camera's message what is likely wrong.
+    """
     if report.silent_s > timeout_s:
         level, message = ERROR, f'no frame for {report.silent_s:.1f} s (timeout {timeout_s:g} s)'
+        cause = silence_cause(publishers, report.incompatible)
+        message += f'; {cause}' if cause else ''
     elif report.bad_in_period:
         level, message = WARN, f'{report.bad_in_period} bad messages in the last period'
     elif report.processed_hz == 0 and report.input_hz > 0 and not outputs:
@@ -119,7 +147,12 @@ def camera_status(name: str, topic: str, report: CameraReport, timeout_s: float,
         'seconds_since_last_frame': f'{report.silent_s:.2f}',
         'bad_messages': str(sum(report.bad.values())),
         'outputs_subscribed': ','.join(outputs) or 'none',
+        'incompatible_qos_publishers': str(sum(report.incompatible.values())),
     }
+    if publishers is not None:
+        values['publishers'] = str(publishers)
+    values.update({f'incompatible_qos.{policy}': str(n)
+                   for policy, n in sorted(report.incompatible.items())})
     values.update({f'bad_messages.{cause}': str(n) for cause, n in sorted(report.bad.items())})
     values.update(extra)
     return status(f'{name}: camera {topic}', level, message, values)

@@ -26,9 +26,15 @@ import numpy as np
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSPolicyKind
 from rclpy.subscription import Subscription
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
+
+try:                                # Iron and later
+    from rclpy.event_handler import SubscriptionEventCallbacks
+except ImportError:                 # Humble
+    from rclpy.qos_event import SubscriptionEventCallbacks
 
 from .camera import Camera, ImageMsg
 from .conversions import check_message, msg_to_rgb
@@ -249,7 +255,10 @@ class DenseHybridNode(LifecycleNode):
             else:
                 def callback(msg: ImageMsg, cam: Camera = cam) -> None:
                     self._on_frame(cam, msg)
-            cam.subscription = self.create_subscription(msg_type, cam.topic, callback, qos)
+            events = SubscriptionEventCallbacks(
+                incompatible_qos=lambda event, cam=cam: self._on_incompatible_qos(cam, event))
+            cam.subscription = self.create_subscription(msg_type, cam.topic, callback, qos,
+                                                        event_callbacks=events)
 
     def _stop_cameras(self) -> None:
         """Stop the inference thread and drop the subscriptions and any waiting frame."""
@@ -389,6 +398,17 @@ class DenseHybridNode(LifecycleNode):
             return None
         return (self.get_clock().now().nanoseconds - stamp) * 1e-9
 
+    def _on_incompatible_qos(self, cam: Camera, event: Any) -> None:
+        """Count and log a camera publisher whose QoS the input subscription cannot match."""
+        policy = QoSPolicyKind(event.last_policy_kind).name
+        cam.stats.incompatible_qos(policy, max(1, event.total_count_change))
+        # A best-effort subscription matches any reliability: so this one is reliable and the
+        # publisher best effort, as camera drivers publish (sensor-data QoS).
+        fix = '; set input_reliability to best_effort' if policy == 'RELIABILITY' else ''
+        self._warn_throttled(cam.topic, f'qos_{policy}', f'a publisher of {cam.topic} offers '
+                             f'QoS incompatible with the input subscription ({policy}): no '
+                             f'frame of it will arrive{fix}')
+
     def _bad_message(self, cam: Camera, exc: ImageError) -> None:
         cam.stats.bad_message(exc.cause)
         self._warn_throttled(cam.topic, exc.cause, f'dropped a bad message on {cam.topic}: '
@@ -462,7 +482,8 @@ class DenseHybridNode(LifecycleNode):
         statuses = [node_status] + [
             camera_status(name, cam.topic, cam.stats.report(), self._timeout,
                           cam.wanted(self._publish_all) + cam.wanted_objects(self._publish_all),
-                          cam.obstacles.report() if cam.obstacles is not None else {})
+                          cam.obstacles.report() if cam.obstacles is not None else {},
+                          self.count_publishers(cam.topic))
             for cam in self._cameras]
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diag_pub.publish(diagnostic_array(header, statuses))

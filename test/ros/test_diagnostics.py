@@ -72,3 +72,30 @@ def test_sequence_gaps_count_frames_that_never_arrived():
     stats.sequence(1)                             # publisher restarted: a reset, not a gap
     stats.sequence(2)
     assert stats.report().missed == 5
+
+
+def test_a_silent_camera_says_what_the_graph_shows():
+    clock = FakeClock()
+    stats = CameraStats(clock)
+    clock.now += 3.0
+
+    def message(publishers):
+        return camera_status('/dh', '/cam/image', stats.report(), 2.0, [],
+                             publishers=publishers).message
+
+    assert 'no publisher of this topic found' in message(0)
+    assert '2 publisher(s) found, no frame delivered' in message(2)
+    assert message(None).endswith('(timeout 2 s)')       # the graph not asked: no guess
+    stats.incompatible_qos('RELIABILITY')
+    stats.incompatible_qos('DURABILITY', 2)
+    status = camera_status('/dh', '/cam/image', stats.report(), 2.0, [], publishers=3)
+    assert status.level == ERROR
+    assert status.message.endswith('cannot match: DURABILITY, RELIABILITY (see '
+                                   'input_reliability)')
+    values = values_of(status)
+    assert (values['publishers'], values['incompatible_qos_publishers'],
+            values['incompatible_qos.RELIABILITY'], values['incompatible_qos.DURABILITY']) == (
+        '3', '3', '1', '2')
+    stats.frame_received()                           # frames arrive: the cause is not guessed
+    assert 'publisher' not in camera_status('/dh', '/cam/image', stats.report(), 2.0, [],
+                                            publishers=0).message
