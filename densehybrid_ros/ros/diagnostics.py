@@ -108,7 +108,7 @@ def silence_cause(publishers: Optional[int], incompatible: Mapping[str, int]) ->
     if incompatible:
         policies = ', '.join(sorted(incompatible))
         hint = ' (see input_reliability)' if 'RELIABILITY' in incompatible else ''
-        return f'a publisher offers QoS this subscription cannot match: {policies}{hint}'
+        return f'publishers whose QoS this subscription cannot match: {policies}{hint}'
     if publishers == 0:
         return 'no publisher of this topic found (camera running? topic name? ROS_DOMAIN_ID?)'
     if publishers:

@@ -1,7 +1,8 @@
 """Lifecycle node ``densehybrid``: camera images in; semantic, anomaly and open-set images out.
 
 Threads: the executor runs subscription callbacks, which only keep the newest message per camera
-(an overwritten one is counted as dropped), plus services, parameters and the diagnostics timer.
+(an overwritten one is counted as dropped), plus services, parameters, the diagnostics timer and
+the input subscriptions' QoS events.
 One inference thread takes the newest frame of every camera, runs them as one batch and publishes.
 So latency never grows with load: at most one frame per camera waits. Under overload, a waiting
 frame older than a third of its camera's period is skipped for the next one (``pacing``).
@@ -400,7 +401,10 @@ class DenseHybridNode(LifecycleNode):
 
     def _on_incompatible_qos(self, cam: Camera, event: Any) -> None:
         """Count and log a camera publisher whose QoS the input subscription cannot match."""
-        policy = QoSPolicyKind(event.last_policy_kind).name
+        try:
+            policy = QoSPolicyKind(event.last_policy_kind).name
+        except ValueError:                  # a kind this rclpy does not name: never fatal
+            policy = f'POLICY_{event.last_policy_kind}'
         cam.stats.incompatible_qos(policy, max(1, event.total_count_change))
         # A best-effort subscription matches any reliability: so this one is reliable and the
         # publisher best effort, as camera drivers publish (sensor-data QoS).

@@ -49,7 +49,7 @@ def test_a_silent_camera_says_no_publisher_then_the_incompatible_qos(
         publisher = probe.node.create_publisher(Image, TOPIC, qos_profile_sensor_data)
         seen = probe.wait(lambda: camera(lambda s: 'RELIABILITY' in s.message), 60.0)
         assert seen is not None, (camera(lambda s: True), node.output()[-3000:])
-        assert 'a publisher offers QoS this subscription cannot match: RELIABILITY (see ' \
+        assert 'publishers whose QoS this subscription cannot match: RELIABILITY (see ' \
                'input_reliability)' in seen.message
         values = values_of(seen)
         assert values['incompatible_qos.RELIABILITY'] == '1'
