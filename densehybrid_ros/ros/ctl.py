@@ -26,7 +26,7 @@ from rclpy.parameter import Parameter, parameter_value_to_python
 import yaml
 
 from .discovery import look_up
-from .middleware import close_middleware, leave, set_aside
+from .middleware import close_middleware, leave, set_aside, SET_ASIDE
 from ..core.transport import use_large_data
 
 # The transitions by label, and the state each ends in when it succeeds (the ROS 2 managed-node
@@ -108,14 +108,12 @@ class Link:
     def __init__(self) -> None:
         rclpy.init()
         self.node: Node = rclpy.create_node(NODE_NAME)
-        self.renewed = False
 
     def renew(self) -> None:
         """Set the node aside (not closed: ros/middleware.py); start a new context and node."""
         print('densehybrid-ctl: found nothing yet; trying again on a new participant '
               '(see ros/discovery.py)', file=sys.stderr, flush=True)
         set_aside(self.node)
-        self.renewed = True
         rclpy.init()
         self.node = rclpy.create_node(NODE_NAME)
 
@@ -124,10 +122,9 @@ class Link:
 
         After a renewal nothing is closed: the process ends here, with ``code`` (``leave``).
         """
-        if self.renewed:
-            return leave(code)
-        close_middleware(self.node)
-        return code
+        if not SET_ASIDE:
+            close_middleware(self.node)
+        return leave(code)
 
 
 def contact(link: Link, look: Look, timeout: float) -> bool:
@@ -252,11 +249,11 @@ def plain(msg: Any) -> Any:
 
 
 def echo(node: Node, topic: str, count: int, timeout: float) -> int:
-    """Print ``count`` messages of ``topic`` as YAML documents."""
+    """Print ``count`` messages of ``topic`` (found by :func:`contact`) as YAML documents."""
     deadline = time.monotonic() + timeout
-    if not topic_look(topic)(node, timeout):
+    types = dict(node.get_topic_names_and_types()).get(topic)
+    if not types:                           # its publisher went away since the lookup
         raise _no_publisher(topic, timeout)
-    types = dict(node.get_topic_names_and_types())[topic]
     received: List[Any] = []
     node.create_subscription(message_type(types[0]), topic, received.append, 10)
     while len(received) < count and time.monotonic() < deadline + timeout:

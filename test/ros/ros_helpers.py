@@ -26,14 +26,13 @@ from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from densehybrid_ros.core.transport import child_env  # noqa: E402
+from densehybrid_ros.ros.ctl import RENEW_AFTER, RESEND_S  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DOMAIN_ID = 20 + os.getpid() % 180
 START_TIMEOUT_S = 90.0      # import torch + load + warm up on a busy 2-core machine
-# Probe.call: requests that change nothing, resent while unanswered (as densehybrid-ctl does)
+# Probe.call: requests that change nothing, resent while unanswered (ctl's RESEND_S, RENEW_AFTER)
 READ_ONLY_SERVICES = ('GetState', 'GetAvailableTransitions', 'GetParameters', 'ListParameters')
-RESEND_S = 5.0
-RENEW_AFTER = 2
 
 
 def close_node(node: Any) -> None:

@@ -24,7 +24,7 @@ from ...data.bags import BagError, BagReader, cdr_stamp, IMAGE_TYPES, STRING_TYP
 from ...core.outputs import output_topics
 from ...core.transport import use_large_data
 from ...ros.discovery import look_up
-from ...ros.middleware import close_middleware, leave, set_aside
+from ...ros.middleware import close_middleware, leave, set_aside, SET_ASIDE
 
 EXAMPLE = '''examples:
   densehybrid-replay out/sample_bag                                   # recorded rate
@@ -244,7 +244,7 @@ def replay(args: argparse.Namespace) -> Dict[str, Any]:
         if stats.get('bar') is not None:
             stats.pop('bar').close()
         if 'node' in live:          # after a renewal nothing is closed (ros/middleware.py)
-            disconnect(close=stats['participants'] == 1)
+            disconnect(close=not SET_ASIDE)
         reader.close()
         if recorder is not None:
             recorder.close()
