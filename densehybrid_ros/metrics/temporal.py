@@ -28,6 +28,14 @@ still sees it there.
   was confirmed or its range fell below that fraction unconfirmed (then it counts as late);
   objects still undecided when their sequence ends (far away, never confirmed) are left out of
   the fraction and counted as ``objects_undecided``.
+- *by occlusion*: the same fraction for the objects of each occlusion level, as KITTI grades
+  objects fully visible, partly or largely occluded (``OCCLUSION_LEVELS``: visible fraction
+  >= 0.8, >= 0.5, below). An object's visible fraction is its mean ``pixels / footprint`` over
+  the frames in which it could still be confirmed early (from its appearance while its range is
+  >= ``early_fraction`` x its first range), ``footprint`` being the pixels it would show with
+  nothing in front of it; objects given without a footprint are counted as
+  ``objects_occlusion_unknown``. The target is on all objects; the levels say which ones miss
+  it (an object mostly behind another obstacle shows as a sliver of that obstacle's blob).
 - *id switches*, counted as CLEAR MOT counts them (Bernardin and Stiefelhagen 2008; MOTChallenge
   and KITTI tracking count the same): in every frame the confirmed tracks and the objects they
   detect are paired one to one. A pair of the previous frames is kept while its track still
@@ -59,17 +67,27 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ['TrackingMetrics', 'object_field']
+__all__ = ['OCCLUSION_LEVELS', 'TrackingMetrics', 'object_field']
 
 # Per-object record columns (float64, NaN = not applicable).
 COLUMNS = ('first_frame', 'first_range', 'confirm_frame', 'confirm_range', 'early', 'tracks',
-           'detections', 'flickers', 'switches')
+           'detections', 'flickers', 'switches', 'visibility')
+# KITTI's occlusion levels by mean visible fraction: (name, lowest fraction), first match wins.
+OCCLUSION_LEVELS = (('visible', 0.8), ('partly_occluded', 0.5), ('largely_occluded', 0.0))
 Overlaps = Dict[int, int]       # object id -> pixels shared with the instance, largest first
 
 
-def object_field(obj: Any, name: str) -> Any:
-    """Return field ``name`` of a ground-truth object given as a mapping or an attribute holder."""
-    return obj[name] if isinstance(obj, Mapping) else getattr(obj, name)
+REQUIRED = object()              # object_field's default: the field must be there
+
+
+def object_field(obj: Any, name: str, default: Any = REQUIRED) -> Any:
+    """Return field ``name`` of a ground-truth object given as a mapping or an attribute holder.
+
+    Without ``default`` a missing field raises; with one, the default stands in for it.
+    """
+    if isinstance(obj, Mapping):
+        return obj[name] if default is REQUIRED else obj.get(name, default)
+    return getattr(obj, name) if default is REQUIRED else getattr(obj, name, default)
 
 
 class _Object:
@@ -87,14 +105,18 @@ class _Object:
         self.detected_last: Optional[int] = None    # the last frame it was detected in
         self.paired: Optional[int] = None    # the track it was last paired with (CLEAR MOT)
         self.switches = 0
+        self.visible_sum = 0.0    # pixels / footprint, summed over the frames it could be early
+        self.visible_frames = 0
 
     def record(self) -> List[float]:
         """Return the row of :data:`COLUMNS`."""
         confirm = math.nan if self.confirm_frame is None else float(self.confirm_frame)
         early = math.nan if self.early is None else float(self.early)
+        visibility = (self.visible_sum / self.visible_frames if self.visible_frames
+                      else math.nan)
         return [float(self.first_frame), self.first_range, confirm, self.confirm_range, early,
                 float(len(self.tracks)), float(self.detections), float(self.flickers),
-                float(self.switches)]
+                float(self.switches), visibility]
 
 
 class TrackingMetrics:
@@ -156,7 +178,8 @@ class TrackingMetrics:
         """Add one frame; return {track id: ground-truth ids it detects} (matched and coasting).
 
         ``gt_instances`` H x W uint16 object ids (0 none); ``gt_objects`` every object of the
-        world with ``id``, ``range``, ``pixels`` (mappings or attribute holders); ``tracks``
+        world with ``id``, ``range``, ``pixels`` and, for the occlusion levels, ``footprint``
+        (mappings or attribute holders); ``tracks``
         the confirmed tracks of this frame (``core.tracking.Track``); ``instance_ids`` H x W
         uint16 ids of this frame's instances (``Instances.ids``).
         """
@@ -200,6 +223,10 @@ class TrackingMetrics:
                 continue
             if pixels >= self.min_pixels:
                 shown[object_id] = state
+            footprint = object_field(obj, 'footprint', None)
+            if footprint and range_ >= self.early_fraction * state.first_range:
+                state.visible_sum += pixels / float(footprint)
+                state.visible_frames += 1
             trackers = detected.get(object_id)
             if trackers:
                 state.tracks |= trackers
@@ -282,11 +309,23 @@ class TrackingMetrics:
         extra_ids = np.maximum(col['tracks'] - 1, 0).sum()
         switches = col['switches'].sum()
         phantoms = everything['phantom_tracks']
+        by_occlusion: Dict[str, Dict[str, Any]] = {}
+        graded = decided & ~np.isnan(col['visibility'])
+        left = graded.copy()
+        for level, lowest in OCCLUSION_LEVELS:
+            mine = left & (col['visibility'] >= lowest)
+            left &= ~mine
+            by_occlusion[level] = {'objects_decided': int(mine.sum()),
+                                   'confirmed_early': _ratio(col['early'][mine].sum(),
+                                                             mine.sum())}
         return {
             'frames': self.frames, 'sequences': everything['sequences'], 'objects': objects,
             'objects_confirmed': int(confirmed.sum()), 'objects_decided': int(decided.sum()),
             'objects_undecided': int(objects - decided.sum()),
             'confirmed_early': _ratio(col['early'][decided].sum(), decided.sum()),
+            'confirmed_early_by_occlusion': by_occlusion,
+            'objects_occlusion_unknown': int((decided & ~graded).sum()),
+            'visibility': _summary(col['visibility'][decided]),
             'frames_to_confirm': _summary(to_confirm),
             'first_range': _summary(col['first_range']),
             'confirm_range': _summary(col['confirm_range'][confirmed]),
@@ -302,7 +341,8 @@ class TrackingMetrics:
             'phantom_tracks_per_100_frames': _ratio(100.0 * phantoms, self.frames),
             'phantom_track_frames': self.phantom_frames,
             'rules': {'min_iou': self.min_iou, 'min_cover': self.min_cover,
-                      'min_pixels': self.min_pixels, 'early_fraction': self.early_fraction}}
+                      'min_pixels': self.min_pixels, 'early_fraction': self.early_fraction,
+                      'occlusion_levels': dict(OCCLUSION_LEVELS)}}
 
     def per_object(self) -> List[Dict[str, float]]:
         """Return one dict of :data:`COLUMNS` per object (NaN: not applicable), in update order."""

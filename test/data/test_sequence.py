@@ -1,5 +1,7 @@
 """Synthetic sequences: one world, a moving camera, ground truth that agrees with the pixels."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -169,6 +171,37 @@ def test_labels_anomalies_and_instances_agree(straight, turning):
         np.testing.assert_array_equal(f.anomaly == 255, hood)
         assert (f.label[hood] == IGNORE).all() and np.isnan(f.depth[hood]).all()
         assert not np.isnan(f.depth[~hood]).any()
+
+
+def test_the_footprint_is_what_the_obstacle_shows_with_nothing_in_front_of_it(straight,
+                                                                              turning):
+    for seq, frames in (straight, turning):
+        for f in frames[::3]:
+            for o in f.objects:
+                ob = next(b for b in seq.world.obstacles if b.id == o.id)
+                alone = dataclasses.replace(seq.world, props=(), obstacles=(ob,))
+                shown = int((alone.render(seq.camera, f.pose).instances == o.id).sum())
+                assert o.footprint == shown and o.pixels <= o.footprint
+                if o.footprint:
+                    assert o.visible_fraction == o.pixels / o.footprint
+                else:
+                    assert np.isnan(o.visible_fraction)
+
+
+def test_an_obstacle_behind_another_shows_part_of_its_footprint():
+    seq = Sequence(7, SIZE, frames=4, family='eval', speed=SPEED, anomalies=(2, 2),
+                   ranges=(12.0, 12.0))
+    far, near = seq.world.obstacles
+    # the second obstacle moved to stand 3 units in front of the first, a little to the side
+    near = dataclasses.replace(near, x=far.x + 0.3 * far.width, z=far.z - 3.0)
+    seq.world = dataclasses.replace(seq.world, obstacles=(far, near))
+    frame = seq[0]
+    hidden, front = frame.objects
+    assert front.pixels == front.footprint > 0
+    assert 0 < hidden.pixels < hidden.footprint
+    ids = frame.instances
+    assert hidden.pixels == int((ids == hidden.id).sum())
+    assert 0 < hidden.visible_fraction < 1
 
 
 def test_obstacles_stand_on_the_road_beside_the_path_and_are_passed(straight, turning):

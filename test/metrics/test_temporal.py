@@ -28,7 +28,9 @@ def _mask(box):
 def run(frames, metrics=None, tracker_config=TRACKER):
     """Feed frames of (gt {id: (box or None, range)}, predicted boxes); return metrics, outputs.
 
-    Outputs per frame: (the update's {track id: object ids}, the confirmed tracks).
+    A ground-truth entry may carry a third item, the object's footprint (the pixels it would
+    show unoccluded), as the sequence generator gives it. Outputs per frame: (the update's
+    {track id: object ids}, the confirmed tracks).
     """
     metrics = TrackingMetrics() if metrics is None else metrics
     tracker = Tracker(tracker_config)
@@ -36,12 +38,14 @@ def run(frames, metrics=None, tracker_config=TRACKER):
     for gt, predicted in frames:
         gt_ids = np.zeros((H, W), np.uint16)
         objects = []
-        for object_id, (box, range_) in gt.items():
+        for object_id, (box, range_, *footprint) in gt.items():
             if box is not None:
                 gt_ids[_mask(box)] = object_id
             pixels = int(np.count_nonzero(gt_ids == object_id))
             objects.append({'id': object_id, 'range': range_, 'pixels': pixels,
                             'visible': pixels > 0})
+            if footprint:
+                objects[-1]['footprint'] = footprint[0]
         score = np.full((H, W), -100.0, np.float32)
         for box in predicted:
             score[_mask(box)] = 100.0
@@ -66,6 +70,27 @@ def test_an_object_seen_from_its_first_frame_is_confirmed_early() -> None:
     assert figures['flicker'] == 0.0 and figures['detections_followed'] == 5   # frames 2..6
     assert figures['id_switches_per_object'] == 0.0
     assert figures['phantom_tracks'] == 0 and figures['phantom_tracks_per_100_frames'] == 0.0
+
+
+def test_early_is_graded_by_the_visible_fraction_while_it_could_be_early() -> None:
+    frames = []
+    for k in range(6):
+        range_ = 20.0 - 3 * k                           # under half the first range from k = 4
+        gt = {1: ((2, 5, 6, 6), range_, 36 if k < 4 else 360),   # visible until it is decided
+              2: ((20, 5, 6, 6), range_, 60),           # 36 of 60 pixels: partly occluded
+              3: ((40, 5, 6, 6), range_, 36 * 4),       # a quarter shows: largely occluded
+              4: ((2, 30, 6, 6), range_)}               # no footprint given: not graded
+        frames.append((gt, [(2, 5, 6, 6), (40, 5, 6, 6), (2, 30, 6, 6)]))
+    figures = run(frames)[0].compute()
+    assert figures['objects_decided'] == 4 and figures['confirmed_early'] == 0.75   # 2 is late
+    assert figures['confirmed_early_by_occlusion'] == {
+        'visible': {'objects_decided': 1, 'confirmed_early': 1.0},
+        'partly_occluded': {'objects_decided': 1, 'confirmed_early': 0.0},
+        'largely_occluded': {'objects_decided': 1, 'confirmed_early': 1.0}}
+    assert figures['objects_occlusion_unknown'] == 1
+    # mean of 1.0, 0.6 and 0.25 (object 1's frames after it passed half its range not counted)
+    assert figures['visibility']['count'] == 3
+    assert figures['visibility']['mean'] == pytest.approx((1.0 + 0.6 + 0.25) / 3)
 
 
 def test_late_missed_and_undecided_objects() -> None:
@@ -198,7 +223,7 @@ def test_merge_and_state_dict_equal_one_run_over_both_sequences() -> None:
     assert _same(merged.compute(), both.compute())
     restored = TrackingMetrics.from_state_dict(both.state_dict())
     assert _same(restored.compute(), both.compute())
-    assert restored.per_object() == both.per_object()
+    assert _same(restored.per_object(), both.per_object())     # NaN: no footprint given
     with pytest.raises(ValueError, match='different rules'):
         TrackingMetrics(min_iou=0.2).merge(first)
     old = dict(both.state_dict())

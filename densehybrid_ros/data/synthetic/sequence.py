@@ -15,6 +15,7 @@ visibility (``ObjectState``). Lens, exposure and hood are fixed per sequence; se
 drawn afresh per frame.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Tuple
 
@@ -34,7 +35,10 @@ class ObjectState:
 
     ``contact`` is the pixel ``(column, row)`` (ROS convention) its contact point projects to,
     inside the image or not; None once it is behind the camera. Obstacles nearer than
-    ``world.NEAR`` (1 unit) are not drawn: they show no pixels.
+    ``world.NEAR`` (1 unit) are not drawn: they show no pixels. ``footprint`` counts the pixels
+    it would show if nothing stood in front of it (inside the image): ``pixels / footprint`` is
+    the visible fraction, as the tracking benchmarks' occlusion levels grade it (another
+    obstacle, a prop or the hood in front of it lowers it).
     """
 
     id: int                     # its value in ``SequenceFrame.instances``, the same in every frame
@@ -49,6 +53,12 @@ class ObjectState:
     pixels: int                 # pixels it shows in this frame (after occlusion)
     visible: bool               # pixels > 0
     contact: Optional[Tuple[float, float]]
+    footprint: int              # pixels it would show with nothing in front of it
+
+    @property
+    def visible_fraction(self) -> float:
+        """Return ``pixels / footprint``: 1 unoccluded, 0 hidden; NaN when it is not drawn."""
+        return self.pixels / self.footprint if self.footprint else math.nan
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,6 +201,6 @@ class Sequence:
             objects.append(ObjectState(ob.id, ob.x, ob.z, lateral, range_,
                                        float(np.hypot(lateral, range_)), ob.width, ob.height,
                                        ob.on_road, int(counts[ob.id]), bool(counts[ob.id]),
-                                       contact))
+                                       contact, view.footprints.get(ob.id, 0)))
         return SequenceFrame(k, image, view.label, view.anomaly, view.instances, view.depth,
                              self.camera, pose, tuple(objects))

@@ -153,6 +153,7 @@ class View:
     anomaly: np.ndarray         # 1 on obstacles, else 0
     instances: np.ndarray       # uint16: obstacle id, 0 elsewhere
     depth: np.ndarray           # float32 range along the optical axis, inf for the sky
+    footprints: Dict[int, int]  # obstacle id -> pixels painted, before nearer things covered it
 
 
 class _Painter(SceneCanvas):
@@ -163,6 +164,7 @@ class _Painter(SceneCanvas):
         self.instances = np.zeros((h, w), np.uint16)
         self.depth = np.full((h, w), np.inf, np.float32)
         self.range, self.id = np.inf, 0               # of the billboard being painted
+        self.footprints: Dict[int, int] = {}          # obstacle id -> pixels it painted
 
     def write(self, region: Tuple[slice, slice], m: np.ndarray, colour: np.ndarray, label: int,
               anomaly: int) -> None:
@@ -170,6 +172,8 @@ class _Painter(SceneCanvas):
         super().write(region, m, colour, label, anomaly)
         self.instances[region][m] = self.id
         self.depth[region][m] = self.range
+        if self.id:                                   # an obstacle paints once per view
+            self.footprints[self.id] = self.footprints.get(self.id, 0) + int(np.count_nonzero(m))
 
 
 def noise_tile(rng: Rng, feature: float) -> np.ndarray:
@@ -231,7 +235,7 @@ class World:
             shade = cv2.GaussianBlur(shadow, (0, 0), 2) * self.street.shadow[1]
             ground = (p.label == ROAD) | (p.label == SIDEWALK) | (p.label == TERRAIN)
             p.image[ground] *= (1 - shade[ground])[:, None]
-        return View(p.image, p.label, p.anomaly, p.instances, p.depth)
+        return View(p.image, p.label, p.anomaly, p.instances, p.depth, p.footprints)
 
     def _sky(self, p: _Painter, ys: np.ndarray, xs: np.ndarray, yh: float, xv: float, f: float,
              yaw: float) -> None:

@@ -11,9 +11,10 @@ the families, AP and FPR95 of each score by anomaly size and by distance to the 
 ``--sequences N`` adds the objects over time: N synthetic drives per family towards its
 obstacles, segmented frame by frame and run through the node's obstacle pipeline (instances ->
 confirmed tracks -> placement), scored against their ground truth: objects confirmed before half
-the range at which they first appear, frames to confirm, flicker, phantom tracks per 100
-frames, id switches, and the placements' range and lateral errors (ground plane and depth image,
-also by true range). ``--scenes 0`` runs only those. ``--json`` writes everything.
+the range at which they first appear (also by occlusion level: visible, partly or largely
+occluded), frames to confirm, flicker, phantom tracks per 100 frames, id switches, and the
+placements' range and lateral errors (ground plane and depth image, also by true range).
+``--scenes 0`` runs only those. ``--json`` writes everything.
 """
 
 import argparse

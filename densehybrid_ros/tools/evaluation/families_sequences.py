@@ -5,10 +5,10 @@ camera one unit above the ground, driving ``speed`` units a frame towards 3-5 ob
 family standing on the road 30-60 units ahead) are segmented frame by frame, and one camera's
 obstacle pipeline with the node's default rules (``metrics.sequence.SequenceEvaluator``:
 instances -> confirmed tracks -> placement) is scored against each sequence's ground truth:
-objects confirmed before half the range at which they first appear, frames to confirm, flicker,
-phantom confirmed tracks per 100 frames, id switches per object (CLEAR MOT) and extra track ids
-per object, and the placements' range and lateral errors on the ground plane and from the
-sequence's depth image (also by true range).
+objects confirmed before half the range at which they first appear (also by occlusion level),
+frames to confirm, flicker, phantom confirmed tracks per 100 frames, id switches per object
+(CLEAR MOT) and extra track ids per object, and the placements' range and lateral errors on
+the ground plane and from the sequence's depth image (also by true range).
 
 The same sequence seeds serve every family (from ``EVAL_SEED_START``: never a training street),
 so families differ only in their obstacles. ``predict(frame) -> (score, semantic)`` is the model
@@ -100,6 +100,12 @@ def format_sequence_tables(result: Dict[str, Any]) -> str:
                       figure(p['lateral_error']['median'], 1, 2)]
         lines.append(f'{family:9s}' + ''.join(f' {cell:>{col[2]}s}'
                                               for cell, col in zip(cells, COLUMNS)))
+    lines.append("\npooled early by occlusion level (KITTI's levels by the mean visible "
+                 'fraction while the object could be confirmed early: visible >= 0.8, partly '
+                 'occluded >= 0.5, largely occluded below): objects decided, early %')
+    for level, b in result['pooled']['tracking']['confirmed_early_by_occlusion'].items():
+        lines.append(f'  {level:17s} {b["objects_decided"]:6d} '
+                     f'{figure(b["confirmed_early"], 100, 1):>6s}')
     lines.append('\npooled placement by true range (units): count, range error median and '
                  'p90 (%), lateral median')
     for mode in ('ground', 'depth'):

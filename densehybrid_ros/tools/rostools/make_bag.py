@@ -193,7 +193,7 @@ def frame_truth(frame: Any) -> Dict[str, Any]:
             'id': int(obj.id), 'x': obj.x, 'z': obj.z, 'range': obj.range,
             'lateral': obj.lateral, 'distance': obj.distance, 'width': obj.width,
             'height': obj.height, 'on_road': bool(obj.on_road), 'pixels': int(obj.pixels),
-            'visible': bool(obj.visible),
+            'footprint': int(obj.footprint), 'visible': bool(obj.visible),
             'contact': None if obj.contact is None else [float(v) for v in obj.contact],
             'base': [obj.range, -obj.lateral, 0.0]})
     return {'frame': int(frame.index),

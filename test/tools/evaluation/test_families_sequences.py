@@ -31,6 +31,10 @@ def test_a_perfect_map_confirms_every_object_and_places_it(scored):
     assert tracking['frames'] == 2 * 2 * 30 and tracking['sequences'] == 4
     assert tracking['objects'] > 8 and tracking['objects_confirmed'] == tracking['objects']
     assert tracking['phantom_tracks'] == 0 and tracking['confirmed_early'] == 1.0
+    levels = tracking['confirmed_early_by_occlusion']
+    assert tracking['objects_occlusion_unknown'] == 0          # the drives give footprints
+    assert sum(b['objects_decided'] for b in levels.values()) == tracking['objects_decided']
+    assert levels['visible']['objects_decided'] > 0
     # No id switch on perfect maps; but obstacles overlapping in view are one instance until
     # they part, so the second one gets a track of its own later (3 extra ids of 18 objects in
     # these drives; one of them an object detected both by its neighbour's track and by the
@@ -56,6 +60,9 @@ def test_families_are_pooled_and_printed(scored):
     assert rows[2].split()[6:9] == ['id', 'sw.', 'extra'] and rows[6].split()[6:8] == [
         '0.00', '0.17']                                  # pooled: switches, then extra ids
     assert any(r.split()[:2] == ['ground', '>=20'] for r in rows)
+    visible = scored['pooled']['tracking']['confirmed_early_by_occlusion']['visible']
+    assert [r.split() for r in rows if r.split()[:1] == ['visible']] == [
+        ['visible', str(visible['objects_decided']), '100.0']]
 
 
 def test_a_blind_model_confirms_nothing():

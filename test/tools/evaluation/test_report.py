@@ -1,4 +1,4 @@
-"""Report pieces: strict JSON, and a score histogram whose clipped end bars say so."""
+"""Report pieces: strict JSON, a score histogram whose clipped end bars say so, sequence lines."""
 
 import json
 import math
@@ -6,7 +6,9 @@ import math
 import numpy as np
 
 from densehybrid_ros.metrics.anomaly import AnomalyMetrics, ScoreHistogram
-from densehybrid_ros.tools.evaluation.report import clipped_notes, plot_histogram, write_json
+from densehybrid_ros.metrics.temporal import TrackingMetrics
+from densehybrid_ros.tools.evaluation.report import (clipped_notes, plot_histogram,
+                                                     sequence_line, write_json)
 
 
 def test_json_has_no_nan(tmp_path) -> None:
@@ -36,3 +38,14 @@ def test_clipped_end_bars_are_labelled_with_what_they_hold(tmp_path) -> None:
     unlabelled = ScoreHistogram()
     unlabelled.update(score)
     assert plot_histogram(tmp_path, None, unlabelled).name == 'score_histogram.png'
+
+
+def test_the_sequence_line_grades_early_confirmation_by_occlusion_level() -> None:
+    tracking = TrackingMetrics().compute()          # nothing scored: no level to grade
+    assert 'confirmed early n/a %, frames to confirm' in sequence_line({'tracking': tracking})
+    tracking['confirmed_early_by_occlusion'] = {
+        'visible': {'objects_decided': 170, 'confirmed_early': 0.982},
+        'partly_occluded': {'objects_decided': 17, 'confirmed_early': 0.47},
+        'largely_occluded': {'objects_decided': 0, 'confirmed_early': math.nan}}
+    assert ('confirmed early n/a % (visible 98 % of 170, partly occluded 47 % of 17), frames'
+            in sequence_line({'tracking': tracking}))

@@ -142,7 +142,7 @@ def test_a_sequence_bag_holds_its_ground_truth(tmp_path, storage, image_format) 
         assert [o['id'] for o in truth['objects']] == [o.id for o in want.objects]
         for obj, state in zip(truth['objects'], want.objects):
             for name in ('x', 'z', 'range', 'lateral', 'width', 'height', 'on_road', 'pixels',
-                         'visible'):
+                         'footprint', 'visible'):
                 assert obj[name] == getattr(state, name), name
             assert obj['pixels'] == np.count_nonzero(got.arrays['instances'] == obj['id'])
             assert obj['contact'] == (None if state.contact is None else list(state.contact))
