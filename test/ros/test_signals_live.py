@@ -20,7 +20,7 @@ import pytest
 
 pytest.importorskip('rclpy')
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy  # noqa: E402
-from ros_helpers import NodeProcess, START_TIMEOUT_S  # noqa: E402
+from ros_helpers import native_stacks, NodeProcess, START_TIMEOUT_S  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 GAPS = (0.05, 0.3)              # seconds between the two SIGINTs
@@ -85,6 +85,13 @@ def busy(module_probe, tiny_checkpoint, tmp_path_factory):
             node.stop(signal.SIGKILL)       # only those a failed test left running
 
 
+def main_thread(dump: Path) -> str:
+    """The main thread's native stack in a gdb dump (where the close hangs), or ''."""
+    text = dump.read_text() if dump.exists() else ''
+    part = text.split('\nThread 1 ', 1)
+    return 'Thread 1 ' + part[1].split('\n\n', 1)[0] + '\n' if len(part) == 2 else ''
+
+
 @pytest.mark.parametrize('gap', GAPS)
 def test_two_sigints_while_processing_exit_0_without_a_traceback(busy, probe, gap):
     nodes, masks = busy
@@ -99,13 +106,19 @@ def test_two_sigints_while_processing_exit_0_without_a_traceback(busy, probe, ga
     node.proc.send_signal(signal.SIGINT)
     time.sleep(gap)
     node.proc.send_signal(signal.SIGINT)
+    stacks = ''
     try:
-        code = node.proc.wait(30)
-    except subprocess.TimeoutExpired:
-        code = None
+        code = node.proc.wait(7)
+    except subprocess.TimeoutExpired:       # evidence before the close watchdog ends it at 10 s
+        dump = node.log_path.with_suffix('.stacks')
+        stacks = native_stacks(node.proc.pid, dump) + '\n' + main_thread(dump)
+        try:
+            code = node.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            code = None
     took = time.monotonic() - signalled     # >= 10 s with exit 1: the close watchdog's cut
     node.stop(signal.SIGKILL)              # closes the log; kills only a node that hung
     log = node.log_path.read_text()
-    assert code == 0, f'exit {code} {took:.1f} s after the first signal\n' + log[-3000:]
+    assert code == 0, f'exit {code} {took:.1f} s after the first signal\n{stacks}' + log[-3000:]
     assert 'Traceback' not in log and 'terminate called' not in log, log[-3000:]
     assert 'KeyboardInterrupt' not in log
