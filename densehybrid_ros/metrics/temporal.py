@@ -77,17 +77,17 @@ OCCLUSION_LEVELS = (('visible', 0.8), ('partly_occluded', 0.5), ('largely_occlud
 Overlaps = Dict[int, int]       # object id -> pixels shared with the instance, largest first
 
 
-REQUIRED = object()              # object_field's default: the field must be there
+_REQUIRED = object()              # object_field's default: the field must be there
 
 
-def object_field(obj: Any, name: str, default: Any = REQUIRED) -> Any:
+def object_field(obj: Any, name: str, default: Any = _REQUIRED) -> Any:
     """Return field ``name`` of a ground-truth object given as a mapping or an attribute holder.
 
     Without ``default`` a missing field raises; with one, the default stands in for it.
     """
     if isinstance(obj, Mapping):
-        return obj[name] if default is REQUIRED else obj.get(name, default)
-    return getattr(obj, name) if default is REQUIRED else getattr(obj, name, default)
+        return obj[name] if default is _REQUIRED else obj.get(name, default)
+    return getattr(obj, name) if default is _REQUIRED else getattr(obj, name, default)
 
 
 class _Object:
@@ -179,9 +179,9 @@ class TrackingMetrics:
 
         ``gt_instances`` H x W uint16 object ids (0 none); ``gt_objects`` every object of the
         world with ``id``, ``range``, ``pixels`` and, for the occlusion levels, ``footprint``
-        (mappings or attribute holders); ``tracks``
-        the confirmed tracks of this frame (``core.tracking.Track``); ``instance_ids`` H x W
-        uint16 ids of this frame's instances (``Instances.ids``).
+        (mappings or attribute holders); ``tracks`` the confirmed tracks of this frame
+        (``core.tracking.Track``); ``instance_ids`` H x W uint16 ids of this frame's instances
+        (``Instances.ids``).
         """
         gt_instances = np.asarray(gt_instances)
         instance_ids = np.asarray(instance_ids)
