@@ -72,7 +72,8 @@ __all__ = ['OCCLUSION_LEVELS', 'TrackingMetrics', 'object_field']
 # Per-object record columns (float64, NaN = not applicable).
 COLUMNS = ('first_frame', 'first_range', 'confirm_frame', 'confirm_range', 'early', 'tracks',
            'detections', 'flickers', 'switches', 'visibility')
-# KITTI's occlusion levels by mean visible fraction: (name, lowest fraction), first match wins.
+# KITTI's three occlusion levels (its labels judge them by eye; these bounds on the mean visible
+# fraction are ours): (name, lowest fraction), the first that the object reaches.
 OCCLUSION_LEVELS = (('visible', 0.8), ('partly_occluded', 0.5), ('largely_occluded', 0.0))
 Overlaps = Dict[int, int]       # object id -> pixels shared with the instance, largest first
 
