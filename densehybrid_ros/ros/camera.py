@@ -32,6 +32,7 @@ class Camera:
         self.compressed: Dict[str, Any] = {}       # <output>/compressed (compressed_outputs)
         self.subscription: Any = None
         self.obstacles: Optional[ObstacleOutputs] = None
+        self.silence_logged = False                 # its silence past the timeout was logged
 
     def wanted(self, publish_all: bool) -> List[str]:
         """List the image outputs to compute now: subscribed ones, or all with ``publish_all``."""
