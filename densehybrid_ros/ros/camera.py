@@ -7,12 +7,13 @@ here; the object and 3-D outputs of the camera are its ``obstacles``
 
 from typing import Any, Dict, List, Optional, Union
 
+from diagnostic_msgs.msg import DiagnosticStatus
 import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from .conversions import numpy_to_image, output_to_compressed
-from .diagnostics import CameraStats
+from .diagnostics import camera_status, CameraStats, silence_cause
 from .obstacle_outputs import ObstacleOutputs
 from .pacing import FramePeriod
 
@@ -43,6 +44,26 @@ class Camera:
     def wanted_objects(self, publish_all: bool) -> List[str]:
         """List the object and 3-D outputs with subscribers (all with ``publish_all``)."""
         return self.obstacles.wanted(publish_all) if self.obstacles is not None else []
+
+    def diagnose(self, node_name: str, timeout_s: float, publish_all: bool,
+                 publishers: Optional[int], active: bool, logger: Any) -> DiagnosticStatus:
+        """Return this period's status; log a silence past the timeout once, and its end.
+
+        Only while ``active``: an inactive node expects no frame.
+        """
+        report = self.stats.report()                # once per period: it takes the rates
+        cause = silence_cause(publishers, report.incompatible)
+        silent = active and report.silent_s > timeout_s
+        if silent and not self.silence_logged:
+            logger.warning(f'no frame on {self.topic} for {report.silent_s:.1f} s '
+                           f'(camera_timeout {timeout_s:g} s)' + (f': {cause}' if cause else ''))
+        elif active and self.silence_logged and not silent:
+            logger.info(f'receiving frames on {self.topic}')
+        self.silence_logged = silent
+        return camera_status(node_name, self.topic, report, timeout_s,
+                             self.wanted(publish_all) + self.wanted_objects(publish_all),
+                             self.obstacles.report() if self.obstacles is not None else {},
+                             publishers)
 
     def publish(self, name: str, image: np.ndarray, encoding: str, header: Header,
                 publish_all: bool) -> None:

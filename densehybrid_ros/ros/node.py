@@ -39,7 +39,7 @@ except ImportError:                 # Humble
 
 from .camera import Camera, ImageMsg
 from .conversions import check_message, msg_to_rgb
-from .diagnostics import camera_status, diagnostic_array, ERROR, OK, silence_cause, status
+from .diagnostics import diagnostic_array, ERROR, OK, status
 from .frame_size import frame_pixels
 from .obstacle_outputs import obstacle_settings, ObstacleOutputs, tf_mount_lookup
 from .pacing import fresh_wait
@@ -483,29 +483,12 @@ class DenseHybridNode(LifecycleNode):
         else:
             node_status = status(f'{name}: model', ERROR if self._error else OK,
                                  self._error or state, {'state': state})
-        statuses = [node_status]
-        for cam in self._cameras:
-            report = cam.stats.report()             # once per period: it takes the rates
-            publishers = self.count_publishers(cam.topic)
-            statuses.append(camera_status(
-                name, cam.topic, report, self._timeout,
-                cam.wanted(self._publish_all) + cam.wanted_objects(self._publish_all),
-                cam.obstacles.report() if cam.obstacles is not None else {}, publishers))
-            self._log_silence(cam, report.silent_s, silence_cause(publishers,
-                                                                  report.incompatible))
+        statuses = [node_status] + [
+            cam.diagnose(name, self._timeout, self._publish_all,
+                         self.count_publishers(cam.topic), state == 'active', self.get_logger())
+            for cam in self._cameras]
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diag_pub.publish(diagnostic_array(header, statuses))
-
-    def _log_silence(self, cam: Camera, silent_s: float, cause: str) -> None:
-        """Log once when an active camera falls silent past the timeout, once when it is back."""
-        silent = silent_s > self._timeout and self.lifecycle_state == 'active'
-        if silent and not cam.silence_logged:
-            self.get_logger().warning(f'no frame on {cam.topic} for {silent_s:.1f} s '
-                                      f'(camera_timeout {self._timeout:g} s)'
-                                      + (f': {cause}' if cause else ''))
-        elif cam.silence_logged and not silent and self.lifecycle_state == 'active':
-            self.get_logger().info(f'receiving frames on {cam.topic}')
-        cam.silence_logged = silent
 
 
 def _free_device_cache() -> None:
