@@ -52,9 +52,9 @@ class Camera:
         Only while ``active``: an inactive node expects no frame.
         """
         report = self.stats.report()                # once per period: it takes the rates
-        cause = silence_cause(publishers, report.incompatible)
         silent = active and report.silent_s > timeout_s
         if silent and not self.silence_logged:
+            cause = silence_cause(publishers, report.incompatible)
             logger.warning(f'no frame on {self.topic} for {report.silent_s:.1f} s '
                            f'(camera_timeout {timeout_s:g} s)' + (f': {cause}' if cause else ''))
         elif active and self.silence_logged and not silent:

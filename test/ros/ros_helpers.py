@@ -86,6 +86,13 @@ def native_stacks(pid: int, dump: Path) -> str:
     return f'native stacks of {pid} in {dump}; Fast DDS waits: {waits[:6]}'
 
 
+def main_thread(dump: Path) -> str:
+    """The main thread's native stack in a :func:`native_stacks` dump (where a close hangs)."""
+    text = dump.read_text() if dump.exists() else ''
+    part = text.split('\nThread 1 ', 1)
+    return 'Thread 1 ' + part[1].split('\n\n', 1)[0] + '\n' if len(part) == 2 else ''
+
+
 def silence_evidence(probe: 'Probe', node: 'NodeProcess') -> str:
     """What tells a deaf probe from a node that received nothing: for a failure message.
 

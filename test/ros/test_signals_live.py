@@ -20,7 +20,8 @@ import pytest
 
 pytest.importorskip('rclpy')
 from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy  # noqa: E402
-from ros_helpers import native_stacks, NodeProcess, START_TIMEOUT_S  # noqa: E402
+from ros_helpers import (main_thread, native_stacks, NodeProcess,  # noqa: E402
+                         START_TIMEOUT_S)
 from sensor_msgs.msg import Image  # noqa: E402
 
 GAPS = (0.05, 0.3)              # seconds between the two SIGINTs
@@ -83,13 +84,6 @@ def busy(module_probe, tiny_checkpoint, tmp_path_factory):
         feeder.join(5)
         for node in nodes.nodes.values():
             node.stop(signal.SIGKILL)       # only those a failed test left running
-
-
-def main_thread(dump: Path) -> str:
-    """The main thread's native stack in a gdb dump (where the close hangs), or ''."""
-    text = dump.read_text() if dump.exists() else ''
-    part = text.split('\nThread 1 ', 1)
-    return 'Thread 1 ' + part[1].split('\n\n', 1)[0] + '\n' if len(part) == 2 else ''
 
 
 @pytest.mark.parametrize('gap', GAPS)
