@@ -36,6 +36,15 @@ still sees it there.
   nothing in front of it; objects given without a footprint are counted as
   ``objects_occlusion_unknown``. The target is on all objects; the levels say which ones miss
   it (an object mostly behind another obstacle shows as a sliver of that obstacle's blob).
+- *late causes*: for every object decided late, what lay on it in most of the frames of its
+  early window in which it showed and no confirmed track detected it (``LATE_CAUSES``, the
+  first where frames tie): ``no_instance`` (no instance pixel on it: it scored under the seed
+  level, or the instance rules dropped its instance), ``merged`` (the instance on most of its
+  pixels holds more pixels of another object: a nearer obstacle in front of or beside it, so
+  no track can detect it until they part) or ``own_instance`` (that instance is mostly this
+  object, yet no confirmed track detected it in time: instances in too few frames for the
+  confirmation, or under the detection's IoU and cover). The instances are all of the
+  frame's (``instance_ids``), not only the tracked ones.
 - *id switches*, counted as CLEAR MOT counts them (Bernardin and Stiefelhagen 2008; MOTChallenge
   and KITTI tracking count the same): in every frame the confirmed tracks and the objects they
   detect are paired one to one. A pair of the previous frames is kept while its track still
@@ -67,14 +76,18 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ['OCCLUSION_LEVELS', 'TrackingMetrics', 'object_field']
+__all__ = ['LATE_CAUSES', 'OCCLUSION_LEVELS', 'TrackingMetrics', 'object_field']
 
 # Per-object record columns (float64, NaN = not applicable).
 COLUMNS = ('first_frame', 'first_range', 'confirm_frame', 'confirm_range', 'early', 'tracks',
-           'detections', 'flickers', 'switches', 'visibility')
+           'detections', 'flickers', 'switches', 'visibility', 'no_instance_frames',
+           'merged_frames', 'own_instance_frames')
 # KITTI's three occlusion levels (its labels judge them by eye; these bounds on the mean visible
 # fraction are ours): (name, lowest fraction), the first that the object reaches.
 OCCLUSION_LEVELS = (('visible', 0.8), ('partly_occluded', 0.5), ('largely_occluded', 0.0))
+# Why an object was late: what covered it in most frames of its early window, in this order
+# where frames tie (the per-frame states of ``_Object.window``).
+LATE_CAUSES = ('no_instance', 'merged', 'own_instance')
 Overlaps = Dict[int, int]       # object id -> pixels shared with the instance, largest first
 
 
@@ -108,6 +121,7 @@ class _Object:
         self.switches = 0
         self.visible_sum = 0.0    # pixels / footprint, summed over the frames it could be early
         self.visible_frames = 0
+        self.window = dict.fromkeys(LATE_CAUSES, 0)     # undetected frames by cause, undecided
 
     def record(self) -> List[float]:
         """Return the row of :data:`COLUMNS`."""
@@ -117,7 +131,7 @@ class _Object:
                       else math.nan)
         return [float(self.first_frame), self.first_range, confirm, self.confirm_range, early,
                 float(len(self.tracks)), float(self.detections), float(self.flickers),
-                float(self.switches), visibility]
+                float(self.switches), visibility] + [float(self.window[c]) for c in LATE_CAUSES]
 
 
 class TrackingMetrics:
@@ -213,6 +227,7 @@ class TrackingMetrics:
                 detected.setdefault(object_id, set()).add(track_id)
 
         shown: Dict[int, Any] = {}
+        covers: Optional[Dict[int, Overlaps]] = None     # built once, when first needed
         for obj in gt_objects:
             object_id = int(object_field(obj, 'id'))
             pixels = int(object_field(obj, 'pixels'))
@@ -237,6 +252,12 @@ class TrackingMetrics:
                         state.early = range_ >= self.early_fraction * state.first_range
             elif state.early is None and range_ < self.early_fraction * state.first_range:
                 state.early = False
+            elif state.early is None:
+                if covers is None:
+                    covers = _covers(gt_instances, instance_ids)
+                cause = _cause(covers, object_id)
+                if cause is not None:
+                    state.window[cause] += 1
         for object_id, track_id in self._pair(overlaps).items():
             state = self._objects[object_id]
             state.switches += int(state.paired is not None and state.paired != track_id)
@@ -310,6 +331,13 @@ class TrackingMetrics:
         extra_ids = np.maximum(col['tracks'] - 1, 0).sum()
         switches = col['switches'].sum()
         phantoms = everything['phantom_tracks']
+        cause = np.argmax(np.stack([col[f'{c}_frames'] for c in LATE_CAUSES], axis=1), axis=1)
+        late = decided & (col['early'] == 0)
+
+        def late_causes(among: np.ndarray) -> Dict[str, int]:
+            return {c: int((late & among & (cause == i)).sum())
+                    for i, c in enumerate(LATE_CAUSES)}
+
         by_occlusion: Dict[str, Dict[str, Any]] = {}
         graded = decided & ~np.isnan(col['visibility'])
         left = graded.copy()
@@ -318,7 +346,8 @@ class TrackingMetrics:
             left &= ~mine
             by_occlusion[level] = {'objects_decided': int(mine.sum()),
                                    'confirmed_early': _ratio(col['early'][mine].sum(),
-                                                             mine.sum())}
+                                                             mine.sum()),
+                                   'late_causes': late_causes(mine)}
         return {
             'frames': self.frames, 'sequences': everything['sequences'], 'objects': objects,
             'objects_confirmed': int(confirmed.sum()), 'objects_decided': int(decided.sum()),
@@ -326,6 +355,7 @@ class TrackingMetrics:
             'confirmed_early': _ratio(col['early'][decided].sum(), decided.sum()),
             'confirmed_early_by_occlusion': by_occlusion,
             'objects_occlusion_unknown': int((decided & ~graded).sum()),
+            'late_causes': late_causes(decided),
             'visibility': _summary(col['visibility'][decided]),
             'frames_to_confirm': _summary(to_confirm),
             'first_range': _summary(col['first_range']),
@@ -400,6 +430,36 @@ class TrackingMetrics:
         metrics = cls()
         metrics.load_state_dict(state)
         return metrics
+
+
+def _covers(gt_instances: np.ndarray, instance_ids: np.ndarray) -> Dict[int, Overlaps]:
+    """Return {object id: {instance id (0 = none): its pixels on that object}} of one frame."""
+    on = gt_instances > 0
+    keys = (gt_instances[on].astype(np.int64) << 16) | instance_ids[on].astype(np.int64)
+    found, counts = np.unique(keys, return_counts=True)
+    covers: Dict[int, Overlaps] = {}
+    for key, count in zip(found.tolist(), counts.tolist()):
+        covers.setdefault(key >> 16, {})[key & 0xFFFF] = count
+    return covers
+
+
+def _cause(covers: Dict[int, Overlaps], object_id: int) -> Optional[str]:
+    """Return the :data:`LATE_CAUSES` state of one undetected object in a frame; None if unseen.
+
+    ``no_instance``: no instance pixel on it; ``merged``: the instance on most of its pixels
+    holds more pixels of another object; ``own_instance``: that instance is mostly this object.
+    """
+    mine = covers.get(object_id)
+    if not mine:
+        return None
+    on = {i: n for i, n in mine.items() if i}
+    if not on:
+        return 'no_instance'
+    best = max(on, key=lambda i: (on[i], -i))
+    if any(other != object_id and best in theirs and theirs[best] > on[best]
+           for other, theirs in covers.items()):
+        return 'merged'
+    return 'own_instance'
 
 
 def _ratio(numerator: float, denominator: float) -> float:

@@ -83,10 +83,13 @@ def test_early_is_graded_by_the_visible_fraction_while_it_could_be_early() -> No
         frames.append((gt, [(2, 5, 6, 6), (40, 5, 6, 6), (2, 30, 6, 6)]))
     figures = run(frames)[0].compute()
     assert figures['objects_decided'] == 4 and figures['confirmed_early'] == 0.75   # 2 is late
+    none = {'no_instance': 0, 'merged': 0, 'own_instance': 0}
     assert figures['confirmed_early_by_occlusion'] == {
-        'visible': {'objects_decided': 1, 'confirmed_early': 1.0},
-        'partly_occluded': {'objects_decided': 1, 'confirmed_early': 0.0},
-        'largely_occluded': {'objects_decided': 1, 'confirmed_early': 1.0}}
+        'visible': {'objects_decided': 1, 'confirmed_early': 1.0, 'late_causes': none},
+        'partly_occluded': {'objects_decided': 1, 'confirmed_early': 0.0,
+                            'late_causes': dict(none, no_instance=1)},
+        'largely_occluded': {'objects_decided': 1, 'confirmed_early': 1.0,
+                             'late_causes': none}}
     assert figures['objects_occlusion_unknown'] == 1
     # mean of 1.0, 0.6 and 0.25 (object 1's frames after it passed half its range not counted)
     assert figures['visibility']['count'] == 3
@@ -111,6 +114,33 @@ def test_late_missed_and_undecided_objects() -> None:
     assert figures['confirm_range']['median'] == 8.0      # below half of 20
     rows = metrics.per_object()
     assert [row['early'] for row in rows[:2]] == [0.0, 0.0] and np.isnan(rows[2]['early'])
+
+
+def test_late_objects_are_told_by_what_lay_on_them_in_most_of_their_early_window() -> None:
+    # Confirmation needs 5 of 5 frames, so an object seen from frame 0 is confirmed in frame 4;
+    # objects 1, 2 and 4 are under half their first range from frame 4 (8 < 10): late.
+    frames = []
+    for k in range(7):
+        near = 20.0 - 3 * k
+        gt = {1: ((2, 30, 6, 6), near),                 # never predicted
+              2: ((18, 5, 4, 4), near),                 # 16 px inside the blob of object 3
+              3: ((22, 5, 20, 20), 40.0 - k),           # 400 px, detected from frame 4: early
+              4: ((50, 30, 6, 6), near)}                # its own box, in frames 0-2 and 4 on
+        predicted = [(18, 5, 24, 20)] + ([(50, 30, 6, 6)] if k != 3 else [])
+        frames.append((gt, predicted))
+    metrics, outputs = run(frames, tracker_config=TrackerConfig(confirm_hits=5,
+                                                                confirm_window=5))
+    assert [sorted(out.values()) for out, _ in outputs][3:5] == [[], [[3]]]  # 2: IoU 0.03
+    figures = metrics.compute()
+    assert figures['objects_decided'] == 4 and figures['confirmed_early'] == 0.25
+    # Object 4 had its own instance in 3 of its 4 early frames (frames 0-3), none in 1.
+    assert figures['late_causes'] == {'no_instance': 1, 'merged': 1, 'own_instance': 1}
+    rows = metrics.per_object()
+    assert [(r['no_instance_frames'], r['merged_frames'], r['own_instance_frames'])
+            for r in rows] == [(4.0, 0.0, 0.0), (0.0, 4.0, 0.0), (0.0, 0.0, 4.0),
+                               (1.0, 0.0, 3.0)]
+    # Object 3 is early (it holds the blob's most pixels); its frames before are counted, as
+    # for every object until it is decided, but only the late ones are told by cause.
 
 
 def test_a_lost_object_flickers_once_and_its_new_track_is_an_id_switch() -> None:

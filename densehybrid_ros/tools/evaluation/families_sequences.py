@@ -22,6 +22,7 @@ import numpy as np
 from ...data.synthetic import EVAL_SEED_START, Sequence, SequenceFrame
 from ...deploy.segmenter import Segmenter
 from ...metrics.sequence import SequenceEvaluator, SequenceMetrics
+from ...metrics.temporal import LATE_CAUSES
 from .report import figure
 
 Size = Tuple[int, int]
@@ -102,10 +103,15 @@ def format_sequence_tables(result: Dict[str, Any]) -> str:
                                               for cell, col in zip(cells, COLUMNS)))
     lines.append("\npooled early by occlusion level (KITTI's levels by the mean visible "
                  'fraction while the object could be confirmed early: visible >= 0.8, partly '
-                 'occluded >= 0.5, largely occluded below): objects decided, early %')
-    for level, b in result['pooled']['tracking']['confirmed_early_by_occlusion'].items():
+                 'occluded >= 0.5, largely occluded below): objects decided, early %, and the '
+                 'late ones by what lay on them in most frames of their early window: no '
+                 'instance, merged into the instance of another object, own instance unconfirmed')
+    pooled = result['pooled']['tracking']
+    levels = list(pooled['confirmed_early_by_occlusion'].items())
+    for level, b in levels + [('all', pooled)]:
         lines.append(f'  {level:17s} {b["objects_decided"]:6d} '
-                     f'{figure(b["confirmed_early"], 100, 1):>6s}')
+                     f'{figure(b["confirmed_early"], 100, 1):>6s}   late '
+                     + ' / '.join(str(b['late_causes'][c]) for c in LATE_CAUSES))
     lines.append('\npooled placement by true range (units): count, range error median and '
                  'p90 (%), lateral median')
     for mode in ('ground', 'depth'):

@@ -230,11 +230,21 @@ def occlusion_note(tracking: Dict[str, Any]) -> str:
     return f' ({", ".join(cells)})' if cells else ''
 
 
+def late_note(tracking: Dict[str, Any]) -> str:
+    """', late 2 (no instance 1, merged 1)': the late objects by cause, '' if none was late."""
+    causes = {c: n for c, n in (tracking.get('late_causes') or {}).items() if n}
+    if not causes:
+        return ''
+    cells = ', '.join(f'{c.replace("_", " ")} {n}' for c, n in causes.items())
+    return f', late {sum(causes.values())} ({cells})'
+
+
 def sequence_line(sequence: Dict[str, Any]) -> str:
     """One line of a sequence's object figures: tracks against objects, placement errors."""
     tracking = sequence['tracking']
     parts = [f'sequence: {tracking["objects"]} objects, confirmed early '
-             f'{figure(tracking["confirmed_early"], 100, 0)} %{occlusion_note(tracking)}, '
+             f'{figure(tracking["confirmed_early"], 100, 0)} %{occlusion_note(tracking)}'
+             f'{late_note(tracking)}, '
              f'frames to confirm (median) '
              f'{figure(tracking["frames_to_confirm"]["median"], 1, 1)}, flicker '
              f'{figure(tracking["flicker"], 100, 1)} %, phantom tracks '

@@ -60,17 +60,23 @@ def test_families_are_pooled_and_printed(scored):
     assert rows[2].split()[6:9] == ['id', 'sw.', 'extra'] and rows[6].split()[6:8] == [
         '0.00', '0.17']                                  # pooled: switches, then extra ids
     assert any(r.split()[:2] == ['ground', '>=20'] for r in rows)
-    visible = scored['pooled']['tracking']['confirmed_early_by_occlusion']['visible']
-    assert [r.split() for r in rows if r.split()[:1] == ['visible']] == [
-        ['visible', str(visible['objects_decided']), '100.0']]
+    tracking = scored['pooled']['tracking']
+    visible = tracking['confirmed_early_by_occlusion']['visible']
+    assert [r.split() for r in rows if r.split()[:1] in (['visible'], ['all'])] == [
+        ['visible', str(visible['objects_decided']), '100.0', 'late', '0', '/', '0', '/', '0'],
+        ['all', str(tracking['objects_decided']), '100.0', 'late', '0', '/', '0', '/', '0']]
 
 
 def test_a_blind_model_confirms_nothing():
-    figures = evaluate_family_sequences(blind, 0.0, ['solids'], 1, SIZE, frames=10, speed=2.0)
+    figures = evaluate_family_sequences(blind, 0.0, ['solids'], 1, SIZE, frames=30, speed=2.0)
     tracking = figures['pooled']['tracking']
     assert tracking['objects_confirmed'] == 0 and figures['pooled']['placement_ground'][
         'count'] == 0
     assert 'n/a' in format_sequence_tables(figures)
+    # Every object that came within half its first range is late, with no instance on it.
+    assert tracking['objects_decided'] > 0
+    assert tracking['late_causes'] == {'no_instance': tracking['objects_decided'],
+                                       'merged': 0, 'own_instance': 0}
 
 
 def test_bad_counts_are_refused():

@@ -49,3 +49,12 @@ def test_the_sequence_line_grades_early_confirmation_by_occlusion_level() -> Non
         'largely_occluded': {'objects_decided': 0, 'confirmed_early': math.nan}}
     assert ('confirmed early n/a % (visible 98 % of 170, partly occluded 47 % of 17), frames'
             in sequence_line({'tracking': tracking}))
+
+
+def test_the_sequence_line_tells_the_late_objects_by_cause() -> None:
+    tracking = TrackingMetrics().compute()
+    assert tracking['late_causes'] == {'no_instance': 0, 'merged': 0, 'own_instance': 0}
+    assert ', late' not in sequence_line({'tracking': tracking})
+    tracking['late_causes'] = {'no_instance': 2, 'merged': 1, 'own_instance': 0}
+    assert ('confirmed early n/a %, late 3 (no instance 2, merged 1), frames to confirm'
+            in sequence_line({'tracking': tracking}))
