@@ -89,6 +89,7 @@ OCCLUSION_LEVELS = (('visible', 0.8), ('partly_occluded', 0.5), ('largely_occlud
 # where frames tie (the per-frame states of ``_Object.window``).
 LATE_CAUSES = ('no_instance', 'merged', 'own_instance')
 Overlaps = Dict[int, int]       # object id -> pixels shared with the instance, largest first
+Covers = Dict[int, Dict[int, int]]      # object id -> {instance id (0 = none): its pixels}
 
 
 _REQUIRED = object()              # object_field's default: the field must be there
@@ -227,7 +228,7 @@ class TrackingMetrics:
                 detected.setdefault(object_id, set()).add(track_id)
 
         shown: Dict[int, Any] = {}
-        covers: Optional[Dict[int, Overlaps]] = None     # built once, when first needed
+        covers: Optional[Covers] = None          # built once, when first needed
         for obj in gt_objects:
             object_id = int(object_field(obj, 'id'))
             pixels = int(object_field(obj, 'pixels'))
@@ -432,18 +433,18 @@ class TrackingMetrics:
         return metrics
 
 
-def _covers(gt_instances: np.ndarray, instance_ids: np.ndarray) -> Dict[int, Overlaps]:
-    """Return {object id: {instance id (0 = none): its pixels on that object}} of one frame."""
+def _covers(gt_instances: np.ndarray, instance_ids: np.ndarray) -> Covers:
+    """Return what lies on each object of one frame: {object id: {instance id: pixels}}."""
     on = gt_instances > 0
     keys = (gt_instances[on].astype(np.int64) << 16) | instance_ids[on].astype(np.int64)
     found, counts = np.unique(keys, return_counts=True)
-    covers: Dict[int, Overlaps] = {}
+    covers: Covers = {}
     for key, count in zip(found.tolist(), counts.tolist()):
         covers.setdefault(key >> 16, {})[key & 0xFFFF] = count
     return covers
 
 
-def _cause(covers: Dict[int, Overlaps], object_id: int) -> Optional[str]:
+def _cause(covers: Covers, object_id: int) -> Optional[str]:
     """Return the :data:`LATE_CAUSES` state of one undetected object in a frame; None if unseen.
 
     ``no_instance``: no instance pixel on it; ``merged``: the instance on most of its pixels
