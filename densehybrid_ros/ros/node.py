@@ -303,9 +303,8 @@ class DenseHybridNode(LifecycleNode):
             return
         pixels = frame_pixels(msg) if self._max_pixels else None
         if pixels is not None and pixels > self._max_pixels:     # before any decoding
-            cam.stats.bad_message(TOO_LARGE)
-            self._warn_throttled(cam.topic, TOO_LARGE, f'dropped a frame on {cam.topic}: '
-                                 f'{pixels} pixels > max_input_pixels {self._max_pixels}')
+            self._bad_message(cam, ImageError(TOO_LARGE, f'{pixels} pixels, over the pixel '
+                                                         f'budget of {self._max_pixels}'))
             return
         with self._lock:
             if cam.pending is not None:
@@ -414,9 +413,12 @@ class DenseHybridNode(LifecycleNode):
                              f'frame of it will arrive{fix}')
 
     def _bad_message(self, cam: Camera, exc: ImageError) -> None:
+        # A frame over the budget is refused here or, if it was taken before the budget fell,
+        # in the worker's decode: one cause, one throttled warning that names the parameter.
         cam.stats.bad_message(exc.cause)
+        hint = ' (parameter max_input_pixels)' if exc.cause == TOO_LARGE else ''
         self._warn_throttled(cam.topic, exc.cause, f'dropped a bad message on {cam.topic}: '
-                                                   f'{exc.cause}: {exc}')
+                                                   f'{exc.cause}: {exc}{hint}')
 
     def _warn_throttled(self, key: str, cause: str, text: str,
                         period: float = WARN_PERIOD_S) -> None:
