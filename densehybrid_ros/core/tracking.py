@@ -38,7 +38,10 @@ of 5 stays again.
 Late confirmations come from late detections of far, small objects, not from the tracker:
 with stage 12 on the same drives, confirming a track after 2 matched frames once its instance
 peaks above threshold + 14, 16 or 18 left the objects confirmed early at 58 % (id switches 0.16
--> 0.17..0.18); after 1 frame it only added id switches (0.28..0.51).
+-> 0.17..0.18); after 1 frame it only added id switches (0.28..0.51). With stage 15 and its
+rules, the evaluation's ``late_causes`` say the same: of the objects late on the evaluation's
+drives (32 at 512x1024, 81 at 288x512) none had an instance of its own that the tracker failed
+to confirm in time; each had no instance on it or was merged into another object's.
 
 ``render_tracks`` draws tracks as an H x W uint16 image of track ids (0 = none), the node's
 ``anomaly_instances`` output.
