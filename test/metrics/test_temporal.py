@@ -125,20 +125,23 @@ def test_late_objects_are_told_by_what_lay_on_them_in_most_of_their_early_window
         gt = {1: ((2, 30, 6, 6), near),                 # never predicted
               2: ((18, 5, 4, 4), near),                 # 16 px inside the blob of object 3
               3: ((22, 5, 20, 20), 40.0 - k),           # 400 px, detected from frame 4: early
-              4: ((50, 30, 6, 6), near)}                # its own box, in frames 0-2 and 4 on
-        predicted = [(18, 5, 24, 20)] + ([(50, 30, 6, 6)] if k != 3 else [])
+              4: ((50, 30, 6, 6), near),                # its own box, in frames 0-2 and 4 on
+              5: ((50, 5, 6, 6), near)}                 # its own box in frames 0-1 only
+        predicted = ([(18, 5, 24, 20)] + ([(50, 30, 6, 6)] if k != 3 else [])
+                     + ([(50, 5, 6, 6)] if k < 2 else []))
         frames.append((gt, predicted))
     metrics, outputs = run(frames, tracker_config=TrackerConfig(confirm_hits=5,
                                                                 confirm_window=5))
     assert [sorted(out.values()) for out, _ in outputs][3:5] == [[], [[3]]]  # 2: IoU 0.03
     figures = metrics.compute()
-    assert figures['objects_decided'] == 4 and figures['confirmed_early'] == 0.25
-    # Object 4 had its own instance in 3 of its 4 early frames (frames 0-3), none in 1.
-    assert figures['late_causes'] == {'no_instance': 1, 'merged': 1, 'own_instance': 1}
+    assert figures['objects_decided'] == 5 and figures['confirmed_early'] == 0.2
+    # Object 4 had its own instance in 3 of its 4 early frames (frames 0-3), none in 1; object
+    # 5 in 2 of 4, a tie told as no instance (the first of LATE_CAUSES).
+    assert figures['late_causes'] == {'no_instance': 2, 'merged': 1, 'own_instance': 1}
     rows = metrics.per_object()
     assert [(r['no_instance_frames'], r['merged_frames'], r['own_instance_frames'])
             for r in rows] == [(4.0, 0.0, 0.0), (0.0, 4.0, 0.0), (0.0, 0.0, 4.0),
-                               (1.0, 0.0, 3.0)]
+                               (1.0, 0.0, 3.0), (2.0, 0.0, 2.0)]
     # Object 3 is early (it holds the blob's most pixels); its frames before are counted, as
     # for every object until it is decided, but only the late ones are told by cause.
 
