@@ -26,6 +26,11 @@ from densehybrid_ros.ros.middleware import close_middleware
 
 RVIZ_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 READY_TIMEOUT_S = 120.0       # node start (torch import, load, warm-up) on a busy machine
+# After 'stop': at least SETTLE_S for the last outputs, and until every camera's status came in a
+# diagnostics message received a period (1 s) after the stop, at most DIAGNOSTICS_WAIT_S. A fixed
+# 2.5 s once left a camera out of the report on a loaded machine (a run of 282 s).
+SETTLE_S = 2.5
+DIAGNOSTICS_WAIT_S = 20.0
 
 
 def main() -> int:
@@ -37,6 +42,7 @@ def main() -> int:
     stamps: Dict[str, List[int]] = {}
     latency_ms: Dict[str, List[float]] = {}
     processed: Dict[str, int] = {}
+    heard: Dict[str, float] = {}              # camera -> when its last status was received
     topics = {cam: per for cam, per in output_topics(cameras).items()}
     for per in topics.values():
         for topic in per.values():
@@ -54,6 +60,7 @@ def main() -> int:
                 if status.name.endswith(f'camera {cam}'):
                     values = {kv.key: kv.value for kv in status.values}
                     processed[cam] = int(values['frames_processed'])
+                    heard[cam] = time.monotonic()
     node.create_subscription(DiagnosticArray, '/diagnostics', on_diagnostics, 10)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -69,7 +76,11 @@ def main() -> int:
         time.sleep(0.1)
     print('ready', flush=True)
     sys.stdin.readline()                      # 'stop'
-    time.sleep(2.5)                           # the last outputs and one more diagnostics message
+    stopped = time.monotonic()
+    time.sleep(SETTLE_S)
+    while (any(heard.get(cam, 0.0) < stopped + 1.0 for cam in cameras)
+           and time.monotonic() < stopped + DIAGNOSTICS_WAIT_S):
+        time.sleep(0.1)
     print(json.dumps({'stamps': stamps, 'latency_ms': latency_ms, 'processed': processed}),
           flush=True)
     executor.shutdown(timeout_sec=2.0)

@@ -81,6 +81,7 @@ def test_every_output_of_a_processed_frame_reaches_the_viewer(probe, tiny_checkp
         seen = set.union(*per.values())
         for name in OUTPUTS:
             assert per[name] == seen, f'{cam} {name}: lost {len(seen - per[name])} outputs'
+        assert cam in report['processed'], f'no status of {cam} reached the viewer in 20 s'
         assert len(seen) == report['processed'][cam] >= PAIRS, (cam, report['processed'])
     # Receipt latency of the last output of each frame (what a viewer waits for).
     last = {}
