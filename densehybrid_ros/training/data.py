@@ -1,8 +1,9 @@
 """Training data of densehybrid-train: seeded crops with a pasted negative, evaluation sets.
 
 ``build_data`` turns the command line into the training set (seeded joint transforms plus one
-pasted negative per crop, keyed by (epoch, index) so a resumed run sees the same batches), the
-calibration set and the validation set (a negative pasted per image, anomaly maps 0/1/255).
+pasted negative per crop, keyed by (epoch, index) so a resumed run sees the same batches; with
+``--small-outlier-weight`` each crop also carries its outliers' weights, ``outlier_weights``),
+the calibration set and the validation set (a negative pasted per image, anomaly maps 0/1/255).
 """
 
 import argparse
@@ -10,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Dict, Iterator, Optional, Tuple
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Sampler
@@ -23,14 +25,33 @@ from ..data.tensors import to_tensors
 from ..data.transforms import Compose, train_transforms
 
 
+def outlier_weights(outlier: np.ndarray, ref_area: float, max_weight: float) -> np.ndarray:
+    """Per-pixel weights of a crop's outliers: ``sqrt(ref_area / area)`` of their component.
+
+    ``outlier`` is H x W (non-zero = outlier); components are 8-connected; each weight is clipped
+    to [1, max_weight], so components of ``ref_area`` pixels or more keep 1 and inliers are 1.
+    A far obstacle of 10 x 10 pixels against ``ref_area`` 1024 weighs 3.2.
+    """
+    count, comp, stats, _ = cv2.connectedComponentsWithStats(
+        (outlier != 0).astype(np.uint8), connectivity=8)
+    areas = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    per_comp = np.clip(np.sqrt(ref_area / np.maximum(areas, 1.0)), 1.0, max_weight)
+    per_comp[0] = 1.0                                 # background
+    return per_comp.astype(np.float32)[comp]
+
+
 class TrainSet(Dataset):
     """Seeded joint transforms (and negative pasting) over a base data set of numpy samples.
 
-    Items are keyed ``(epoch, index)``; each is deterministic given ``seed``.
+    Items are keyed ``(epoch, index)``; each is deterministic given ``seed``. With
+    ``small_outlier`` = (ref_area, max_weight) each item also has ``outlier_weight`` (H x W
+    float32, :func:`outlier_weights`).
     """
 
-    def __init__(self, base: Dataset, transform: Compose, seed: int) -> None:
+    def __init__(self, base: Dataset, transform: Compose, seed: int,
+                 small_outlier: Optional[Tuple[float, float]] = None) -> None:
         self.base, self.transform, self.seed = base, transform, seed
+        self.small_outlier = small_outlier
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -40,7 +61,11 @@ class TrainSet(Dataset):
         epoch, index = key
         rng = np.random.default_rng([self.seed, epoch, index])
         sample = self.transform(self.base[index], rng)
-        return to_tensors(sample)
+        out = to_tensors(sample)
+        if self.small_outlier is not None:
+            out['outlier_weight'] = torch.from_numpy(
+                outlier_weights(out['outlier'].numpy(), *self.small_outlier))
+        return out
 
 
 class EpochSampler(Sampler):
@@ -142,7 +167,10 @@ def build_data(args: argparse.Namespace, rank: int) -> Tuple[Dataset, Dataset, D
         val = calib
         desc = (f'{args.data} (train / {args.val_split} with pasted negatives from '
                 f'{args.negatives})')
-    return TrainSet(train_base, transform, args.seed), calib, val, desc
+    small = None
+    if args.small_outlier_weight is not None:
+        small = (args.small_outlier_area, args.small_outlier_weight)
+    return TrainSet(train_base, transform, args.seed, small), calib, val, desc
 
 
 def median_frequency_weights(dataset: Dataset, num_classes: int, samples: int = 200,

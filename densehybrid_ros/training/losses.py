@@ -11,6 +11,11 @@ generative term by ``mean(relu(logsumexp - m))`` so it stops pushing once outlie
 An optional inlier hinge adds ``mean(relu(inlier_margin - logsumexp) ** inlier_power)`` over
 inlier pixels; power 2 pushes the low tail (class boundaries) harder than the bulk near the
 margin.
+
+An optional ``outlier_weight`` (B x H x W, read on outlier pixels only) weighs each outlier pixel
+in both open-set terms, each a weighted mean (inlier pixels keep weight 1 in the dataset head's
+term): :func:`densehybrid_ros.training.data.outlier_weights` gives small outlier components more,
+so an obstacle of a few dozen pixels pulls as hard as a near one of thousands.
 """
 
 from typing import Dict, Optional
@@ -27,13 +32,15 @@ def densehybrid_loss(logits: torch.Tensor, ood_logits: torch.Tensor, label: torc
                      energy_margin: Optional[float] = None,
                      class_weights: Optional[torch.Tensor] = None,
                      inlier_margin: Optional[float] = None,
-                     inlier_power: float = 1.0) -> Dict[str, torch.Tensor]:
+                     inlier_power: float = 1.0,
+                     outlier_weight: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
     """Compute the DenseHybrid loss terms and their weighted sum (key ``loss``).
 
     ``energy_margin`` stops the generative term once an outlier's logsumexp is below it;
     ``inlier_margin`` (optional, not in the authors' loss) adds ``relu(margin - lse)`` over
     inlier pixels to the generative term, so inlier log-likelihoods cannot drift low;
-    ``inlier_power`` 2 squares the hinge, so the gradient grows with the distance below it.
+    ``inlier_power`` 2 squares the hinge, so the gradient grows with the distance below it;
+    ``outlier_weight`` weighs outlier pixels in the two open-set terms (None: all alike).
     """
     disc_weight = 10.0 * beta if disc_weight is None else disc_weight
     out = outlier.bool()
@@ -45,7 +52,7 @@ def densehybrid_loss(logits: torch.Tensor, ood_logits: torch.Tensor, label: torc
         ce = logits.float().sum() * 0.0
     lse_raw = torch.logsumexp(logits.float(), 1)
     lse = lse_raw if energy_margin is None else F.relu(lse_raw - energy_margin)
-    outf = out.float()
+    outf = out.float() if outlier_weight is None else out.float() * outlier_weight.float()
     gen = (lse * outf).sum() / outf.sum().clamp(min=1.0)
     if inlier_margin is not None:
         inf = (closed_target != IGNORE).float()
@@ -54,7 +61,13 @@ def densehybrid_loss(logits: torch.Tensor, ood_logits: torch.Tensor, label: torc
     ood_target = torch.where(out, torch.ones_like(label),
                              torch.where(label != IGNORE, torch.zeros_like(label),
                                          torch.full_like(label, IGNORE)))
-    if (ood_target != IGNORE).any():
+    if (ood_target != IGNORE).any() and outlier_weight is not None:
+        per_pixel = F.cross_entropy(ood_logits.float(), ood_target, ignore_index=IGNORE,
+                                    reduction='none')                       # B x H x W
+        weight = torch.where(out, outlier_weight.float(), torch.ones_like(per_pixel))
+        weight = weight * (ood_target != IGNORE).float()
+        disc = (per_pixel * weight).sum() / weight.sum().clamp(min=1.0)
+    elif (ood_target != IGNORE).any():
         disc = F.cross_entropy(ood_logits.float(), ood_target, ignore_index=IGNORE)
     else:
         disc = ood_logits.float().sum() * 0.0

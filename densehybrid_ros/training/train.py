@@ -159,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--inlier-power', type=float, default=1.0,
                    help='power of that hinge: 2 pushes the low tail of inlier logsumexp (class '
                         'boundaries) harder than pixels just below the margin')
+    p.add_argument('--small-outlier-weight', type=float, metavar='MAX',
+                   help='weigh outlier pixels in the open-set terms by sqrt(AREA / pixels of '
+                        'their 8-connected component in the crop), clipped to [1, MAX]: far, '
+                        'small obstacles pull as hard as near ones (default: all alike)')
+    p.add_argument('--small-outlier-area', type=float, default=1024.0, metavar='AREA',
+                   help='component size in crop pixels from which the weight is 1 (default '
+                        '1024, 32 x 32)')
     p.add_argument('--class-weights', choices=('none', 'sqrt'), default='none',
                    help="closed-set CE class weights: none (the authors' loss) or sqrt of "
                         'median frequency / frequency over the training labels (rare classes up)')
@@ -237,7 +244,12 @@ class Progress:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``densehybrid-train``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.small_outlier_weight is not None and not (args.small_outlier_weight >= 1.0
+                                                      and args.small_outlier_area > 0):
+        parser.error('--small-outlier-weight must be at least 1 and --small-outlier-area '
+                     'positive')
     if args.nproc_per_node > 1 and 'LOCAL_RANK' not in os.environ:   # the launcher, not a rank
         return launch(args.nproc_per_node, 'densehybrid_ros.training.train',
                       sys.argv[1:] if argv is None else list(argv), 'densehybrid-train')
@@ -416,11 +428,13 @@ def train(args: argparse.Namespace, model: DenseHybridModel, optimizer: torch.op
             x = batch['image'].to(device, non_blocking=True)
             label = batch['label'].to(device, non_blocking=True)
             outlier = batch['outlier'].to(device, non_blocking=True)
+            weight = batch.get('outlier_weight')
+            weight = None if weight is None else weight.to(device, non_blocking=True)
             with torch.autocast('cuda', dtype=torch.float16) if amp else nullcontext():
                 logits, ood = net(x)
             terms = densehybrid_loss(logits, ood, label, outlier, args.beta, args.disc_weight,
                                      args.ce_weight, args.energy_margin, class_weights,
-                                     args.inlier_margin, args.inlier_power)
+                                     args.inlier_margin, args.inlier_power, weight)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms['loss']).backward()
             scaler.step(optimizer)

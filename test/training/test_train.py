@@ -165,6 +165,30 @@ def test_drive_frames_join_the_synthetic_training_scenes(tmp_path):
     assert batch['image'].shape == (3, 48, 64) and batch['outlier'].any()
 
 
+def test_small_outlier_weights_reach_the_training_batches(tmp_path, capsys):
+    from densehybrid_ros.training.data import build_data, outlier_weights
+    from densehybrid_ros.training.train import build_parser
+    args = build_parser().parse_args(['synthetic', '--cache', str(tmp_path / 'cache'), *TINY,
+                                      '--small-outlier-weight', '3', '--paste-scale', '0.1',
+                                      '0.3'])
+    train_set, _, _, _ = build_data(args, 0)
+    item = train_set[(0, 1)]
+    out = item['outlier'].numpy()
+    assert out.any()
+    np.testing.assert_array_equal(item['outlier_weight'].numpy(),
+                                  outlier_weights(out, 1024.0, 3.0))
+    assert item['outlier_weight'].numpy()[out == 1].max() > 1.0      # a small paste weighs more
+    plain = build_data(build_parser().parse_args(['synthetic', '--cache',
+                                                  str(tmp_path / 'cache'), *TINY]), 0)[0]
+    assert 'outlier_weight' not in plain[(0, 1)]
+    _run(tmp_path, '--iters', '2', '--small-outlier-weight', '3', name='weighted')
+    with pytest.raises(SystemExit) as stop:
+        main(['synthetic', '--output', str(tmp_path / 'o'), *TINY,
+              '--small-outlier-weight', '0.5'])
+    assert stop.value.code == 2
+    assert '--small-outlier-weight must be at least 1' in capsys.readouterr().err
+
+
 def test_drive_frames_need_synthetic_data(tmp_path, capsys):
     root = _cityscapes(tmp_path / 'cs')
     rc = main([str(root), '--output', str(tmp_path / 'o'), '--iters', '2', *TINY,
