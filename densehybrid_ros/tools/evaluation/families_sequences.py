@@ -10,9 +10,10 @@ frames to confirm, flicker, phantom confirmed tracks per 100 frames, id switches
 (CLEAR MOT) and extra track ids per object, and the placements' range and lateral errors on
 the ground plane and from the sequence's depth image (also by true range).
 
-The same sequence seeds serve every family (from ``EVAL_SEED_START``: never a training street),
-so families differ only in their obstacles. ``predict(frame) -> (score, semantic)`` is the model
-on a ``SequenceFrame`` (``segmenter_predict``: a Segmenter on its image, as the node runs it).
+The same sequence seeds serve every family (from ``seed_start``, by default ``EVAL_SEED_START``:
+never a training street), so families differ only in their obstacles. ``predict(frame) ->
+(score, semantic)`` is the model on a ``SequenceFrame`` (``segmenter_predict``: a Segmenter on
+its image, as the node runs it).
 """
 
 from typing import Any, Callable, Dict, Optional, Sequence as Seq, Tuple
@@ -78,7 +79,9 @@ COLUMNS = (('objects', 'count', 7), ('early', '%', 6), ('confirm', 'frames', 7),
 def format_sequence_tables(result: Dict[str, Any]) -> str:
     """Plain-text tables: tracking and placement per family and pooled, placement by range."""
     h, w = result['size']
-    lines = [f'\nobjects over time: {result["sequences"]} sequences per family, '
+    first = result['seed_start']
+    lines = [f'\nobjects over time: {result["sequences"]} sequences per family (streets '
+             f'{first}-{first + result["sequences"] - 1}), '
              f'{result["frames"]} frames at {h}x{w}, {result["speed"]:g} units per frame '
              "(the node's obstacle pipeline, default rules; early: confirmed before half the "
              'range at which it first appeared; placement errors: range relative, lateral in '

@@ -49,6 +49,8 @@ def test_reports_every_family_and_size(tiny_checkpoint, tmp_path, capsys):
     (['--scenes', '0', '--sequences', '1', '--sequence-frames', '0'],
      '--sequence-frames must be at least 1'),
     (['--sequences', '1', '--sequence-speed', '-1'], '--sequence-speed over 0'),
+    (['--scenes', '0', '--sequences', '1', '--sequence-seed', '-1'],
+     '--sequence-seed must be at least 0, got -1'),
     (['--checkpoint', '/nonexistent.pt'], 'error:'),
 ])
 def test_bad_arguments_give_an_error_line(argv, message, capsys, tmp_path):
@@ -71,9 +73,20 @@ def test_sequences_alone_report_objects_over_time(tiny_checkpoint, tmp_path, cap
     assert tracking['frames'] == 6 and tracking['sequences'] == 2
     assert set(sequences['pooled']['placement_ground']['by_range']) == {'0-10', '10-20', '>=20'}
     text = capsys.readouterr().out
-    assert 'objects over time: 2 sequences per family, 3 frames at 64x128' in text
+    assert 'objects over time: 2 sequences per family (streets 2000000-2000001), 3 frames at ' \
+        '64x128' in text
     assert any(row.startswith('voronoi ') for row in text.splitlines())
     assert 'objects at the threshold' not in text
+    assert sequences['seed_start'] == 2000000
+
+
+def test_the_drives_start_at_the_street_asked_for(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / 'streets.json'
+    assert main(['--checkpoint', str(tiny_checkpoint), '--families', 'solids', '--scenes', '0',
+                 '--sequences', '2', '--sequence-frames', '2', '--sequence-size', '64', '128',
+                 '--sequence-seed', '1000', '--device', 'cpu', '--json', str(out)]) == 0
+    assert json.loads(out.read_text())['sequences']['seed_start'] == 1000
+    assert '2 sequences per family (streets 1000-1001)' in capsys.readouterr().out
 
 
 @pytest.mark.parametrize('argv, message', [

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from densehybrid_ros.data.synthetic import Sequence
 from densehybrid_ros.tools.evaluation.families_sequences import (
     evaluate_family_sequences, format_sequence_tables)
 
@@ -55,7 +56,8 @@ def test_families_are_pooled_and_printed(scored):
     assert scored['pooled']['tracking']['objects'] == sum(t['objects'] for t in per_family)
     text = format_sequence_tables(scored)
     rows = text.splitlines()
-    assert '2 sequences per family, 30 frames at 120x200, 1.5 units per frame' in rows[1]
+    assert '2 sequences per family (streets 2000000-2000001), 30 frames at 120x200, 1.5 units ' \
+        'per frame' in rows[1]
     assert [r.split()[0] for r in rows[4:7]] == ['eval', 'glyph', 'pooled']
     assert rows[2].split()[6:9] == ['id', 'sw.', 'extra'] and rows[6].split()[6:8] == [
         '0.00', '0.17']                                  # pooled: switches, then extra ids
@@ -82,3 +84,20 @@ def test_a_blind_model_confirms_nothing():
 def test_bad_counts_are_refused():
     with pytest.raises(ValueError, match='at least 1 sequence'):
         evaluate_family_sequences(perfect, 0.0, ['eval'], 0, SIZE)
+
+
+def test_the_drives_are_the_streets_from_seed_start():
+    seen = []
+
+    def recording(frame):
+        seen.append(frame.image)
+        return perfect(frame)
+
+    result = evaluate_family_sequences(recording, 0.0, ['eval'], 2, SIZE, frames=2,
+                                       seed_start=1000)
+    assert result['seed_start'] == 1000
+    expected = [f.image for seed in (1000, 1001) for f in Sequence(seed, SIZE, 2, 'eval',
+                                                                   speed=1.2)]
+    assert len(seen) == 4 and all(np.array_equal(a, b) for a, b in zip(seen, expected))
+    default = next(iter(Sequence(2000000, SIZE, 1, 'eval', speed=1.2))).image
+    assert not np.array_equal(seen[0], default)
