@@ -32,7 +32,7 @@ def outlier_weights(outlier: np.ndarray, ref_area: float, max_weight: float) -> 
     to [1, max_weight], so components of ``ref_area`` pixels or more keep 1 and inliers are 1.
     A far obstacle of 10 x 10 pixels against ``ref_area`` 1024 weighs 3.2.
     """
-    count, comp, stats, _ = cv2.connectedComponentsWithStats(
+    _, comp, stats, _ = cv2.connectedComponentsWithStats(
         (outlier != 0).astype(np.uint8), connectivity=8)
     areas = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
     per_comp = np.clip(np.sqrt(ref_area / np.maximum(areas, 1.0)), 1.0, max_weight)

@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--sequence-seed', type=int, default=EVAL_SEED_START, metavar='SEED',
                    help='street seed of the first drive, the next drives the seeds after it '
                         f'(default: {EVAL_SEED_START}, the evaluation streets; the embedded '
-                        "model's rules and training were chosen on streets 1000-1029, its "
-                        'training drives are streets 0-399)')
+                        "model's rules were chosen on streets 1000-1029, its training drives "
+                        'are streets 0-399)')
     p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     p.add_argument('--json', help='write the full results here')
     return p
