@@ -6,20 +6,33 @@ chain, any number and size of comment and APPn segments before the frame header)
 compressed 8000 x 8000 frame is refused without decoding 192 MB. Compressed data whose size
 the header does not give (WebP, TIFF, any format but JPEG and PNG, a broken header) has no
 count here; the decoder refuses it with its cause before OpenCV sees it. Works on any object
-with the message fields (no ROS types imported).
+with the message fields (no ROS types imported). ``check_frame_pixels`` refuses a frame over
+the budget with the decoder's own ``too_large`` error (``core.images.check_pixels``).
 """
 
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
-from ..core.images import check_compressed, ImageError
+from ..core.images import check_compressed, check_pixels, ImageError
+
+
+def _frame_shape(msg: Any) -> Optional[Tuple[int, int]]:
+    """Height and width of a raw or compressed image message; None when the header gives none."""
+    if hasattr(msg, 'height') and hasattr(msg, 'width'):
+        return int(msg.height), int(msg.width)
+    try:
+        return check_compressed(msg.data, getattr(msg, 'format', ''))
+    except ImageError:
+        return None               # refused by the decoder, with its cause, before decoding
 
 
 def frame_pixels(msg: Any) -> Optional[int]:
     """Width x height of a raw or compressed image message; None when the header gives none."""
-    if hasattr(msg, 'height') and hasattr(msg, 'width'):
-        return int(msg.height) * int(msg.width)
-    try:
-        height, width = check_compressed(msg.data, getattr(msg, 'format', ''))
-    except ImageError:
-        return None               # refused by the decoder, with its cause, before decoding
-    return height * width
+    shape = _frame_shape(msg)
+    return None if shape is None else shape[0] * shape[1]
+
+
+def check_frame_pixels(msg: Any, max_pixels: int) -> None:
+    """Raise ``too_large`` when the header says the frame is over ``max_pixels`` (0 = none)."""
+    shape = _frame_shape(msg) if max_pixels else None
+    if shape is not None:
+        check_pixels(shape[0], shape[1], max_pixels, 'frame')

@@ -39,8 +39,8 @@ except ImportError:                 # Humble
 
 from .camera import Camera, ImageMsg
 from .conversions import check_message, msg_to_rgb
-from .diagnostics import diagnostic_array, ERROR, OK, status
-from .frame_size import frame_pixels
+from .diagnostics import diagnostic_array, DIAGNOSTICS_PERIOD_S, ERROR, OK, status
+from .frame_size import check_frame_pixels
 from .obstacle_outputs import obstacle_settings, ObstacleOutputs, tf_mount_lookup
 from .pacing import fresh_wait
 from .qos import input_qos, OUTPUT_QOS
@@ -100,8 +100,9 @@ class DenseHybridNode(LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         # Wall-clock timer: diagnostics keep coming with use_sim_time and no /clock.
-        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics,
-                                             clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._diag_timer = self.create_timer(
+            DIAGNOSTICS_PERIOD_S, self._publish_diagnostics,
+            clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     @property
     def lifecycle_state(self) -> str:
@@ -298,13 +299,9 @@ class DenseHybridNode(LifecycleNode):
         now = time.monotonic()
         try:
             check_message(msg)         # O(1) header checks; decoding happens in the worker
+            check_frame_pixels(msg, self._max_pixels)            # before any decoding
         except ImageError as exc:
             self._bad_message(cam, exc)
-            return
-        pixels = frame_pixels(msg) if self._max_pixels else None
-        if pixels is not None and pixels > self._max_pixels:     # before any decoding
-            self._bad_message(cam, ImageError(TOO_LARGE, f'{pixels} pixels, over the pixel '
-                                                         f'budget of {self._max_pixels}'))
             return
         with self._lock:
             if cam.pending is not None:

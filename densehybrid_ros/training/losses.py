@@ -61,13 +61,13 @@ def densehybrid_loss(logits: torch.Tensor, ood_logits: torch.Tensor, label: torc
     ood_target = torch.where(out, torch.ones_like(label),
                              torch.where(label != IGNORE, torch.zeros_like(label),
                                          torch.full_like(label, IGNORE)))
-    if (ood_target != IGNORE).any() and outlier_weight is not None:
+    valid = ood_target != IGNORE
+    if valid.any() and outlier_weight is not None:
         per_pixel = F.cross_entropy(ood_logits.float(), ood_target, ignore_index=IGNORE,
                                     reduction='none')                       # B x H x W
-        weight = torch.where(out, outlier_weight.float(), torch.ones_like(per_pixel))
-        weight = weight * (ood_target != IGNORE).float()
+        weight = torch.where(out, outlier_weight.float(), valid.float())    # 0 on ignored
         disc = (per_pixel * weight).sum() / weight.sum().clamp(min=1.0)
-    elif (ood_target != IGNORE).any():
+    elif valid.any():
         disc = F.cross_entropy(ood_logits.float(), ood_target, ignore_index=IGNORE)
     else:
         disc = ood_logits.float().sum() * 0.0

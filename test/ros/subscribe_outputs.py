@@ -22,6 +22,7 @@ from sensor_msgs.msg import Image
 
 from densehybrid_ros.core.outputs import output_topics
 from densehybrid_ros.core.transport import use_large_data
+from densehybrid_ros.ros.diagnostics import DIAGNOSTICS_PERIOD_S
 from densehybrid_ros.ros.middleware import close_middleware
 
 RVIZ_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -30,7 +31,6 @@ READY_TIMEOUT_S = 120.0       # node start (torch import, load, warm-up) on a bu
 # diagnostics message received a period after the stop, at most DIAGNOSTICS_WAIT_S. A fixed
 # 2.5 s once left a camera out of the report on a loaded machine (a run of 282 s).
 SETTLE_S = 2.5
-DIAGNOSTICS_PERIOD_S = 1.0    # the node publishes /diagnostics once a second
 DIAGNOSTICS_WAIT_S = 20.0
 
 

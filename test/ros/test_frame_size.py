@@ -11,7 +11,8 @@ from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from densehybrid_ros.ros.conversions import rgb_to_compressed  # noqa: E402
-from densehybrid_ros.ros.frame_size import frame_pixels  # noqa: E402
+from densehybrid_ros.core.images import ImageError  # noqa: E402
+from densehybrid_ros.ros.frame_size import check_frame_pixels, frame_pixels  # noqa: E402
 from densehybrid_ros.ros.node import Camera, DenseHybridNode, TOO_LARGE  # noqa: E402
 
 
@@ -27,6 +28,16 @@ def test_raw_and_unknown_headers():
     assert frame_pixels(CompressedImage(format='jpeg', data=b'\xff\xd8' + bytes(50))) is None
     assert frame_pixels(CompressedImage(format='gif', data=b'GIF89a')) is None
     assert frame_pixels(CompressedImage(format='webp', data=webp_8000())) is None  # decoder says
+
+
+def test_a_frame_over_the_budget_gets_the_decoders_too_large_error():
+    check_frame_pixels(Image(height=30, width=40), 1200)                  # at the budget
+    check_frame_pixels(Image(height=8000, width=8000), 0)                 # 0: no budget
+    check_frame_pixels(CompressedImage(format='gif', data=b'GIF89a'), 1)  # no size: decoder's
+    with pytest.raises(ImageError, match='frame of 40x31 = 1240 pixels is over the pixel '
+                                         'budget of 1200') as exc:
+        check_frame_pixels(Image(height=31, width=40), 1200)
+    assert exc.value.cause == TOO_LARGE
 
 
 def test_the_whole_jpeg_header_is_read_not_the_first_mebibyte():
