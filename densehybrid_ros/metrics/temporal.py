@@ -36,6 +36,13 @@ still sees it there.
   nothing in front of it; objects given without a footprint are counted as
   ``objects_occlusion_unknown``. The target is on all objects; the levels say which ones miss
   it (an object mostly behind another obstacle shows as a sliver of that obstacle's blob).
+- *by size*: the same fraction for the objects that showed at least ``SIZE_LEVELS``' fraction
+  of the image's pixels (2.4e-4: the instance rules' default area floor, SegmentMeIfYouCan's
+  500 px predicted-component floor at 2048 x 1024; 126 px at 512 x 1024) in some frame of that
+  window (``large``) and for those that never did (``small``: far away, or hidden but for a
+  sliver, for as long as they could be confirmed early). KITTI's difficulty levels likewise
+  grade objects by their height in pixels besides occlusion (and leave out those under 25 px);
+  here every object counts toward the target, and the levels say which ones miss it.
 - *late causes*: for every object decided late, what lay on it in most of the frames of its
   early window in which it showed and no confirmed track detected it (``LATE_CAUSES``, the
   first where frames tie): ``no_instance`` (no instance pixel on it: it scored under the seed
@@ -71,20 +78,23 @@ sequence: its next ``update`` starts a new one).
 """
 
 import math
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ['LATE_CAUSES', 'OCCLUSION_LEVELS', 'TrackingMetrics', 'object_field']
+__all__ = ['LATE_CAUSES', 'OCCLUSION_LEVELS', 'SIZE_LEVELS', 'TrackingMetrics', 'object_field']
 
 # Per-object record columns (float64, NaN = not applicable).
 COLUMNS = ('first_frame', 'first_range', 'confirm_frame', 'confirm_range', 'early', 'tracks',
            'detections', 'flickers', 'switches', 'visibility', 'no_instance_frames',
-           'merged_frames', 'own_instance_frames')
+           'merged_frames', 'own_instance_frames', 'largest_showing')
 # KITTI's three occlusion levels (its labels judge them by eye; these bounds on the mean visible
 # fraction are ours): (name, lowest fraction), the first that the object reaches.
 OCCLUSION_LEVELS = (('visible', 0.8), ('partly_occluded', 0.5), ('largely_occluded', 0.0))
+# Size levels: (name, lowest fraction of the image's pixels the object showed in some frame of
+# its early window), the first that the object reaches (module docstring, "by size").
+SIZE_LEVELS = (('large', 2.4e-4), ('small', 0.0))
 # Why an object was late: what covered it in most frames of its early window, in this order
 # where frames tie (the per-frame states of ``_Object.window``).
 LATE_CAUSES = ('no_instance', 'merged', 'own_instance')
@@ -122,6 +132,7 @@ class _Object:
         self.switches = 0
         self.visible_sum = 0.0    # pixels / footprint, summed over the frames it could be early
         self.visible_frames = 0
+        self.largest_showing = 0.0    # pixels / image pixels, largest in the early window
         self.window = dict.fromkeys(LATE_CAUSES, 0)     # undetected frames by cause, undecided
 
     def record(self) -> List[float]:
@@ -132,7 +143,8 @@ class _Object:
                       else math.nan)
         return [float(self.first_frame), self.first_range, confirm, self.confirm_range, early,
                 float(len(self.tracks)), float(self.detections), float(self.flickers),
-                float(self.switches), visibility] + [float(self.window[c]) for c in LATE_CAUSES]
+                float(self.switches), visibility] + [float(self.window[c]) for c in LATE_CAUSES] \
+            + [self.largest_showing]
 
 
 class TrackingMetrics:
@@ -240,10 +252,12 @@ class TrackingMetrics:
                 continue
             if pixels >= self.min_pixels:
                 shown[object_id] = state
-            footprint = object_field(obj, 'footprint', None)
-            if footprint and range_ >= self.early_fraction * state.first_range:
-                state.visible_sum += pixels / float(footprint)
-                state.visible_frames += 1
+            if range_ >= self.early_fraction * state.first_range:     # its early window
+                state.largest_showing = max(state.largest_showing, pixels / gt_instances.size)
+                footprint = object_field(obj, 'footprint', None)
+                if footprint:
+                    state.visible_sum += pixels / float(footprint)
+                    state.visible_frames += 1
             trackers = detected.get(object_id)
             if trackers:
                 state.tracks |= trackers
@@ -339,22 +353,26 @@ class TrackingMetrics:
             return {c: int((late & among & (cause == i)).sum())
                     for i, c in enumerate(LATE_CAUSES)}
 
-        by_occlusion: Dict[str, Dict[str, Any]] = {}
+        def by_level(values: np.ndarray, levels: Sequence[Tuple[str, float]]
+                     ) -> Dict[str, Dict[str, Any]]:
+            left = decided & ~np.isnan(values)
+            graded = {}
+            for level, lowest in levels:
+                mine = left & (values >= lowest)
+                left &= ~mine
+                graded[level] = {'objects_decided': int(mine.sum()),
+                                 'confirmed_early': _ratio(col['early'][mine].sum(), mine.sum()),
+                                 'late_causes': late_causes(mine)}
+            return graded
+
         graded = decided & ~np.isnan(col['visibility'])
-        left = graded.copy()
-        for level, lowest in OCCLUSION_LEVELS:
-            mine = left & (col['visibility'] >= lowest)
-            left &= ~mine
-            by_occlusion[level] = {'objects_decided': int(mine.sum()),
-                                   'confirmed_early': _ratio(col['early'][mine].sum(),
-                                                             mine.sum()),
-                                   'late_causes': late_causes(mine)}
         return {
             'frames': self.frames, 'sequences': everything['sequences'], 'objects': objects,
             'objects_confirmed': int(confirmed.sum()), 'objects_decided': int(decided.sum()),
             'objects_undecided': int(objects - decided.sum()),
             'confirmed_early': _ratio(col['early'][decided].sum(), decided.sum()),
-            'confirmed_early_by_occlusion': by_occlusion,
+            'confirmed_early_by_occlusion': by_level(col['visibility'], OCCLUSION_LEVELS),
+            'confirmed_early_by_size': by_level(col['largest_showing'], SIZE_LEVELS),
             'objects_occlusion_unknown': int((decided & ~graded).sum()),
             'late_causes': late_causes(decided),
             'visibility': _summary(col['visibility'][decided]),
@@ -374,7 +392,8 @@ class TrackingMetrics:
             'phantom_track_frames': self.phantom_frames,
             'rules': {'min_iou': self.min_iou, 'min_cover': self.min_cover,
                       'min_pixels': self.min_pixels, 'early_fraction': self.early_fraction,
-                      'occlusion_levels': dict(OCCLUSION_LEVELS)}}
+                      'occlusion_levels': dict(OCCLUSION_LEVELS),
+                      'size_levels': dict(SIZE_LEVELS)}}
 
     def per_object(self) -> List[Dict[str, float]]:
         """Return one dict of :data:`COLUMNS` per object (NaN: not applicable), in update order."""

@@ -18,14 +18,14 @@ INSTANCES = InstanceConfig(drivable_classes=None)
 TRACKER = TrackerConfig(confirm_hits=3, confirm_window=5, max_misses=2)
 
 
-def _mask(box):
+def _mask(box, shape=(H, W)):
     x, y, w, h = box
-    mask = np.zeros((H, W), bool)
+    mask = np.zeros(shape, bool)
     mask[y:y + h, x:x + w] = True
     return mask
 
 
-def run(frames, metrics=None, tracker_config=TRACKER):
+def run(frames, metrics=None, tracker_config=TRACKER, shape=(H, W)):
     """Feed frames of (gt {id: (box or None, range)}, predicted boxes); return metrics, outputs.
 
     A ground-truth entry may carry a third item, the object's footprint (the pixels it would
@@ -36,19 +36,19 @@ def run(frames, metrics=None, tracker_config=TRACKER):
     tracker = Tracker(tracker_config)
     outputs = []
     for gt, predicted in frames:
-        gt_ids = np.zeros((H, W), np.uint16)
+        gt_ids = np.zeros(shape, np.uint16)
         objects = []
         for object_id, (box, range_, *footprint) in gt.items():
             if box is not None:
-                gt_ids[_mask(box)] = object_id
+                gt_ids[_mask(box, shape)] = object_id
             pixels = int(np.count_nonzero(gt_ids == object_id))
             objects.append({'id': object_id, 'range': range_, 'pixels': pixels,
                             'visible': pixels > 0})
             if footprint:
                 objects[-1]['footprint'] = footprint[0]
-        score = np.full((H, W), -100.0, np.float32)
+        score = np.full(shape, -100.0, np.float32)
         for box in predicted:
-            score[_mask(box)] = 100.0
+            score[_mask(box, shape)] = 100.0
         instances = find_instances(score, None, THRESHOLD, INSTANCES)
         assert len(instances) == len(predicted)          # the boxes are the instances
         tracks = [t for t in tracker.update(instances) if t.confirmed]
@@ -94,6 +94,31 @@ def test_early_is_graded_by_the_visible_fraction_while_it_could_be_early() -> No
     # mean of 1.0, 0.6 and 0.25 (object 1's frames after it passed half its range not counted)
     assert figures['visibility']['count'] == 3
     assert figures['visibility']['mean'] == pytest.approx((1.0 + 0.6 + 0.25) / 3)
+
+
+def test_early_is_graded_by_the_largest_showing_while_it_could_be_early() -> None:
+    # 200 x 250 = 50000 pixels: 'large' from 12 pixels shown in some frame of the early window
+    frames = []
+    for k in range(6):
+        range_ = 20.0 - 3 * k                           # under half the first range from k = 4
+        gt = {1: ((2, 5, 4, 3 if k < 3 else 2), range_),    # 12 pixels at first: large
+              2: ((20, 5, 5, 2 if k < 4 else 6), range_),   # 10, then 30 once it is decided
+              3: ((40, 5, 5, 2), range_),                   # 10 pixels: small, detected early
+              4: ((60, 5, 5, 5), range_)}                   # 25 pixels, never detected
+        frames.append((gt, [(40, 5, 5, 3), (2, 5, 4, 3)]))
+    shape = (200, 250)
+    figures = run(frames, tracker_config=TrackerConfig(confirm_hits=1, confirm_window=1),
+                  shape=shape)[0].compute()
+    assert figures['objects_decided'] == 4 and figures['confirmed_early'] == 0.5
+    none = {'no_instance': 0, 'merged': 0, 'own_instance': 0}
+    assert figures['confirmed_early_by_size'] == {
+        'large': {'objects_decided': 2, 'confirmed_early': 0.5,
+                  'late_causes': dict(none, no_instance=1)},
+        'small': {'objects_decided': 2, 'confirmed_early': 0.5,
+                  'late_causes': dict(none, no_instance=1)}}
+    assert figures['rules']['size_levels'] == {'large': 2.4e-4, 'small': 0.0}
+    largest = [row['largest_showing'] for row in run(frames, shape=shape)[0].per_object()]
+    assert largest == pytest.approx([12 / 50000, 10 / 50000, 10 / 50000, 25 / 50000])
 
 
 def test_late_missed_and_undecided_objects() -> None:

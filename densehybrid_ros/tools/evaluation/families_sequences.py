@@ -5,10 +5,10 @@ camera one unit above the ground, driving ``speed`` units a frame towards 3-5 ob
 family standing on the road 30-60 units ahead) are segmented frame by frame, and one camera's
 obstacle pipeline with the node's default rules (``metrics.sequence.SequenceEvaluator``:
 instances -> confirmed tracks -> placement) is scored against each sequence's ground truth:
-objects confirmed before half the range at which they first appear (also by occlusion level),
-frames to confirm, flicker, phantom confirmed tracks per 100 frames, id switches per object
-(CLEAR MOT) and extra track ids per object, and the placements' range and lateral errors on
-the ground plane and from the sequence's depth image (also by true range).
+objects confirmed before half the range at which they first appear (also by occlusion level
+and by size), frames to confirm, flicker, phantom confirmed tracks per 100 frames, id switches
+per object (CLEAR MOT) and extra track ids per object, and the placements' range and lateral
+errors on the ground plane and from the sequence's depth image (also by true range).
 
 The same sequence seeds serve every family (from ``seed_start``, by default ``EVAL_SEED_START``:
 never a training street), so families differ only in their obstacles. ``predict(frame) ->
@@ -23,7 +23,7 @@ import numpy as np
 from ...data.synthetic import EVAL_SEED_START, Sequence, SequenceFrame
 from ...deploy.segmenter import Segmenter
 from ...metrics.sequence import SequenceEvaluator, SequenceMetrics
-from ...metrics.temporal import LATE_CAUSES
+from ...metrics.temporal import LATE_CAUSES, SIZE_LEVELS
 from .report import figure
 
 Size = Tuple[int, int]
@@ -104,13 +104,17 @@ def format_sequence_tables(result: Dict[str, Any]) -> str:
                       figure(p['lateral_error']['median'], 1, 2)]
         lines.append(f'{family:9s}' + ''.join(f' {cell:>{col[2]}s}'
                                               for cell, col in zip(cells, COLUMNS)))
+    large = dict(SIZE_LEVELS)['large']
     lines.append("\npooled early by occlusion level (KITTI's levels by the mean visible "
                  'fraction while the object could be confirmed early: visible >= 0.8, partly '
-                 'occluded >= 0.5, largely occluded below): objects decided, early %, and the '
-                 'late ones by what lay on them in most frames of their early window: no '
-                 'instance, merged into the instance of another object, own instance unconfirmed')
+                 'occluded >= 0.5, largely occluded below) and by size (large: showed at least '
+                 f'{large:g} of the image, the instance area floor, in some frame of that '
+                 'window; small: never did): objects decided, early %, and the late ones by '
+                 'what lay on them in most frames of their early window: no instance, merged '
+                 'into the instance of another object, own instance unconfirmed')
     pooled = result['pooled']['tracking']
-    levels = list(pooled['confirmed_early_by_occlusion'].items())
+    levels = (list(pooled['confirmed_early_by_occlusion'].items())
+              + list(pooled['confirmed_early_by_size'].items()))
     for level, b in levels + [('all', pooled)]:
         lines.append(f'  {level:17s} {b["objects_decided"]:6d} '
                      f'{figure(b["confirmed_early"], 100, 1):>6s}   late '

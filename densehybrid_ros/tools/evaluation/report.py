@@ -222,12 +222,19 @@ def figure(value: Optional[float], scale: float = 1.0, digits: int = 2) -> str:
     return 'n/a' if value is None or not math.isfinite(value) else f'{scale * value:.{digits}f}'
 
 
-def occlusion_note(tracking: Dict[str, Any]) -> str:
-    """' (visible 98 % of 170, partly occluded ...)': early by occlusion level, '' if ungraded."""
-    levels = tracking.get('confirmed_early_by_occlusion') or {}
-    cells = [f'{level.replace("_", " ")} {figure(b["confirmed_early"], 100, 0)} % of '
-             f'{b["objects_decided"]}' for level, b in levels.items() if b['objects_decided']]
-    return f' ({", ".join(cells)})' if cells else ''
+def levels_note(tracking: Dict[str, Any]) -> str:
+    """' (visible 98 % of 170, ...; large 97 % of 160, ...)': early by occlusion and size level.
+
+    '' when no object was graded; a group whose levels hold no object is left out.
+    """
+    groups = []
+    for key in ('confirmed_early_by_occlusion', 'confirmed_early_by_size'):
+        levels = tracking.get(key) or {}
+        cells = [f'{level.replace("_", " ")} {figure(b["confirmed_early"], 100, 0)} % of '
+                 f'{b["objects_decided"]}' for level, b in levels.items() if b['objects_decided']]
+        if cells:
+            groups.append(', '.join(cells))
+    return f' ({"; ".join(groups)})' if groups else ''
 
 
 def late_note(tracking: Dict[str, Any]) -> str:
@@ -243,7 +250,7 @@ def sequence_line(sequence: Dict[str, Any]) -> str:
     """One line of a sequence's object figures: tracks against objects, placement errors."""
     tracking = sequence['tracking']
     parts = [f'sequence: {tracking["objects"]} objects, confirmed early '
-             f'{figure(tracking["confirmed_early"], 100, 0)} %{occlusion_note(tracking)}'
+             f'{figure(tracking["confirmed_early"], 100, 0)} %{levels_note(tracking)}'
              f'{late_note(tracking)}, '
              f'frames to confirm (median) '
              f'{figure(tracking["frames_to_confirm"]["median"], 1, 1)}, flicker '

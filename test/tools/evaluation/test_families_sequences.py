@@ -64,8 +64,11 @@ def test_families_are_pooled_and_printed(scored):
     assert any(r.split()[:2] == ['ground', '>=20'] for r in rows)
     tracking = scored['pooled']['tracking']
     visible = tracking['confirmed_early_by_occlusion']['visible']
-    assert [r.split() for r in rows if r.split()[:1] in (['visible'], ['all'])] == [
+    large = tracking['confirmed_early_by_size']['large']
+    assert large['objects_decided'] > 0
+    assert [r.split() for r in rows if r.split()[:1] in (['visible'], ['large'], ['all'])] == [
         ['visible', str(visible['objects_decided']), '100.0', 'late', '0', '/', '0', '/', '0'],
+        ['large', str(large['objects_decided']), '100.0', 'late', '0', '/', '0', '/', '0'],
         ['all', str(tracking['objects_decided']), '100.0', 'late', '0', '/', '0', '/', '0']]
 
 

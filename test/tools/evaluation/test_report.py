@@ -40,7 +40,7 @@ def test_clipped_end_bars_are_labelled_with_what_they_hold(tmp_path) -> None:
     assert plot_histogram(tmp_path, None, unlabelled).name == 'score_histogram.png'
 
 
-def test_the_sequence_line_grades_early_confirmation_by_occlusion_level() -> None:
+def test_the_sequence_line_grades_early_confirmation_by_occlusion_and_size() -> None:
     tracking = TrackingMetrics().compute()          # nothing scored: no level to grade
     assert 'confirmed early n/a %, frames to confirm' in sequence_line({'tracking': tracking})
     tracking['confirmed_early_by_occlusion'] = {
@@ -48,6 +48,14 @@ def test_the_sequence_line_grades_early_confirmation_by_occlusion_level() -> Non
         'partly_occluded': {'objects_decided': 17, 'confirmed_early': 0.47},
         'largely_occluded': {'objects_decided': 0, 'confirmed_early': math.nan}}
     assert ('confirmed early n/a % (visible 98 % of 170, partly occluded 47 % of 17), frames'
+            in sequence_line({'tracking': tracking}))
+    tracking['confirmed_early_by_size'] = {
+        'large': {'objects_decided': 160, 'confirmed_early': 0.97},
+        'small': {'objects_decided': 39, 'confirmed_early': 0.46}}
+    assert ('confirmed early n/a % (visible 98 % of 170, partly occluded 47 % of 17; large 97 % '
+            'of 160, small 46 % of 39), frames' in sequence_line({'tracking': tracking}))
+    del tracking['confirmed_early_by_occlusion']
+    assert ('confirmed early n/a % (large 97 % of 160, small 46 % of 39), frames'
             in sequence_line({'tracking': tracking}))
 
 
