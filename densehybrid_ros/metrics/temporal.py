@@ -141,10 +141,10 @@ class _Object:
         early = math.nan if self.early is None else float(self.early)
         visibility = (self.visible_sum / self.visible_frames if self.visible_frames
                       else math.nan)
+        causes = [float(self.window[c]) for c in LATE_CAUSES]
         return [float(self.first_frame), self.first_range, confirm, self.confirm_range, early,
                 float(len(self.tracks)), float(self.detections), float(self.flickers),
-                float(self.switches), visibility] + [float(self.window[c]) for c in LATE_CAUSES] \
-            + [self.largest_showing]
+                float(self.switches), visibility, *causes, self.largest_showing]
 
 
 class TrackingMetrics:
