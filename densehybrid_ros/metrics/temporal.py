@@ -37,12 +37,11 @@ still sees it there.
   ``objects_occlusion_unknown``. The target is on all objects; the levels say which ones miss
   it (an object mostly behind another obstacle shows as a sliver of that obstacle's blob).
 - *by size*: the same fraction for the objects that showed at least ``SIZE_LEVELS``' fraction
-  of the image's pixels (2.4e-4: the instance rules' default area floor, SegmentMeIfYouCan's
-  500 px predicted-component floor at 2048 x 1024; 126 px at 512 x 1024) in some frame of that
-  window (``large``) and for those that never did (``small``: far away, or hidden but for a
-  sliver, for as long as they could be confirmed early). KITTI's difficulty levels likewise
-  grade objects by their height in pixels besides occlusion (and leave out those under 25 px);
-  here every object counts toward the target, and the levels say which ones miss it.
+  of the image's pixels (the instance rules' default area floor, 2.4e-4: 126 px at 512 x 1024)
+  in some frame of that window (``large``) and for those that never did (``small``: far away,
+  or hidden but for a sliver, for as long as they could be confirmed early). KITTI grades its
+  objects by their height in pixels besides occlusion (and leaves out those under 25 px); here
+  every object counts toward the target, and the levels say which ones miss it.
 - *late causes*: for every object decided late, what lay on it in most of the frames of its
   early window in which it showed and no confirmed track detected it (``LATE_CAUSES``, the
   first where frames tie): ``no_instance`` (no instance pixel on it: it scored under the seed
@@ -83,6 +82,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..core.instances import InstanceConfig
+
 __all__ = ['LATE_CAUSES', 'OCCLUSION_LEVELS', 'SIZE_LEVELS', 'TrackingMetrics', 'object_field']
 
 # Per-object record columns (float64, NaN = not applicable).
@@ -93,8 +94,9 @@ COLUMNS = ('first_frame', 'first_range', 'confirm_frame', 'confirm_range', 'earl
 # fraction are ours): (name, lowest fraction), the first that the object reaches.
 OCCLUSION_LEVELS = (('visible', 0.8), ('partly_occluded', 0.5), ('largely_occluded', 0.0))
 # Size levels: (name, lowest fraction of the image's pixels the object showed in some frame of
-# its early window), the first that the object reaches (module docstring, "by size").
-SIZE_LEVELS = (('large', 2.4e-4), ('small', 0.0))
+# its early window), the first that the object reaches (module docstring, "by size"): the
+# instance rules' default area floor.
+SIZE_LEVELS = (('large', InstanceConfig.min_area_fraction), ('small', 0.0))
 # Why an object was late: what covered it in most frames of its early window, in this order
 # where frames tie (the per-frame states of ``_Object.window``).
 LATE_CAUSES = ('no_instance', 'merged', 'own_instance')
