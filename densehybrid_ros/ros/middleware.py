@@ -9,8 +9,9 @@ every peer, so every process of the package is exposed. Seen here on a loaded 2-
 did not exit within 30 s of SIGINT; both in the destructor reached from the last
 ``destroy_node``. The stuck call holds the GIL, so no Python thread can step
 in; faulthandler's watchdog is a C thread that needs no GIL, and it ends the process with exit
-status 1 when the close takes longer than the limit. Without the deadlock the close takes
-milliseconds and the exit status is the caller's.
+status 1 when the close takes longer than the limit (first writing every thread's Python
+stack to stderr where Python's fault tracebacks were asked for: ``stack_file``). Without the
+deadlock the close takes milliseconds and the exit status is the caller's.
 
 The deadlock needs a read that never completes: a peer that sent part of a message and stopped
 (a loaded peer, descheduled mid-send). A raw socket that sends two bytes to a participant's TCP
@@ -37,7 +38,7 @@ import faulthandler
 import os
 import socket
 import sys
-from typing import List, Optional
+from typing import List, Optional, TextIO
 
 import rclpy
 from rclpy.context import Context
@@ -153,8 +154,8 @@ def close_middleware(*nodes: Optional[Node], context: Optional[Context] = None,
     if context is None:             # as rclpy.try_shutdown: a later rclpy.init gets a new one
         context = get_default_context(shutting_down=True)
     flush_output()                  # what was printed before must not be lost to _exit
-    with open(os.devnull, 'w') as sink:      # the thread stacks of a hang are not for the user
-        faulthandler.dump_traceback_later(limit_s, exit=True, file=sink)
+    with open(os.devnull, 'w') as sink:
+        faulthandler.dump_traceback_later(limit_s, exit=True, file=stack_file(sink))
         try:
             shut_down_dds_tcp()
             for node in nodes:
@@ -165,6 +166,22 @@ def close_middleware(*nodes: Optional[Node], context: Optional[Context] = None,
             context.destroy()       # the participant goes here, inside the watchdog's limit
         finally:
             faulthandler.cancel_dump_traceback_later()
+
+
+def stack_file(default: TextIO) -> TextIO:
+    """Where the watchdog writes the thread stacks of a hung close: stderr or ``default``.
+
+    The stacks are for whoever asked Python for fault tracebacks (``PYTHONFAULTHANDLER`` or
+    ``-X faulthandler``: the tests' processes, a bug report), not for every user: then stderr,
+    if it is a real file (faulthandler writes to its descriptor); else ``default``.
+    """
+    if faulthandler.is_enabled():
+        try:
+            sys.stderr.fileno()
+            return sys.stderr
+        except (AttributeError, OSError, ValueError):   # replaced by an in-memory stream
+            pass
+    return default
 
 
 def flush_output() -> None:

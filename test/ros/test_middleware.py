@@ -27,10 +27,16 @@ PRELUDE = (
 )
 
 
-def run(body: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
-    """Run PRELUDE + body in a fresh Python; return the finished process."""
+def run(body: str, timeout: float = 120.0, faults: bool = True) -> subprocess.CompletedProcess:
+    """Run PRELUDE + body in a fresh Python; return the finished process.
+
+    ``faults``: with ``PYTHONFAULTHANDLER`` set, as every process of the tests has it.
+    """
+    env = ros_env()
+    if not faults:
+        del env['PYTHONFAULTHANDLER']
     return subprocess.run([sys.executable, '-c', PRELUDE + body], capture_output=True,
-                          text=True, timeout=timeout, env=ros_env())
+                          text=True, timeout=timeout, env=env)
 
 
 def test_a_healthy_close_keeps_the_exit_status_and_allows_a_new_init():
@@ -45,19 +51,27 @@ def test_a_healthy_close_keeps_the_exit_status_and_allows_a_new_init():
     assert (done.returncode, done.stdout.strip()) == (3, 'closed twice'), done.stderr
 
 
-def test_a_close_that_hangs_ends_the_process_with_status_1_and_keeps_earlier_output():
+HANGING_CLOSE = ('class Stuck(Context):\n'
+                 '    def try_shutdown(self):\n'
+                 '        threading.Event().wait()     # never returns\n'
+                 'context = Stuck()\n'
+                 'context.init()\n'
+                 'print("work done", flush=False)\n'  # buffered: close_middleware flushes it
+                 'close_middleware(context=context, limit_s=1.0)\n'
+                 'print("not reached")\n')
+
+
+@pytest.mark.parametrize('faults', [False, True])
+def test_a_close_that_hangs_ends_the_process_with_status_1_and_keeps_earlier_output(faults):
     start = time.monotonic()
-    done = run('class Stuck(Context):\n'
-               '    def try_shutdown(self):\n'
-               '        threading.Event().wait()     # never returns\n'
-               'context = Stuck()\n'
-               'context.init()\n'
-               'print("work done", flush=False)\n'  # buffered: close_middleware flushes it
-               'close_middleware(context=context, limit_s=1.0)\n'
-               'print("not reached")\n')
+    done = run(HANGING_CLOSE, faults=faults)
     assert done.returncode == 1
     assert done.stdout.strip() == 'work done'
-    assert done.stderr == ''               # the thread stacks went to /dev/null
+    if faults:          # PYTHONFAULTHANDLER: where the close hung, on stderr
+        assert 'Timeout (0:00:01)!' in done.stderr and 'in try_shutdown' in done.stderr
+        assert 'in close_middleware' in done.stderr
+    else:               # the thread stacks went to /dev/null
+        assert done.stderr == ''
     assert time.monotonic() - start < 60
 
 
