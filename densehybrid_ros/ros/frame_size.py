@@ -1,4 +1,4 @@
-"""A frame's pixel count from its header, before anything is decoded or allocated.
+"""A frame's size from its header, before anything is decoded or allocated.
 
 Raw images carry width and height; JPEG and PNG carry them in their header, read by the one
 header reader the decoder uses too (``core.images.check_compressed``: the whole JPEG marker
@@ -15,7 +15,7 @@ from typing import Any, Optional, Tuple
 from ..core.images import check_compressed, check_pixels, ImageError
 
 
-def _frame_shape(msg: Any) -> Optional[Tuple[int, int]]:
+def frame_shape(msg: Any) -> Optional[Tuple[int, int]]:
     """Height and width of a raw or compressed image message; None when the header gives none."""
     if hasattr(msg, 'height') and hasattr(msg, 'width'):
         return int(msg.height), int(msg.width)
@@ -25,14 +25,8 @@ def _frame_shape(msg: Any) -> Optional[Tuple[int, int]]:
         return None               # refused by the decoder, with its cause, before decoding
 
 
-def frame_pixels(msg: Any) -> Optional[int]:
-    """Width x height of a raw or compressed image message; None when the header gives none."""
-    shape = _frame_shape(msg)
-    return None if shape is None else shape[0] * shape[1]
-
-
 def check_frame_pixels(msg: Any, max_pixels: int) -> None:
     """Raise ``too_large`` when the header says the frame is over ``max_pixels`` (0 = none)."""
-    shape = _frame_shape(msg) if max_pixels else None
+    shape = frame_shape(msg) if max_pixels else None
     if shape is not None:
         check_pixels(shape[0], shape[1], max_pixels, 'frame')

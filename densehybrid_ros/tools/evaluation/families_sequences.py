@@ -24,7 +24,7 @@ from ...data.synthetic import EVAL_SEED_START, Sequence, SequenceFrame
 from ...deploy.segmenter import Segmenter
 from ...metrics.sequence import SequenceEvaluator, SequenceMetrics
 from ...metrics.temporal import LATE_CAUSES, SIZE_LEVELS
-from .report import figure
+from .report import EARLY_LEVEL_GROUPS, figure
 
 Size = Tuple[int, int]
 Predict = Callable[[SequenceFrame], Tuple[np.ndarray, Optional[np.ndarray]]]
@@ -113,8 +113,7 @@ def format_sequence_tables(result: Dict[str, Any]) -> str:
                  'what lay on them in most frames of their early window: no instance, merged '
                  'into the instance of another object, own instance unconfirmed')
     pooled = result['pooled']['tracking']
-    levels = (list(pooled['confirmed_early_by_occlusion'].items())
-              + list(pooled['confirmed_early_by_size'].items()))
+    levels = [item for group in EARLY_LEVEL_GROUPS for item in pooled[group].items()]
     for level, b in levels + [('all', pooled)]:
         lines.append(f'  {level:17s} {b["objects_decided"]:6d} '
                      f'{figure(b["confirmed_early"], 100, 1):>6s}   late '

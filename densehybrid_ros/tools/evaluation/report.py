@@ -222,13 +222,17 @@ def figure(value: Optional[float], scale: float = 1.0, digits: int = 2) -> str:
     return 'n/a' if value is None or not math.isfinite(value) else f'{scale * value:.{digits}f}'
 
 
+# TrackingMetrics.compute's graded groups of early confirmation, in the order reports print them.
+EARLY_LEVEL_GROUPS = ('confirmed_early_by_occlusion', 'confirmed_early_by_size')
+
+
 def levels_note(tracking: Dict[str, Any]) -> str:
     """' (visible 98 % of 170, ...; large 97 % of 160, ...)': early by occlusion and size level.
 
     '' when no object was graded; a group whose levels hold no object is left out.
     """
     groups = []
-    for key in ('confirmed_early_by_occlusion', 'confirmed_early_by_size'):
+    for key in EARLY_LEVEL_GROUPS:
         levels = tracking.get(key) or {}
         cells = [f'{level.replace("_", " ")} {figure(b["confirmed_early"], 100, 0)} % of '
                  f'{b["objects_decided"]}' for level, b in levels.items() if b['objects_decided']]
